@@ -1,0 +1,96 @@
+//! flow pipeline files: read a `flow.yaml` with positions, check it against the plugins it
+//! uses, and turn it into an immutable [`Plan`].
+//!
+//! ```text
+//! load / parse  ->  Pipeline  ->  check(&pipeline, &resolver)  ->  Plan
+//! ```
+//!
+//! Every problem is reported as a [`Diagnostic`] pointing at `file:line:column`, and all of
+//! them at once. This crate knows nothing about wasm, the CLI or storage: the engine describes
+//! plugins through [`PluginResolver`], and evaluates expressions (`${{ ... }}`, written in CEL)
+//! through [`EvalContext`], [`Template`] and [`PlannedStep`] while running.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use flow_pipeline::{PluginDescription, PluginRef, PluginResolver};
+//!
+//! struct Echo;
+//! impl PluginResolver for Echo {
+//!     fn describe(&self, uses: &PluginRef) -> Result<Arc<PluginDescription>, String> {
+//!         Ok(Arc::new(PluginDescription {
+//!             name: "echo".into(), version: "1.0.0".into(), description: String::new(),
+//!             params: vec![], extra_params: true, outputs: vec![], outputs_from_params: true,
+//!             capabilities: vec![],
+//!         }))
+//!     }
+//! }
+//!
+//! let source = "version: 1\nname: hello\nsteps:\n  greet:\n    uses: echo\n    with: { message: hi }\n";
+//! let pipeline = flow_pipeline::parse(source, "flow.yaml", std::path::Path::new(".")).unwrap();
+//! let plan = flow_pipeline::check(&pipeline, &Echo).unwrap();
+//! assert_eq!(plan.steps[0].id, "greet");
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod diag;
+pub mod expr;
+pub mod model;
+pub mod plan;
+pub mod plugin;
+pub mod yaml;
+
+use std::path::Path;
+
+pub use check::check;
+pub use diag::{Diagnostic, Diagnostics, Location, Note, Position, Severity, SourceFile, Span};
+pub use expr::{EvalContext, EvalError, Expression, Reference, StepOutcome, Template};
+pub use model::{FsAccess, InputDecl, InputType, Pipeline, StepDecl};
+pub use plan::{FsGrant, Plan, PlannedParam, PlannedStep};
+pub use plugin::{
+    Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
+};
+
+/// The file `flow run` reads when given none.
+pub const DEFAULT_FILE: &str = "flow.yaml";
+
+/// Reads the pipeline file at `path` (shown in messages as given) and parses it; relative
+/// paths in the file are resolved against the file's directory. See [`parse`].
+pub fn load(path: impl AsRef<Path>) -> Result<Pipeline, Diagnostics> {
+    let path = path.as_ref();
+    let display = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::from(Diagnostic::error_without_location(format!(
+            "cannot read pipeline file `{display}`: {e}"
+        )))
+    })?;
+    let base_dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    parse(&source, &display, base_dir)
+}
+
+/// Parses the text of a pipeline file. `display_path` is the path shown in messages;
+/// `base_dir` is the directory relative paths in the file (`uses:`, `grants.fs`) are resolved
+/// against.
+///
+/// Returns `Err` only when the text is not valid YAML or holds no document. Other problems
+/// (unknown keys, values of the wrong type, invalid expressions...) are kept in the
+/// [`Pipeline`] ([`Pipeline::problems`]) and reported by [`check`] together with the problems
+/// only it can see, so that the user sees every problem in one go.
+pub fn parse(source: &str, display_path: &str, base_dir: &Path) -> Result<Pipeline, Diagnostics> {
+    model::read(source, display_path, base_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plans_can_be_shared_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Plan>();
+        send_sync::<super::Pipeline>();
+        send_sync::<super::Diagnostics>();
+    }
+}

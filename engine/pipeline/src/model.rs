@@ -1,0 +1,1032 @@
+//! The pipeline file as written: [`Pipeline`] and its steps, read from the YAML tree with
+//! every field's position, before any plugin is looked at.
+//!
+//! Reading is strict (an unknown key is an error) but does not stop at the first problem:
+//! problems are kept in the [`Pipeline`] and reported by [`crate::check`] together with the
+//! problems only the checker can see, so the user gets every problem in one go.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, SourceFile, Span, did_you_mean_help};
+use crate::expr::{Expression, Template};
+use crate::plugin::PluginRef;
+use crate::yaml::{Entry, Node, NodeKind, Scalar};
+
+/// The largest `memory` a step may ask for: a wasm32 memory cannot grow beyond 4 GiB.
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// A pipeline file, read but not checked. Get one from [`crate::load`] or [`crate::parse`];
+/// turn it into a [`crate::Plan`] with [`crate::check`].
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub(crate) source: Arc<SourceFile>,
+    pub(crate) base_dir: PathBuf,
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) inputs: Vec<InputDecl>,
+    pub(crate) steps: Vec<StepDecl>,
+    pub(crate) problems: Vec<Diagnostic>,
+}
+
+impl Pipeline {
+    /// The file's text and the path shown for it.
+    pub fn source(&self) -> &Arc<SourceFile> {
+        &self.source
+    }
+
+    /// The directory relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// The pipeline's `name`, if it has a valid one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The declared inputs, in file order.
+    pub fn inputs(&self) -> &[InputDecl] {
+        &self.inputs
+    }
+
+    /// The steps, in file order.
+    pub fn steps(&self) -> &[StepDecl] {
+        &self.steps
+    }
+
+    /// Problems found while reading the file (unknown keys, values of the wrong type...).
+    /// [`crate::check`] reports them with the rest; a file with problems never becomes a plan.
+    pub fn problems(&self) -> &[Diagnostic] {
+        &self.problems
+    }
+}
+
+/// The type of a pipeline input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputType {
+    /// Any text.
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+}
+
+impl InputType {
+    /// The name used in the file: `string`, `integer`, `number`, `boolean`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InputType::String => "string",
+            InputType::Integer => "integer",
+            InputType::Number => "number",
+            InputType::Boolean => "boolean",
+        }
+    }
+
+    /// "a string", "an integer"... for messages.
+    pub fn described(&self) -> &'static str {
+        match self {
+            InputType::String => "a string",
+            InputType::Integer => "an integer",
+            InputType::Number => "a number",
+            InputType::Boolean => "a boolean",
+        }
+    }
+
+    /// Reads a value given as text (`--input name=value`).
+    pub fn parse_text(&self, text: &str) -> Option<Value> {
+        match self {
+            InputType::String => Some(Value::String(text.to_owned())),
+            InputType::Integer => text.trim().parse::<i64>().ok().map(Value::from),
+            InputType::Number => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
+            InputType::Boolean => match text.trim() {
+                "true" => Some(Value::Bool(true)),
+                "false" => Some(Value::Bool(false)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether a value from the file (a default) is of this type.
+    pub fn accepts(&self, value: &Value) -> bool {
+        match self {
+            InputType::String => value.is_string(),
+            InputType::Integer => value.is_i64() || value.is_u64(),
+            InputType::Number => value.is_number(),
+            InputType::Boolean => value.is_boolean(),
+        }
+    }
+}
+
+/// One declared pipeline input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputDecl {
+    /// Its name, read as `inputs.<name>`.
+    pub name: String,
+    /// Where the name was written.
+    pub span: Span,
+    /// Its type.
+    pub ty: InputType,
+    /// The value used when none is given; an input without a default is required.
+    pub default: Option<Value>,
+    /// What it means.
+    pub description: Option<String>,
+}
+
+/// How a step may use a granted directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FsAccess {
+    /// Read only.
+    Read,
+    /// Read and write.
+    Write,
+}
+
+/// One `grants.fs` entry as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsGrantDecl {
+    /// The path as written (relative to the pipeline file's directory, or absolute).
+    pub path: String,
+    /// Where the path was written.
+    pub span: Span,
+    /// The access granted.
+    pub access: FsAccess,
+}
+
+/// A step's `grants`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GrantsDecl {
+    /// Directories the step may read or write.
+    pub fs: Vec<FsGrantDecl>,
+    /// Grant kinds that are written in the file but not supported yet (`env`, `net`, `exec`,
+    /// `secrets`), with where their key was written. The checker refuses them.
+    pub unsupported: Vec<(String, Span)>,
+}
+
+/// One `with:` entry of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDecl {
+    /// The parameter name.
+    pub name: String,
+    /// Where the name was written.
+    pub name_span: Span,
+    /// The value, which may hold expressions.
+    pub value: Template,
+    /// Where the value was written.
+    pub span: Span,
+}
+
+/// One step as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepDecl {
+    /// The step id (its key under `steps:`).
+    pub id: String,
+    /// Where the id was written.
+    pub span: Span,
+    /// The display name.
+    pub name: Option<String>,
+    /// What the step does.
+    pub description: Option<String>,
+    /// The plugin, and where `uses:`'s value was written. `None` if missing or invalid.
+    pub uses: Option<(PluginRef, Span)>,
+    /// The steps it needs, each with where it was written.
+    pub needs: Vec<(String, Span)>,
+    /// Its condition (`if:`), with where it was written.
+    pub condition: Option<(Expression, Span)>,
+    /// Its parameters, in file order.
+    pub with: Vec<ParamDecl>,
+    /// Where the `with` key was written, if present.
+    pub with_span: Option<Span>,
+    /// Its time limit.
+    pub timeout: Option<Duration>,
+    /// Its memory limit in bytes.
+    pub memory: Option<u64>,
+    /// Whether the pipeline carries on when this step fails.
+    pub continue_on_error: bool,
+    /// What it may touch beyond its workspace.
+    pub grants: GrantsDecl,
+}
+
+/// Reads a duration: one or more `<number><unit>` with units `h`, `m`, `s`, `ms` in that
+/// order, e.g. `500ms`, `30s`, `1h30m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("ms", 1), ("m", 60_000), ("s", 1000)];
+    let rank = |unit: &str| match unit {
+        "h" => 0,
+        "m" => 1,
+        "s" => 2,
+        _ => 3,
+    };
+    let mut rest = text;
+    let mut total: u64 = 0;
+    let mut last_rank: Option<u8> = None;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, millis) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
+        let r = rank(unit);
+        if last_rank.is_some_and(|last| r <= last) {
+            return None;
+        }
+        last_rank = Some(r);
+        total = total.checked_add(number.checked_mul(*millis)?)?;
+        rest = &rest[unit.len()..];
+    }
+    Some(Duration::from_millis(total))
+}
+
+/// Reads a size in bytes: a plain integer, or an integer followed by `KiB`, `MiB` or `GiB`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let number: u64 = text[..digits].parse().ok()?;
+    let factor = match &text[digits..] {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// Reads a `uses:` value: a built-in name or a path to a `.wasm` file, optionally pinned
+/// with `@sha256:<64 hex digits>`. Paths are resolved against `base_dir`.
+pub fn parse_uses(text: &str, base_dir: &Path) -> Result<PluginRef, String> {
+    let (what, pin) = match text.rsplit_once('@') {
+        Some((what, pin)) => {
+            let hex = pin.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "invalid pin `@{pin}`: a pin is `@sha256:` followed by 64 hex digits"
+                ));
+            }
+            (what, Some(hex.to_ascii_lowercase()))
+        }
+        None => (text, None),
+    };
+    if what.is_empty() {
+        return Err("`uses` names no plugin".into());
+    }
+    if what.ends_with(".wasm") || what.contains('/') || what.contains('\\') {
+        let joined = base_dir.join(what);
+        let path = std::path::absolute(&joined).unwrap_or(joined);
+        return Ok(PluginRef::File {
+            path,
+            written: what.to_owned(),
+            pin,
+        });
+    }
+    if what
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Ok(PluginRef::Builtin {
+            name: what.to_owned(),
+            pin,
+        });
+    }
+    Err(format!(
+        "`uses: {text}` names neither a built-in plugin (such as `echo`) nor a `.wasm` file (such as `./plugins/lister.wasm`)"
+    ))
+}
+
+/// Whether `text` is `[A-Za-z_][A-Za-z0-9_]*`, or with `-` also allowed after the first
+/// character when `dashes`.
+fn is_identifier(text: &str, dashes: bool) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (dashes && c == '-'))
+}
+
+/// Reads the YAML tree into the model, recording problems as it goes.
+pub(crate) struct Reader<'a> {
+    file: &'a Arc<SourceFile>,
+    base_dir: &'a Path,
+    problems: Vec<Diagnostic>,
+}
+
+impl<'a> Reader<'a> {
+    fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+        self.problems
+            .push(Diagnostic::error(self.file, span, message));
+        let last = self.problems.len() - 1;
+        &mut self.problems[last]
+    }
+
+    /// Reports keys that are not in `known`, with a suggestion.
+    fn unknown_keys(&mut self, entries: &[Entry], known: &[&str], place: &str) {
+        for entry in entries {
+            let key = entry.key_text();
+            if known.contains(&key) {
+                continue;
+            }
+            let help = did_you_mean_help(key, known.iter().copied()).unwrap_or_else(|| {
+                let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+                format!("the keys allowed here are {}", list.join(", "))
+            });
+            self.error(entry.key.span, format!("unknown key `{key}` {place}"))
+                .help = Some(help);
+        }
+    }
+
+    /// The entries of `node`, or a problem if it is not a mapping.
+    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Entry]> {
+        match &node.kind {
+            NodeKind::Mapping(entries) => Some(entries),
+            _ => {
+                self.error(
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node.as_str() {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                self.error(
+                    node.span,
+                    format!("{what} must be a string, found {}", node.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string is accepted as a list of one when `single`.
+    fn strings(&mut self, node: &Node, what: &str, single: bool) -> Vec<(String, Span)> {
+        match &node.kind {
+            NodeKind::Scalar {
+                value: Scalar::String(s),
+                ..
+            } if single => vec![(s.clone(), node.span)],
+            NodeKind::Sequence(items) => items
+                .iter()
+                .filter_map(|item| {
+                    let s = self.string(item, &format!("each entry of {what}"))?;
+                    Some((s, item.span))
+                })
+                .collect(),
+            _ => {
+                self.error(
+                    node.span,
+                    format!(
+                        "{what} must be a list of strings, found {}",
+                        node.type_name()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn read_pipeline(&mut self, root: &Node) -> Pipeline {
+        let mut pipeline = Pipeline {
+            source: Arc::clone(self.file),
+            base_dir: self.base_dir.to_path_buf(),
+            name: None,
+            description: None,
+            inputs: Vec::new(),
+            steps: Vec::new(),
+            problems: Vec::new(),
+        };
+        // Keys missing from the whole file are reported at its first character.
+        let top = Span::new(root.span.start, root.span.start);
+        let Some(entries) = self.mapping(root, "a pipeline file") else {
+            return pipeline;
+        };
+        self.unknown_keys(
+            entries,
+            &["version", "name", "description", "inputs", "steps"],
+            "in the pipeline",
+        );
+        let find = |key: &str| entries.iter().find(|e| e.key_text() == key);
+        match find("version") {
+            None => {
+                self.error(top, "missing `version: 1` at the top of the pipeline");
+            }
+            Some(entry) => match &entry.value.kind {
+                NodeKind::Scalar {
+                    value: Scalar::Int(1),
+                    ..
+                } => {}
+                NodeKind::Scalar {
+                    value: Scalar::Int(_),
+                    text,
+                } => {
+                    self.error(
+                        entry.value.span,
+                        format!("unsupported `version: {text}`; this flow reads version 1"),
+                    );
+                }
+                _ => {
+                    self.error(
+                        entry.value.span,
+                        format!("`version` must be 1, found {}", entry.value.type_name()),
+                    );
+                }
+            },
+        }
+        match find("name") {
+            None => {
+                self.error(top, "missing `name` of the pipeline");
+            }
+            Some(entry) => pipeline.name = self.string(&entry.value, "`name`"),
+        }
+        if let Some(entry) = find("description") {
+            pipeline.description = self.string(&entry.value, "`description`");
+        }
+        if let Some(entry) = find("inputs")
+            && let Some(inputs) = self.mapping(&entry.value, "`inputs`")
+        {
+            pipeline.inputs = inputs.iter().filter_map(|e| self.read_input(e)).collect();
+        }
+        match find("steps") {
+            None => {
+                self.error(top, "missing `steps` of the pipeline");
+            }
+            Some(entry) => {
+                if let Some(steps) = self.mapping(&entry.value, "`steps`") {
+                    if steps.is_empty() {
+                        self.error(entry.key.span, "the pipeline has no steps");
+                    }
+                    let mut seen: Vec<&str> = Vec::new();
+                    for step in steps {
+                        // A duplicate id is already reported by the YAML reader.
+                        if seen.contains(&step.key_text()) {
+                            continue;
+                        }
+                        seen.push(step.key_text());
+                        if let Some(step) = self.read_step(step) {
+                            pipeline.steps.push(step);
+                        }
+                    }
+                }
+            }
+        }
+        pipeline
+    }
+
+    fn read_input(&mut self, entry: &Entry) -> Option<InputDecl> {
+        let name = entry.key_text().to_owned();
+        if !is_identifier(&name, false) {
+            self.error(
+                entry.key.span,
+                format!("invalid input name `{name}`: use letters, digits and `_`, not starting with a digit"),
+            );
+            return None;
+        }
+        let place = format!("input `{name}`");
+        let fields = self.mapping(&entry.value, &format!("`{place}`"))?;
+        self.unknown_keys(
+            fields,
+            &["type", "default", "description"],
+            &format!("in {place}"),
+        );
+        let find = |key: &str| fields.iter().find(|e| e.key_text() == key);
+        let ty = match find("type") {
+            None => {
+                self.error(entry.key.span, format!("{place} has no `type`"))
+                    .help = Some("add `type: string` (or `integer`, `number`, `boolean`)".into());
+                None
+            }
+            Some(t) => match t.value.as_str() {
+                Some("string") => Some(InputType::String),
+                Some("integer") => Some(InputType::Integer),
+                Some("number") => Some(InputType::Number),
+                Some("boolean") => Some(InputType::Boolean),
+                _ => {
+                    let found = t.value.as_str().unwrap_or("");
+                    let help = did_you_mean_help(found, ["string", "integer", "number", "boolean"]);
+                    self.error(
+                        t.value.span,
+                        format!("the `type` of {place} must be `string`, `integer`, `number` or `boolean`"),
+                    )
+                    .help = help;
+                    None
+                }
+            },
+        };
+        let description = match find("description") {
+            Some(d) => self.string(&d.value, &format!("the `description` of {place}")),
+            None => None,
+        };
+        let default = find("default").map(|d| (d.value.to_json(), d.value.span));
+        let ty = ty?;
+        if let Some((value, span)) = &default
+            && !ty.accepts(value)
+        {
+            self.error(
+                *span,
+                format!(
+                    "the default of {place} must be {}, found {}",
+                    ty.described(),
+                    crate::plugin::json_type_name(value)
+                ),
+            );
+        }
+        Some(InputDecl {
+            name,
+            span: entry.key.span,
+            ty,
+            default: default.map(|(v, _)| v),
+            description,
+        })
+    }
+
+    fn read_step(&mut self, entry: &Entry) -> Option<StepDecl> {
+        let id = entry.key_text().to_owned();
+        if !is_identifier(&id, true) {
+            self.error(
+                entry.key.span,
+                format!("invalid step id `{id}`: use letters, digits, `_` and `-`, starting with a letter or `_`"),
+            );
+            return None;
+        }
+        let place = format!("step `{id}`");
+        let fields = self.mapping(&entry.value, &format!("`{place}`"))?;
+        self.unknown_keys(
+            fields,
+            &[
+                "uses",
+                "name",
+                "description",
+                "needs",
+                "if",
+                "with",
+                "timeout",
+                "memory",
+                "continue-on-error",
+                "grants",
+            ],
+            &format!("in {place}"),
+        );
+        let mut step = StepDecl {
+            id,
+            span: entry.key.span,
+            name: None,
+            description: None,
+            uses: None,
+            needs: Vec::new(),
+            condition: None,
+            with: Vec::new(),
+            with_span: None,
+            timeout: None,
+            memory: None,
+            continue_on_error: false,
+            grants: GrantsDecl::default(),
+        };
+        let mut has_uses = false;
+        for field in fields {
+            let value = &field.value;
+            match field.key_text() {
+                "uses" => {
+                    has_uses = true;
+                    if let Some(text) = self.string(value, "`uses`") {
+                        match parse_uses(&text, self.base_dir) {
+                            Ok(plugin) => step.uses = Some((plugin, value.span)),
+                            Err(message) => {
+                                self.error(value.span, message);
+                            }
+                        }
+                    }
+                }
+                "name" => step.name = self.string(value, "`name`"),
+                "description" => step.description = self.string(value, "`description`"),
+                "needs" => step.needs = self.strings(value, "`needs`", true),
+                "if" => step.condition = self.read_condition(value),
+                "with" => {
+                    step.with_span = Some(field.key.span);
+                    if let Some(params) = self.mapping(value, "`with`") {
+                        step.with = params
+                            .iter()
+                            .map(|p| ParamDecl {
+                                name: p.key_text().to_owned(),
+                                name_span: p.key.span,
+                                value: self.template(&p.value),
+                                span: p.value.span,
+                            })
+                            .collect();
+                    }
+                }
+                "timeout" => {
+                    let parsed = value.as_str().and_then(parse_duration);
+                    match parsed {
+                        Some(d) if d.is_zero() => {
+                            self.error(value.span, "`timeout` must be longer than 0s");
+                        }
+                        Some(d) => step.timeout = Some(d),
+                        None => {
+                            let d = self.error(
+                                value.span,
+                                "`timeout` must be a duration such as `30s` or `5m`",
+                            );
+                            if let NodeKind::Scalar {
+                                value: Scalar::Int(n),
+                                ..
+                            } = &value.kind
+                            {
+                                d.help = Some(format!("write `{n}s` for {n} seconds"));
+                            } else {
+                                d.help = Some(
+                                    "units are `ms`, `s`, `m` and `h`, largest first, e.g. `1h30m`"
+                                        .into(),
+                                );
+                            }
+                        }
+                    }
+                }
+                "memory" => {
+                    let parsed = match &value.kind {
+                        NodeKind::Scalar {
+                            value: Scalar::Int(n),
+                            ..
+                        } => u64::try_from(*n).ok(),
+                        NodeKind::Scalar {
+                            value: Scalar::String(s),
+                            ..
+                        } => parse_size(s),
+                        _ => None,
+                    };
+                    match parsed {
+                        Some(0) => {
+                            self.error(value.span, "`memory` must be more than 0 bytes");
+                        }
+                        Some(n) if n > MAX_MEMORY => {
+                            self.error(
+                                value.span,
+                                "`memory` must be at most 4GiB, the most a wasm32 memory can hold",
+                            );
+                        }
+                        Some(n) => step.memory = Some(n),
+                        None => {
+                            self.error(
+                                value.span,
+                                "`memory` must be a size such as `64MiB` or `1GiB`",
+                            )
+                            .help = Some(
+                                "units are `KiB`, `MiB` and `GiB`; a plain number is bytes".into(),
+                            );
+                        }
+                    }
+                }
+                "continue-on-error" => match &value.kind {
+                    NodeKind::Scalar {
+                        value: Scalar::Bool(b),
+                        ..
+                    } => step.continue_on_error = *b,
+                    _ => {
+                        self.error(
+                            value.span,
+                            format!(
+                                "`continue-on-error` must be `true` or `false`, found {}",
+                                value.type_name()
+                            ),
+                        );
+                    }
+                },
+                "grants" => step.grants = self.read_grants(value, &place),
+                _ => {}
+            }
+        }
+        if !has_uses {
+            self.error(entry.key.span, format!("{place} has no `uses`"))
+                .help = Some("name the plugin it runs, e.g. `uses: echo`".into());
+        }
+        Some(step)
+    }
+
+    fn read_condition(&mut self, node: &Node) -> Option<(Expression, Span)> {
+        let source = match &node.kind {
+            NodeKind::Scalar {
+                value: Scalar::Bool(b),
+                ..
+            } => b.to_string(),
+            NodeKind::Scalar {
+                value: Scalar::String(s),
+                ..
+            } => {
+                let trimmed = s.trim();
+                match trimmed
+                    .strip_prefix("${{")
+                    .and_then(|rest| rest.strip_suffix("}}"))
+                {
+                    Some(inner) if !inner.contains("${{") => inner.to_owned(),
+                    _ if trimmed.contains("${{") => {
+                        self.error(
+                            node.span,
+                            "`if` must be one expression, such as `${{ inputs.deploy }}`",
+                        );
+                        return None;
+                    }
+                    _ => trimmed.to_owned(),
+                }
+            }
+            _ => {
+                self.error(
+                    node.span,
+                    format!("`if` must be an expression, found {}", node.type_name()),
+                );
+                return None;
+            }
+        };
+        match Expression::parse(&source) {
+            Ok(e) => Some((e, node.span)),
+            Err(message) => {
+                self.error(node.span, message);
+                None
+            }
+        }
+    }
+
+    /// A parameter value: literals stay literal, strings with `${{ }}` become expressions.
+    fn template(&mut self, node: &Node) -> Template {
+        match &node.kind {
+            NodeKind::Scalar {
+                value: Scalar::String(s),
+                ..
+            } => match Template::parse_str(s) {
+                Ok(t) => t,
+                Err(message) => {
+                    self.error(node.span, message);
+                    Template::Literal(Value::String(s.clone()))
+                }
+            },
+            NodeKind::Scalar { .. } => Template::Literal(node.to_json()),
+            NodeKind::Sequence(items) => {
+                let items: Vec<Template> = items.iter().map(|i| self.template(i)).collect();
+                if items.iter().all(Template::is_literal) {
+                    Template::Literal(node.to_json())
+                } else {
+                    Template::List(items)
+                }
+            }
+            NodeKind::Mapping(entries) => {
+                let entries: Vec<(String, Template)> = entries
+                    .iter()
+                    .map(|e| (e.key_text().to_owned(), self.template(&e.value)))
+                    .collect();
+                if entries.iter().all(|(_, t)| t.is_literal()) {
+                    Template::Literal(node.to_json())
+                } else {
+                    Template::Map(entries)
+                }
+            }
+        }
+    }
+
+    fn read_grants(&mut self, node: &Node, place: &str) -> GrantsDecl {
+        let mut grants = GrantsDecl::default();
+        let Some(entries) = self.mapping(node, "`grants`") else {
+            return grants;
+        };
+        self.unknown_keys(
+            entries,
+            &["fs", "env", "net", "exec", "secrets"],
+            &format!("in the `grants` of {place}"),
+        );
+        for entry in entries {
+            let key = entry.key_text();
+            match key {
+                "fs" => grants.fs = self.read_fs_grants(&entry.value, place),
+                "env" | "secrets" => {
+                    for (name, span) in
+                        self.strings(&entry.value, &format!("`grants.{key}`"), false)
+                    {
+                        if !is_identifier(&name, false) {
+                            self.error(span, format!("invalid name `{name}` in `grants.{key}`"));
+                        }
+                    }
+                }
+                "net" => {
+                    for (host, span) in self.strings(&entry.value, "`grants.net`", false) {
+                        let valid = host.rsplit_once(':').is_some_and(|(h, port)| {
+                            !h.is_empty()
+                                && !h.contains(char::is_whitespace)
+                                && port.parse::<u16>().is_ok()
+                        });
+                        if !valid {
+                            self.error(span, format!("invalid host `{host}` in `grants.net`"))
+                                .help = Some("write `host:port`, e.g. `example.com:443`".into());
+                        }
+                    }
+                }
+                "exec" => {
+                    for (command, span) in self.strings(&entry.value, "`grants.exec`", false) {
+                        if command.is_empty() || command.contains(char::is_whitespace) {
+                            self.error(
+                                span,
+                                format!("invalid command `{command}` in `grants.exec`"),
+                            )
+                            .help = Some("name one command, without arguments".into());
+                        }
+                    }
+                }
+                _ => continue,
+            }
+            if key != "fs" {
+                grants.unsupported.push((key.to_owned(), entry.key.span));
+            }
+        }
+        grants
+    }
+
+    fn read_fs_grants(&mut self, node: &Node, place: &str) -> Vec<FsGrantDecl> {
+        let NodeKind::Sequence(items) = &node.kind else {
+            self.error(
+                node.span,
+                format!("`grants.fs` must be a list, found {}", node.type_name()),
+            )
+            .help = Some("write `fs: [{ path: ../dir, access: read }]`".into());
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let Some(fields) = self.mapping(item, "each `grants.fs` entry") else {
+                continue;
+            };
+            self.unknown_keys(
+                fields,
+                &["path", "access"],
+                &format!("in an `fs` grant of {place}"),
+            );
+            let find = |key: &str| fields.iter().find(|e| e.key_text() == key);
+            let path = match find("path") {
+                Some(p) => self.string(&p.value, "`path`").map(|s| (s, p.value.span)),
+                None => {
+                    self.error(item.span, "an `fs` grant needs a `path`");
+                    None
+                }
+            };
+            let access = match find("access") {
+                Some(a) => match a.value.as_str() {
+                    Some("read") => Some(FsAccess::Read),
+                    Some("write") => Some(FsAccess::Write),
+                    _ => {
+                        self.error(a.value.span, "`access` must be `read` or `write`")
+                            .help = Some("`write` allows reading too".into());
+                        None
+                    }
+                },
+                None => {
+                    self.error(
+                        item.span,
+                        "an `fs` grant needs `access: read` or `access: write`",
+                    );
+                    None
+                }
+            };
+            if let (Some((path, span)), Some(access)) = (path, access) {
+                if path.is_empty() {
+                    self.error(span, "`path` is empty");
+                    continue;
+                }
+                out.push(FsGrantDecl { path, span, access });
+            }
+        }
+        out
+    }
+}
+
+/// Reads `source` (shown as `display_path`; relative paths resolved against `base_dir`).
+/// Returns `Err` only when the text is not YAML or holds nothing; other problems are kept
+/// in the pipeline for [`crate::check`].
+pub(crate) fn read(
+    source: &str,
+    display_path: &str,
+    base_dir: &Path,
+) -> Result<Pipeline, crate::diag::Diagnostics> {
+    let file = SourceFile::new(display_path, source);
+    let (root, mut problems) = crate::yaml::parse(&file).map_err(crate::diag::Diagnostics::from)?;
+    let Some(root) = root else {
+        let start = crate::diag::Position { line: 1, column: 1 };
+        return Err(Diagnostic::error(
+            &file,
+            Span::new(start, start),
+            "the pipeline file is empty",
+        )
+        .with_help("a pipeline needs at least `version: 1`, `name` and `steps`")
+        .into());
+    };
+    let mut reader = Reader {
+        file: &file,
+        base_dir,
+        problems: Vec::new(),
+    };
+    let mut pipeline = reader.read_pipeline(&root);
+    problems.append(&mut reader.problems);
+    pipeline.problems = problems;
+    Ok(pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(
+            parse_duration("1m30s500ms"),
+            Some(Duration::from_millis(90_500))
+        );
+        for bad in [
+            "",
+            "30",
+            "s",
+            "30 s",
+            "1m1h",
+            "1s1s",
+            "1.5s",
+            "-1s",
+            "1d",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("3KiB"), Some(3072));
+        assert_eq!(parse_size("1000"), Some(1000));
+        for bad in [
+            "",
+            "MiB",
+            "64MB",
+            "64 MiB",
+            "1.5GiB",
+            "-1",
+            "99999999999999GiB",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn uses_values() {
+        let base = Path::new("/pipelines");
+        assert_eq!(
+            parse_uses("echo", base),
+            Ok(PluginRef::Builtin {
+                name: "echo".into(),
+                pin: None
+            })
+        );
+        let pin = "AB".repeat(32);
+        assert_eq!(
+            parse_uses(&format!("echo@sha256:{pin}"), base),
+            Ok(PluginRef::Builtin {
+                name: "echo".into(),
+                pin: Some("ab".repeat(32))
+            })
+        );
+        match parse_uses("./plugins/x.wasm", base) {
+            Ok(PluginRef::File {
+                path,
+                written,
+                pin: None,
+            }) => {
+                assert!(path.is_absolute());
+                assert!(path.ends_with("plugins/x.wasm"));
+                assert_eq!(written, "./plugins/x.wasm");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_uses("echo@sha256:abc", base).is_err());
+        assert!(parse_uses("Echo Plugin", base).is_err());
+        assert!(parse_uses("", base).is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! `flow`'s command line: arguments, dispatch, and the one place that maps
+//! outcomes to exit codes.
+
+mod progress;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use flow_engine::{CancelFlag, Engine, EngineError, RunOptions};
+use flow_store::{RunStatus, Store, StoreError};
+
+/// Exit codes, documented in `docs/cli.md`.
+pub mod exit {
+    /// The command did what was asked (for `run`: every step succeeded).
+    pub const SUCCESS: u8 = 0;
+    /// The run failed: a step failed, timed out, or the run was cancelled.
+    pub const RUN_FAILED: u8 = 1;
+    /// Invalid input: the pipeline file, its inputs, or the arguments.
+    pub const INVALID: u8 = 2;
+    /// The data dir could not be used (in use, unreadable, full disk...).
+    pub const STORE: u8 = 3;
+    /// flow itself failed (the WebAssembly runtime could not start...).
+    pub const INTERNAL: u8 = 4;
+}
+
+/// flow runs pipelines whose steps are sandboxed WebAssembly plugins, and
+/// records what ran.
+#[derive(Debug, Parser)]
+#[command(name = "flow", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Where runs are recorded [default: .flow beside the pipeline file]
+    #[arg(long, global = true, env = "FLOW_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/flow or ~/.cache/flow]
+    #[arg(long, global = true, env = "FLOW_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// One line per event, even on a terminal
+    #[arg(long, global = true, conflicts_with = "json")]
+    plain: bool,
+    /// One JSON object per line
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline
+    Run(RunArgs),
+    /// Check a pipeline without running it; report every problem
+    Check {
+        /// The pipeline file
+        #[arg(default_value = "flow.yaml")]
+        file: PathBuf,
+    },
+    /// List recorded runs, newest first
+    Runs {
+        /// Show at most this many
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show a run and its steps
+    Show {
+        /// A run id, a unique prefix of one, or `last`
+        run: String,
+    },
+    /// Print a run's logs
+    Logs {
+        /// A run id, a unique prefix of one, or `last`
+        run: String,
+        /// Only this step
+        step: Option<String>,
+    },
+    /// List the built-in plugins and what they take
+    Plugins,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The pipeline file
+    #[arg(default_value = "flow.yaml")]
+    file: PathBuf,
+    /// Run at most N steps at once [default: the number of CPUs]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
+    /// A pipeline input, `name=value` (repeatable)
+    #[arg(short = 'i', long = "input", value_name = "NAME=VALUE", value_parser = flow_engine::parse_input_arg)]
+    inputs: Vec<(String, String)>,
+    /// The run's workspace [default: DATA_DIR/workspaces/RUN]
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+/// How to print events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Live,
+    Plain,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let style = if cli.global.json {
+        Style::Json
+    } else if cli.global.plain || !std::io::stdout().is_terminal() {
+        Style::Plain
+    } else {
+        Style::Live
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli, style));
+    // Steps that ignore cancellation must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn dispatch(cli: Cli, style: Style) -> u8 {
+    let result = match cli.command {
+        Command::Run(args) => run(&cli.global, args, style).await,
+        Command::Check { file } => check(&cli.global, &file).await,
+        Command::Runs { limit } => open_store(&cli.global, None).and_then(|s| report::runs(&s, limit, style)),
+        Command::Show { run } => open_store(&cli.global, None).and_then(|s| report::show(&s, &run, style)),
+        Command::Logs { run, step } => {
+            open_store(&cli.global, None).and_then(|s| report::logs(&s, &run, step.as_deref(), style))
+        }
+        Command::Plugins => plugins(&cli.global, style).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Why a command could not do its job, and its exit code.
+pub(crate) enum Failure {
+    Invalid(String),
+    Store(StoreError),
+    Io(String),
+    Internal(String),
+}
+
+impl Failure {
+    fn report(self) -> u8 {
+        match self {
+            Failure::Invalid(text) => {
+                eprint!("{text}");
+                if !text.ends_with('\n') {
+                    eprintln!();
+                }
+                exit::INVALID
+            }
+            Failure::Store(e) => {
+                eprintln!("error: {e}");
+                exit::STORE
+            }
+            Failure::Io(text) => {
+                eprintln!("error: {text}");
+                exit::STORE
+            }
+            Failure::Internal(text) => {
+                eprintln!("error: {text}");
+                exit::INTERNAL
+            }
+        }
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Invalid(diagnostics) => Failure::Invalid(diagnostics.render()),
+            EngineError::Store(e) => Failure::Store(e),
+            e @ EngineError::Workspace { .. } => Failure::Io(e.to_string()),
+            other => Failure::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+/// The data dir: `--data-dir`/`FLOW_DATA_DIR`, else `.flow` beside the pipeline file.
+fn data_dir(global: &Global, pipeline: Option<&Path>) -> PathBuf {
+    if let Some(dir) = &global.data_dir {
+        return dir.clone();
+    }
+    let base = pipeline.and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    base.join(".flow")
+}
+
+fn cache_dir(global: &Global) -> Option<PathBuf> {
+    if let Some(dir) = &global.cache_dir {
+        return Some(dir.clone());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("flow").join("components"))
+}
+
+fn open_store(global: &Global, pipeline: Option<&Path>) -> Result<Store, Failure> {
+    let dir = data_dir(global, pipeline);
+    let store = Store::open(&dir)?;
+    for run in store.recovered() {
+        eprintln!("note: run {run} was interrupted (its flow process ended while it ran)");
+    }
+    Ok(store)
+}
+
+fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
+    let mut builder = Engine::builder();
+    if let Some(dir) = cache_dir(global) {
+        builder = builder.cache_dir(dir);
+    }
+    if let Some(jobs) = jobs {
+        builder = builder.jobs(jobs as usize);
+    }
+    builder.build().map_err(Failure::from)
+}
+
+async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
+    let engine = engine(global, None)?;
+    let pipeline = engine.load_pipeline(file).await?;
+    if global.json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "ok": true, "steps": pipeline.plan.steps.len()})
+        );
+    } else {
+        println!("{}: ok ({} steps)", file.display(), pipeline.plan.steps.len());
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure> {
+    let engine = engine(global, args.jobs)?;
+    let pipeline = engine.load_pipeline(&args.file).await?;
+    let store = open_store(global, Some(&args.file))?;
+    let cancel = CancelFlag::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ncancelling: stopping running steps (press Ctrl-C again to quit at once)");
+            on_signal.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(progress::render(rx, style, pipeline.plan.steps.iter().map(|s| s.id.clone()).collect()));
+    let mut options = RunOptions::new(store.clone()).inputs(args.inputs).cancel(cancel).events(tx);
+    if let Some(dir) = args.workspace {
+        options = options.workspace(dir);
+    }
+    if let Some(jobs) = args.jobs {
+        options = options.jobs(jobs as usize);
+    }
+    let result = engine.run(&pipeline, options).await;
+    let _ = printer.await;
+    let summary = result?;
+    if style != Style::Json {
+        report::summary(&store, &summary);
+    }
+    Ok(match summary.run.status {
+        RunStatus::Succeeded => exit::SUCCESS,
+        _ => exit::RUN_FAILED,
+    })
+}
+
+async fn plugins(global: &Global, style: Style) -> Result<u8, Failure> {
+    let engine = engine(global, None)?;
+    let plugins = engine.builtin_plugins().await;
+    report::plugins(&plugins, style)
+}

@@ -1,0 +1,237 @@
+//! What `flow runs`, `flow show`, `flow logs` and `flow plugins` print, and
+//! the summary at the end of `flow run`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flow_engine::runtime::{LoadedPlugin, RuntimeError};
+use flow_engine::units::format_duration;
+use flow_engine::RunSummary;
+use flow_store::{format_rfc3339, LogStream, RunRecord, StepRecord, StepStatus, Store};
+
+use super::progress::{first_line, symbol};
+use super::{exit, Failure, Style};
+
+/// Colour marks only for a person at a terminal.
+fn color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Log lines shown under a failed step in the run summary.
+const TAIL_LINES: usize = 10;
+
+fn took(start: Option<u64>, end: Option<u64>) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) => format_duration(Duration::from_millis(e.saturating_sub(s))),
+        _ => "-".into(),
+    }
+}
+
+pub(crate) fn summary(store: &Store, summary: &RunSummary) {
+    let run = &summary.run;
+    let mut counts: Vec<(StepStatus, usize)> = Vec::new();
+    for step in &summary.steps {
+        match counts.iter_mut().find(|(s, _)| *s == step.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((step.status, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!(
+        "run {} {} in {} ({})",
+        run.id,
+        run.status,
+        took(Some(run.started_at), run.finished_at),
+        counts.join(", ")
+    );
+    for step in &summary.steps {
+        if !matches!(step.status, StepStatus::Failed | StepStatus::TimedOut) {
+            continue;
+        }
+        println!("  {} {} {}: {}", symbol(step.status, color()), step.step_id, step.status, first_line(step.reason.as_deref().unwrap_or("")));
+        for extra in step.reason.as_deref().unwrap_or("").lines().skip(1) {
+            println!("    {extra}");
+        }
+        if let Ok(lines) = store.logs(&run.id, Some(&step.step_id)) {
+            let start = lines.len().saturating_sub(TAIL_LINES);
+            for line in &lines[start..] {
+                println!("    | {}", line.line.text);
+            }
+            if !lines.is_empty() {
+                println!("    (full log: flow logs {} {})", run.id, step.step_id);
+            }
+        }
+    }
+}
+
+pub(crate) fn runs(store: &Store, limit: usize, style: Style) -> Result<u8, Failure> {
+    let runs = store.runs(Some(limit))?;
+    if style == Style::Json {
+        for run in &runs {
+            println!("{}", serde_json::to_string(run).unwrap_or_default());
+        }
+        return Ok(exit::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet in {}", store.dir().display());
+        return Ok(exit::SUCCESS);
+    }
+    let width = runs.iter().map(|r| r.id.as_str().len()).max().unwrap_or(2);
+    println!("{:<width$}  {:<11}  {:<20}  {:>9}  PIPELINE", "RUN", "STATUS", "STARTED", "DURATION");
+    for run in &runs {
+        println!(
+            "{:<width$}  {:<11}  {:<20}  {:>9}  {}",
+            run.id.as_str(),
+            run.status.to_string(),
+            format_rfc3339(run.started_at),
+            took(Some(run.started_at), run.finished_at),
+            run.pipeline_name
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub(crate) fn show(store: &Store, query: &str, style: Style) -> Result<u8, Failure> {
+    let id = store.resolve(query)?;
+    let run: RunRecord = store
+        .run(&id)?
+        .ok_or_else(|| Failure::Invalid(format!("error: no run `{query}` in {}", store.dir().display())))?;
+    let steps = store.steps(&id)?;
+    if style == Style::Json {
+        let value = serde_json::json!({ "run": run, "steps": steps });
+        println!("{value}");
+        return Ok(exit::SUCCESS);
+    }
+    println!("run       {}", run.id);
+    println!("pipeline  {} ({})", run.pipeline_name, run.pipeline_file);
+    println!("status    {}", run.status);
+    println!("started   {}", format_rfc3339(run.started_at));
+    println!("duration  {}", took(Some(run.started_at), run.finished_at));
+    if let Some(failure) = &run.failure {
+        println!("failure   {}", first_line(failure));
+    }
+    println!();
+    let width = steps.iter().map(|s| s.step_id.len()).max().unwrap_or(4).max(4);
+    println!("  {:<width$}  {:<9}  {:>8}  PLUGIN", "STEP", "STATUS", "DURATION");
+    for step in &steps {
+        print_step(step, width);
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn print_step(step: &StepRecord, width: usize) {
+    println!(
+        "{} {:<width$}  {:<9}  {:>8}  {}",
+        symbol(step.status, color()),
+        step.step_id,
+        step.status.to_string(),
+        took(step.started_at, step.finished_at),
+        step.plugin
+    );
+    let indent = " ".repeat(width + 4);
+    if let Some(reason) = &step.reason {
+        for line in reason.lines() {
+            println!("{indent}{line}");
+        }
+    }
+    for (name, value) in &step.outputs {
+        println!("{indent}{name} = {}", first_line(value));
+    }
+    if step.log_truncated {
+        println!("{indent}(log truncated)");
+    }
+}
+
+pub(crate) fn logs(store: &Store, query: &str, step: Option<&str>, style: Style) -> Result<u8, Failure> {
+    let id = store.resolve(query)?;
+    let lines = store.logs(&id, step)?;
+    let width = lines.iter().map(|l| l.step_id.len()).max().unwrap_or(0);
+    for entry in &lines {
+        if style == Style::Json {
+            let value = serde_json::json!({
+                "step": entry.step_id, "seq": entry.line.seq, "at": entry.line.at,
+                "stream": entry.line.stream, "text": entry.line.text,
+            });
+            println!("{value}");
+            continue;
+        }
+        let marker = match entry.line.stream {
+            LogStream::Stderr => "!",
+            _ => "|",
+        };
+        if step.is_some() {
+            println!("{}", entry.line.text);
+        } else {
+            println!("{:<width$} {marker} {}", entry.step_id, entry.line.text);
+        }
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub(crate) fn plugins(plugins: &[(String, Result<Arc<LoadedPlugin>, RuntimeError>)], style: Style) -> Result<u8, Failure> {
+    let mut failed = false;
+    for (name, loaded) in plugins {
+        let plugin = match loaded {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                eprintln!("error: built-in plugin `{name}`: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let d = &plugin.description;
+        if style == Style::Json {
+            let params: Vec<_> = d
+                .params
+                .iter()
+                .map(|p| serde_json::json!({
+                    "name": p.name, "type": p.ty.described(), "required": p.required,
+                    "default": p.default, "description": p.description,
+                }))
+                .collect();
+            let value = serde_json::json!({
+                "name": d.name, "version": d.version, "digest": plugin.digest.to_string(),
+                "description": d.description, "params": params, "extra_params": d.extra_params,
+                "outputs": d.outputs.iter().map(|o| serde_json::json!({"name": o.name, "description": o.description})).collect::<Vec<_>>(),
+                "outputs_from_params": d.outputs_from_params,
+                "capabilities": d.capabilities.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
+            });
+            println!("{value}");
+            continue;
+        }
+        println!("{} {}  {}", d.name, d.version, plugin.digest);
+        println!("  {}", d.description);
+        if !d.params.is_empty() || d.extra_params {
+            println!("  params:");
+            for p in &d.params {
+                let mut line = format!("    {} ({})", p.name, p.ty.described());
+                if p.required {
+                    line.push_str(", required");
+                }
+                if let Some(default) = &p.default {
+                    line.push_str(&format!(", default {default}"));
+                }
+                println!("{line}: {}", p.description);
+            }
+            if d.extra_params {
+                println!("    any other param is accepted");
+            }
+        }
+        if !d.outputs.is_empty() || d.outputs_from_params {
+            println!("  outputs:");
+            for o in &d.outputs {
+                println!("    {}: {}", o.name, o.description);
+            }
+            if d.outputs_from_params {
+                println!("    one per param, with the param's value");
+            }
+        }
+        if !d.capabilities.is_empty() {
+            let caps: Vec<String> = d.capabilities.iter().map(|c| format!("{c:?}")).collect();
+            println!("  needs: {}", caps.join(", "));
+        }
+        println!();
+    }
+    Ok(if failed { exit::INTERNAL } else { exit::SUCCESS })
+}

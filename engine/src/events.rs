@@ -1,0 +1,68 @@
+//! What a run reports as it goes. The CLI renders these; an embedding service
+//! can forward them (a later issue maps them to CDEvents).
+
+use std::collections::BTreeMap;
+
+use flow_store::{RunStatus, StepStatus};
+use serde::Serialize;
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The run was recorded and its first steps are about to start.
+    RunStarted {
+        /// The run's id.
+        run: String,
+        /// The pipeline's name.
+        pipeline: String,
+        /// The step ids in plan order.
+        steps: Vec<String>,
+        /// The run's workspace.
+        workspace: String,
+        /// Unix milliseconds.
+        at: u64,
+    },
+    /// A step's plugin is being instantiated.
+    StepStarted {
+        /// The run's id.
+        run: String,
+        /// The step's id.
+        step: String,
+        /// Unix milliseconds.
+        at: u64,
+    },
+    /// A step reached a final state (including skipped and cancelled).
+    StepFinished {
+        /// The run's id.
+        run: String,
+        /// The step's id.
+        step: String,
+        /// Its final state.
+        status: StepStatus,
+        /// Why it did not succeed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// How long it ran, in milliseconds (0 if it never started).
+        duration_ms: u64,
+        /// The outputs it set.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        outputs: BTreeMap<String, String>,
+        /// Unix milliseconds.
+        at: u64,
+    },
+    /// The run ended.
+    RunFinished {
+        /// The run's id.
+        run: String,
+        /// Its final state.
+        status: RunStatus,
+        /// Why it failed or was cancelled.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+        /// How long it took, in milliseconds.
+        duration_ms: u64,
+        /// Unix milliseconds.
+        at: u64,
+    },
+}

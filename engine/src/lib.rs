@@ -1,0 +1,283 @@
+//! flow's engine: runs pipelines whose steps are sandboxed WebAssembly
+//! components, and records every run.
+//!
+//! The CLI (`flow`) is one client of this library; a service embeds it the
+//! same way:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use flow_engine::{Engine, RunOptions};
+//!
+//! let engine = Engine::builder().jobs(4).build()?;
+//! let pipeline = engine.load_pipeline("flow.yaml".as_ref()).await?;
+//! let store = flow_store::Store::open(".flow")?;
+//! let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! tokio::spawn(async move { while let Some(event) = rx.recv().await { println!("{event:?}") } });
+//! let summary = engine.run(&pipeline, RunOptions::new(store).events(events)).await?;
+//! println!("{}", summary.run.status);
+//! # Ok(()) }
+//! ```
+//!
+//! Data moves one way: [`Engine::load_pipeline`] parses the file, loads the
+//! plugins it names, and checks it into an immutable [`flow_pipeline::Plan`];
+//! [`Engine::run`] executes the plan and records it in a [`flow_store::Store`].
+//! Nothing here prints, exits or reads the process environment.
+#![deny(missing_docs)]
+
+pub mod capabilities;
+pub mod events;
+mod executor;
+pub mod plugins;
+pub mod runtime;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flow_pipeline::{Diagnostics, Plan};
+use flow_store::{RunRecord, Store, StoreError};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use events::Event;
+pub use executor::{RunSummary, StepDefaults};
+pub use plugins::PluginRegistry;
+pub use runtime::{CancelFlag, PluginDigest, RuntimeConfig, RuntimeError};
+
+/// The engine's name and version, as recorded in runs.
+pub const ENGINE_VERSION: &str = concat!("flow ", env!("CARGO_PKG_VERSION"));
+
+/// Everything that can stop the engine from running a pipeline. A failing
+/// step is not an error: it is in the [`RunSummary`].
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The pipeline file (or the inputs given) has problems; nothing ran.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// The run store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The WebAssembly runtime failed to start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The run's workspace could not be prepared.
+    #[error("cannot prepare the workspace {}: {source}", path.display())]
+    Workspace {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Builds an [`Engine`]; every setting has a documented default.
+#[derive(Debug)]
+pub struct EngineBuilder {
+    cache_dir: Option<PathBuf>,
+    jobs: usize,
+    pooling: bool,
+    defaults: StepDefaults,
+    registry: PluginRegistry,
+}
+
+impl EngineBuilder {
+    /// Cache compiled plugins in `dir` (default: no cache; every process
+    /// compiles each plugin once).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Run at most `jobs` steps at once (default: the number of CPUs).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Use wasmtime's pooling allocator (default: on; falls back to on-demand
+    /// allocation where it cannot reserve its memory).
+    pub fn pooling(mut self, pooling: bool) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    /// Limits for steps that do not set their own.
+    pub fn step_defaults(mut self, defaults: StepDefaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Add a built-in plugin (by name) next to the ones flow ships.
+    pub fn register_plugin(mut self, name: impl Into<String>, wasm: impl Into<Arc<[u8]>>) -> Self {
+        self.registry.register(name, wasm);
+        self
+    }
+
+    /// Start the engine.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let runtime = runtime::Runtime::new(&RuntimeConfig {
+            cache_dir: self.cache_dir,
+            max_concurrent_steps: u32::try_from(self.jobs).unwrap_or(u32::MAX),
+            pooling: self.pooling,
+        })?;
+        Ok(Engine { runtime: Arc::new(runtime), registry: self.registry, defaults: self.defaults, jobs: self.jobs })
+    }
+}
+
+/// A pipeline loaded and checked, ready to run (any number of times).
+#[derive(Debug, Clone)]
+pub struct LoadedPipeline {
+    /// The checked plan.
+    pub plan: Arc<Plan>,
+    /// The file it came from, as given.
+    pub file: PathBuf,
+    /// The sha256 of the file's bytes.
+    pub sha256: String,
+    plugins: Arc<plugins::ResolvedPlugins>,
+}
+
+/// How to run a pipeline.
+#[derive(Debug)]
+pub struct RunOptions {
+    store: Store,
+    inputs: Vec<(String, String)>,
+    workspace: Option<PathBuf>,
+    jobs: Option<usize>,
+    cancel: CancelFlag,
+    events: Option<UnboundedSender<Event>>,
+}
+
+impl RunOptions {
+    /// Record the run in `store`; no inputs; a fresh workspace in the
+    /// store's data dir; the engine's parallelism.
+    pub fn new(store: Store) -> Self {
+        RunOptions { store, inputs: Vec::new(), workspace: None, jobs: None, cancel: CancelFlag::new(), events: None }
+    }
+
+    /// Pipeline inputs as `name=value` text, typed by the pipeline's `inputs:`.
+    pub fn inputs(mut self, inputs: Vec<(String, String)>) -> Self {
+        self.inputs = inputs;
+        self
+    }
+
+    /// Use this directory as the run's workspace (created if missing).
+    pub fn workspace(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workspace = Some(dir.into());
+        self
+    }
+
+    /// Run at most `jobs` steps at once.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = Some(jobs.max(1));
+        self
+    }
+
+    /// Cancel the run when this flag is set.
+    pub fn cancel(mut self, cancel: CancelFlag) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Send the run's events here.
+    pub fn events(mut self, events: UnboundedSender<Event>) -> Self {
+        self.events = Some(events);
+        self
+    }
+}
+
+/// The engine: one per process.
+#[derive(Debug)]
+pub struct Engine {
+    runtime: Arc<runtime::Runtime>,
+    registry: PluginRegistry,
+    defaults: StepDefaults,
+    jobs: usize,
+}
+
+impl Engine {
+    /// A builder with the defaults.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            cache_dir: None,
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            pooling: true,
+            defaults: StepDefaults::default(),
+            registry: PluginRegistry::with_builtins(),
+        }
+    }
+
+    /// The WebAssembly runtime.
+    pub fn runtime(&self) -> &runtime::Runtime {
+        &self.runtime
+    }
+
+    /// The built-in plugins.
+    pub fn registry(&self) -> &PluginRegistry {
+        &self.registry
+    }
+
+    /// Read, parse and check a pipeline file, loading the plugins it uses.
+    /// Every problem is reported at once, with its position in the file.
+    pub async fn load_pipeline(&self, path: &Path) -> Result<LoadedPipeline, EngineError> {
+        let pipeline = flow_pipeline::load(path).map_err(EngineError::Invalid)?;
+        let sha256 = hex::encode(Sha256::digest(pipeline.source().text.as_bytes()));
+        let refs = pipeline.steps().iter().filter_map(|s| s.uses.as_ref().map(|(r, _)| r));
+        let plugins = plugins::ResolvedPlugins::load(&self.runtime, &self.registry, refs).await;
+        let plan = flow_pipeline::check(&pipeline, &plugins).map_err(EngineError::Invalid)?;
+        Ok(LoadedPipeline { plan: Arc::new(plan), file: path.to_path_buf(), sha256, plugins: Arc::new(plugins) })
+    }
+
+    /// Run a loaded pipeline to the end (or until cancelled) and record it.
+    pub async fn run(&self, pipeline: &LoadedPipeline, options: RunOptions) -> Result<RunSummary, EngineError> {
+        let inputs = pipeline.plan.bind_inputs(&options.inputs).map_err(EngineError::Invalid)?;
+        let store = options.store;
+        let id = store.new_run_id()?;
+        let workspace = options.workspace.unwrap_or_else(|| store.dir().join("workspaces").join(id.as_str()));
+        let workspace = std::fs::create_dir_all(&workspace)
+            .and_then(|()| workspace.canonicalize())
+            .map_err(|source| EngineError::Workspace { path: workspace.clone(), source })?;
+        let steps = pipeline.plan.steps.iter().map(|s| s.id.clone()).collect();
+        let run = RunRecord::start(
+            id,
+            pipeline.plan.name.clone(),
+            pipeline.file.display().to_string(),
+            steps,
+            ENGINE_VERSION,
+        );
+        let cx = executor::RunContext {
+            runtime: self.runtime.clone(),
+            store,
+            plugins: pipeline.plugins.clone(),
+            inputs,
+            workspace,
+            jobs: options.jobs.unwrap_or(self.jobs),
+            cancel: options.cancel,
+            events: options.events,
+            defaults: self.defaults,
+        };
+        Ok(executor::execute(&pipeline.plan, cx, run).await?)
+    }
+
+    /// Load and describe every built-in plugin.
+    pub async fn builtin_plugins(&self) -> Vec<(String, Result<Arc<runtime::LoadedPlugin>, RuntimeError>)> {
+        let mut out = Vec::new();
+        let names: Vec<String> = self.registry.names().map(str::to_string).collect();
+        for name in names {
+            let reference = flow_pipeline::plugin::PluginRef::Builtin { name: name.clone(), pin: None };
+            let loaded = match self.registry.bytes(&reference) {
+                Ok(bytes) => self.runtime.load(&name, &bytes).await,
+                Err(reason) => Err(RuntimeError::InvalidPlugin { origin: name.clone(), reason }),
+            };
+            out.push((name, loaded));
+        }
+        out
+    }
+}
+
+/// Pipeline inputs given on a command line (`name=value`), for [`RunOptions::inputs`].
+pub fn parse_input_arg(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not `name=value`")),
+    }
+}

@@ -1,0 +1,10 @@
+//! Host bindings for the plugin contract in `wit/plugin.wit`. The only place
+//! the host generates code from WIT.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "flow:plugin/step",
+    exports: { default: async },
+});
+
+pub use flow::plugin::types;

@@ -1,0 +1,69 @@
+//! flow's run store: runs, steps and their logs in an embedded [sled] database.
+//!
+//! The engine opens one [`Store`] per data dir, records a run as it goes
+//! ([`Store::begin_run`], [`Store::put_step`], [`Store::finish_step`],
+//! [`Store::finish_run`], [`Store::flush`]) and the CLI reads it back ([`Store::runs`],
+//! [`Store::resolve`], [`Store::steps`], [`Store::logs`]).
+//!
+//! ```
+//! use flow_store::{LogLine, LogStream, RunRecord, RunStatus, StepRecord, StepStatus, Store};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! let store = Store::open(tmp.path())?;
+//! let mut run = RunRecord::start(store.new_run_id()?, "ci", "flow.yaml", vec!["build".into()], "0.1.0");
+//! store.begin_run(&run)?;
+//! let mut step = StepRecord::pending("build", 0, "builtin:build@1");
+//! step.status = StepStatus::Succeeded;
+//! let line = LogLine { seq: 0, at: 0, stream: LogStream::Stdout, text: "ok".into() };
+//! store.finish_step(&run.id, &step, &[line])?;
+//! run.status = RunStatus::Succeeded;
+//! store.finish_run(&run)?;
+//! store.flush()?;
+//! assert_eq!(store.resolve("last")?, run.id);
+//! # Ok(()) }
+//! ```
+//!
+//! # On disk
+//!
+//! The data dir `DIR` holds `DIR/store/`: sled's files and `flow.pid`, the id of the
+//! process that has it open (only used to word the "in use" error). Only one process
+//! can open a data dir at a time (sled locks it).
+//!
+//! Values are JSON. Keys are laid out so that listing runs, and a run's steps or logs,
+//! are prefix scans in the right order. `RUN` is the run id's bytes (ASCII, never a 0
+//! byte), numbers are big-endian so they sort numerically:
+//!
+//! | tree    | key                                          | value                      |
+//! |---------|----------------------------------------------|----------------------------|
+//! | `runs`  | `RUN`                                        | [`RunRecord`]              |
+//! | `steps` | `RUN 0x00 index:u32`                         | [`StepRecord`]             |
+//! | `logs`  | `RUN 0x00 index:u32 seq:u64`                 | [`LogLine`]                |
+//! | `meta`  | `schema_version`                             | [`SCHEMA_VERSION`] as u32  |
+//! | `meta`  | `active/RUN`                                 | empty: the run is running  |
+//!
+//! Generated run ids start with the UTC time, so `runs` is in creation order to the
+//! second. The `active/` markers let [`Store::open`] find runs orphaned by a crash
+//! without reading every run.
+//!
+//! Trees added later follow the same pattern: per-step data (attestations) keyed
+//! `RUN 0x00 index:u32` and written in the [`Store::finish_step`] transaction, other
+//! indexes (the cache) in trees of their own. A layout change that old builds cannot
+//! read bumps [`SCHEMA_VERSION`]; a build refuses to open a data dir with a newer one.
+#![deny(missing_docs)]
+
+mod error;
+mod keys;
+mod records;
+mod run_id;
+mod store;
+mod timestamp;
+
+pub use error::{Result, StoreError};
+pub use records::{
+    LogLevel, LogLine, LogStream, RunRecord, RunStatus, StepLogLine, StepRecord, StepStatus,
+};
+pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
+pub use store::{
+    RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, Store,
+};
+pub use timestamp::{format_rfc3339, now_millis};

@@ -1,0 +1,566 @@
+//! [`Store`]: the handle through which the engine records runs and the CLI reads them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
+use crate::keys;
+use crate::records::{
+    LogLine, RunRecord, RunStatus, StepLogLine, StepRecord, StepStatus,
+};
+use crate::run_id::RunId;
+use crate::timestamp::now_millis;
+
+/// The store schema version this build writes, and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The folder inside the data dir that holds the sled database.
+const DB_DIR: &str = "store";
+/// The file (inside [`DB_DIR`]) naming the process that has the database open.
+const PID_FILE: &str = "flow.pid";
+
+/// The reason given to a step that was running when its process died.
+pub const STEP_INTERRUPTED: &str = "flow process ended while the step was running";
+/// The reason given to a step that had not started when its process died.
+pub const STEP_NEVER_STARTED: &str = "flow process ended before the step started";
+/// The failure given to a run whose process died.
+pub const RUN_INTERRUPTED: &str = "flow process ended while the run was in progress";
+
+const RUNS: &str = "runs";
+const STEPS: &str = "steps";
+const LOGS: &str = "logs";
+const META: &str = "meta";
+
+/// An open run store: a cheap, clonable handle (clones share one database).
+///
+/// Writes do not wait for the disk: sled flushes in the background (every 500 ms), and
+/// [`Store::flush`] waits until everything written so far is durable. Call it when a run
+/// ends. A crash loses at most the last half second of records, never half of a
+/// [`Store::finish_step`].
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    db: sled::Db,
+    runs: sled::Tree,
+    steps: sled::Tree,
+    logs: sled::Tree,
+    meta: sled::Tree,
+    recovered: Vec<RunId>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("recovered", &self.inner.recovered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in the data dir `dir`.
+    ///
+    /// Only one process can have a data dir open; a second gets
+    /// [`StoreError::InUse`] naming the first one's pid. Runs left
+    /// [`RunStatus::Running`] by a process that died are marked
+    /// [`RunStatus::Interrupted`] (their unfinished steps [`StepStatus::Cancelled`]);
+    /// [`Store::recovered`] lists them.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let db_dir = dir.join(DB_DIR);
+        let db = sled::Config::new()
+            .path(&db_dir)
+            .open()
+            .map_err(|source| open_error(&dir, &db_dir, source))?;
+        // The pid file only improves the "in use" message; failing to write it must not
+        // stop the run.
+        let _ = fs::write(db_dir.join(PID_FILE), std::process::id().to_string());
+
+        let storage = |source| StoreError::Storage {
+            dir: dir.clone(),
+            source,
+        };
+        let runs = db.open_tree(RUNS).map_err(storage)?;
+        let steps = db.open_tree(STEPS).map_err(storage)?;
+        let logs = db.open_tree(LOGS).map_err(storage)?;
+        let meta = db.open_tree(META).map_err(storage)?;
+        let mut store = Store {
+            inner: Arc::new(Inner {
+                dir,
+                db,
+                runs,
+                steps,
+                logs,
+                meta,
+                recovered: Vec::new(),
+            }),
+        };
+        store.check_schema()?;
+        let recovered = store.recover()?;
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.recovered = recovered;
+        }
+        Ok(store)
+    }
+
+    /// The data dir this store was opened in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The runs that [`Store::open`] found left running by a dead process and marked
+    /// [`RunStatus::Interrupted`], oldest first.
+    pub fn recovered(&self) -> &[RunId] {
+        &self.inner.recovered
+    }
+
+    /// A new run id, unique in this store: made from the current time, its random
+    /// suffix bumped past any id already stored.
+    pub fn new_run_id(&self) -> Result<RunId> {
+        let first = RunId::generate(now_millis());
+        let mut id = first.clone();
+        for _ in 0..=u16::MAX {
+            if !self.inner.runs.contains_key(keys::run(&id)).map_err(|e| self.storage(e))? {
+                return Ok(id);
+            }
+            match id.bumped() {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+        Err(StoreError::IdsExhausted {
+            dir: self.inner.dir.clone(),
+            second: first.time_part().unwrap_or(first.as_str()).to_owned(),
+        })
+    }
+
+    /// Records a new run. Fails with [`StoreError::RunExists`] if its id is taken.
+    pub fn begin_run(&self, run: &RunRecord) -> Result<()> {
+        let key = keys::run(&run.id);
+        let value = self.encode("run record", run)?;
+        let active = keys::active(&run.id);
+        let running = run.status == RunStatus::Running;
+        let i = &self.inner;
+        (&i.runs, &i.meta)
+            .transaction(|(runs, meta)| {
+                if runs.get(key)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(StoreError::RunExists {
+                        dir: i.dir.clone(),
+                        id: run.id.clone(),
+                    }));
+                }
+                runs.insert(key, value.as_slice())?;
+                if running {
+                    meta.insert(active.as_slice(), &[][..])?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.transaction_error(e))
+    }
+
+    /// Records a run's final state (or any later state of it). The run must have been
+    /// begun.
+    pub fn finish_run(&self, run: &RunRecord) -> Result<()> {
+        let key = keys::run(&run.id);
+        let value = self.encode("run record", run)?;
+        let active = keys::active(&run.id);
+        let running = run.status == RunStatus::Running;
+        let i = &self.inner;
+        (&i.runs, &i.meta)
+            .transaction(|(runs, meta)| {
+                if runs.get(key)?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(self.unknown_run(&run.id)));
+                }
+                runs.insert(key, value.as_slice())?;
+                if running {
+                    meta.insert(active.as_slice(), &[][..])?;
+                } else {
+                    meta.remove(active.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.transaction_error(e))
+    }
+
+    /// Records a step's state while it is not finished (pending, running). Keyed by
+    /// the step's index: a later write for the same index replaces this one.
+    pub fn put_step(&self, run: &RunId, step: &StepRecord) -> Result<()> {
+        let value = self.encode("step record", step)?;
+        let i = &self.inner;
+        if !i.runs.contains_key(keys::run(run)).map_err(|e| self.storage(e))? {
+            return Err(self.unknown_run(run));
+        }
+        i.steps
+            .insert(keys::step(run, step.index), value)
+            .map_err(|e| self.storage(e))?;
+        Ok(())
+    }
+
+    /// Records a finished step and its whole log in one transaction: a reader sees both
+    /// or neither. The lines replace any lines stored before for this step.
+    pub fn finish_step(&self, run: &RunId, step: &StepRecord, lines: &[LogLine]) -> Result<()> {
+        let step_key = keys::step(run, step.index);
+        let step_value = self.encode("step record", step)?;
+        let mut new_lines = Vec::with_capacity(lines.len());
+        for line in lines {
+            new_lines.push((
+                keys::log(run, step.index, line.seq),
+                self.encode("log line", line)?,
+            ));
+        }
+        // Lines from an earlier write for this step that the new lines do not overwrite.
+        // Only this process writes the store, so reading them outside the transaction
+        // is safe as long as the engine does not finish one step twice at once.
+        let mut stale = Vec::new();
+        for item in self.inner.logs.scan_prefix(&step_key).keys() {
+            let key = item.map_err(|e| self.storage(e))?;
+            if new_lines.binary_search_by(|(k, _)| k.as_slice().cmp(&key)).is_err() {
+                stale.push(key);
+            }
+        }
+        let run_key = keys::run(run);
+        let i = &self.inner;
+        (&i.runs, &i.steps, &i.logs)
+            .transaction(|(runs, steps, logs)| {
+                if runs.get(run_key)?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(self.unknown_run(run)));
+                }
+                steps.insert(step_key.as_slice(), step_value.as_slice())?;
+                for key in &stale {
+                    logs.remove(key)?;
+                }
+                for (key, value) in &new_lines {
+                    logs.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.transaction_error(e))
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.db.flush().map(drop).map_err(|e| self.storage(e))
+    }
+
+    /// [`Store::flush`] without blocking the calling thread.
+    pub async fn flush_async(&self) -> Result<()> {
+        self.inner
+            .db
+            .flush_async()
+            .await
+            .map(drop)
+            .map_err(|e| self.storage(e))
+    }
+
+    /// Runs, newest first; at most `limit` of them if given.
+    pub fn runs(&self, limit: Option<usize>) -> Result<Vec<RunRecord>> {
+        let mut out: Vec<RunRecord> = Vec::new();
+        for item in self.inner.runs.iter().rev() {
+            let (key, value) = item.map_err(|e| self.storage(e))?;
+            let run: RunRecord = self.decode(RUNS, &key, &value)?;
+            if let (Some(limit), Some(last)) = (limit, out.last())
+                && out.len() >= limit
+            {
+                // Ids sort by time only to the second; keep reading while in the same
+                // second as the last one kept, then order by the exact start time.
+                let same_second =
+                    last.id.time_part().is_some() && last.id.time_part() == run.id.time_part();
+                if !same_second {
+                    break;
+                }
+            }
+            out.push(run);
+        }
+        out.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        if let Some(limit) = limit {
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+
+    /// The run with this id, if stored.
+    pub fn run(&self, id: &RunId) -> Result<Option<RunRecord>> {
+        let key = keys::run(id);
+        match self.inner.runs.get(key).map_err(|e| self.storage(e))? {
+            Some(value) => self.decode(RUNS, key, &value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Finds the run a person means: `last` (the newest run), a full id, or a prefix
+    /// of exactly one id.
+    pub fn resolve(&self, query: &str) -> Result<RunId> {
+        let dir = || self.inner.dir.clone();
+        if self.inner.runs.is_empty() {
+            return Err(StoreError::NoRuns { dir: dir() });
+        }
+        if query == "last" {
+            return self
+                .runs(Some(1))?
+                .into_iter()
+                .next()
+                .map(|run| run.id)
+                .ok_or_else(|| StoreError::NoRuns { dir: dir() });
+        }
+        let no_such_run = || StoreError::NoSuchRun {
+            dir: dir(),
+            query: query.to_owned(),
+        };
+        if query.is_empty() {
+            return Err(no_such_run());
+        }
+        if self.inner.runs.contains_key(query).map_err(|e| self.storage(e))? {
+            return RunId::parse(query).map_err(|_| no_such_run());
+        }
+        let mut count = 0;
+        let mut matches = Vec::new();
+        for item in self.inner.runs.scan_prefix(query).keys().rev() {
+            let key = item.map_err(|e| self.storage(e))?;
+            count += 1;
+            if matches.len() < AMBIGUOUS_LISTED {
+                matches.push(self.decode_run_id(RUNS, &key)?);
+            }
+        }
+        match count {
+            0 => Err(no_such_run()),
+            1 => matches.pop().ok_or_else(no_such_run),
+            _ => Err(StoreError::Ambiguous {
+                dir: dir(),
+                query: query.to_owned(),
+                count,
+                matches,
+            }),
+        }
+    }
+
+    /// A run's steps in plan order (those recorded so far).
+    pub fn steps(&self, run: &RunId) -> Result<Vec<StepRecord>> {
+        let mut out = Vec::new();
+        for item in self.inner.steps.scan_prefix(keys::run_prefix(run)) {
+            let (key, value) = item.map_err(|e| self.storage(e))?;
+            out.push(self.decode(STEPS, &key, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// A run's log lines, step by step in plan order and in printing order within a
+    /// step; only those of the step with id `step` if given.
+    pub fn logs(&self, run: &RunId, step: Option<&str>) -> Result<Vec<StepLogLine>> {
+        let steps = self.steps(run)?;
+        let (prefix, steps) = match step {
+            Some(wanted) => {
+                let Some(found) = steps.into_iter().find(|s| s.step_id == wanted) else {
+                    return Err(StoreError::UnknownStep {
+                        dir: self.inner.dir.clone(),
+                        run: run.clone(),
+                        step: wanted.to_owned(),
+                    });
+                };
+                (keys::step(run, found.index), vec![found])
+            }
+            None => (keys::run_prefix(run), steps),
+        };
+        let mut out = Vec::new();
+        for item in self.inner.logs.scan_prefix(&prefix) {
+            let (key, value) = item.map_err(|e| self.storage(e))?;
+            let line: LogLine = self.decode(LOGS, &key, &value)?;
+            let index = keys::split_log(&key)
+                .map(|(index, _)| index)
+                .ok_or_else(|| self.corrupt(LOGS, &key, "the key is too short".into()))?;
+            // Lines are written with their step, so the step is found; the index stands
+            // in for its id should the step record ever be missing.
+            let step_id = steps
+                .iter()
+                .find(|s| s.index == index)
+                .map(|s| s.step_id.clone())
+                .unwrap_or_else(|| format!("#{index}"));
+            out.push(StepLogLine {
+                step_index: index,
+                step_id,
+                line,
+            });
+        }
+        Ok(out)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let meta = &self.inner.meta;
+        match meta.get(keys::SCHEMA_VERSION).map_err(|e| self.storage(e))? {
+            None => {
+                meta.insert(keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| self.storage(e))?;
+                Ok(())
+            }
+            Some(value) => {
+                let bytes: [u8; 4] = value.as_ref().try_into().map_err(|_| {
+                    self.corrupt(
+                        META,
+                        keys::SCHEMA_VERSION,
+                        format!("expected a 4-byte version, found {} bytes", value.len()),
+                    )
+                })?;
+                let found = u32::from_be_bytes(bytes);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        dir: self.inner.dir.clone(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Version 1 is the first; migrations from older versions go here.
+                Ok(())
+            }
+        }
+    }
+
+    /// Marks the runs a dead process left running as interrupted. Only one process can
+    /// open the database, so every run still marked running at open time is orphaned.
+    fn recover(&self) -> Result<Vec<RunId>> {
+        let i = &self.inner;
+        let mut recovered = Vec::new();
+        let markers: Vec<sled::IVec> = i
+            .meta
+            .scan_prefix(keys::ACTIVE_PREFIX)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.storage(e))?;
+        for marker in markers {
+            let id_bytes = marker.get(keys::ACTIVE_PREFIX.len()..).unwrap_or_default();
+            let id = self.decode_run_id(META, id_bytes)?;
+            let run = match self.run(&id)? {
+                Some(run) if run.status == RunStatus::Running => run,
+                // A stale marker (the run ended, or was never written): drop it.
+                _ => {
+                    i.meta.remove(&marker).map_err(|e| self.storage(e))?;
+                    continue;
+                }
+            };
+            let run_value = self.encode(
+                "run record",
+                &RunRecord {
+                    status: RunStatus::Interrupted,
+                    failure: run.failure.clone().or_else(|| Some(RUN_INTERRUPTED.into())),
+                    ..run
+                },
+            )?;
+            let mut step_writes = Vec::new();
+            for step in self.steps(&id)? {
+                let reason = match step.status {
+                    StepStatus::Running => STEP_INTERRUPTED,
+                    StepStatus::Pending => STEP_NEVER_STARTED,
+                    _ => continue,
+                };
+                let step = StepRecord {
+                    status: StepStatus::Cancelled,
+                    reason: Some(reason.into()),
+                    ..step
+                };
+                step_writes.push((keys::step(&id, step.index), self.encode("step record", &step)?));
+            }
+            (&i.runs, &i.steps, &i.meta)
+                .transaction(|(runs, steps, meta)| {
+                    runs.insert(keys::run(&id), run_value.as_slice())?;
+                    for (key, value) in &step_writes {
+                        steps.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    meta.remove(&marker)?;
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                })
+                .map_err(|e| self.transaction_error(e))?;
+            recovered.push(id);
+        }
+        if !recovered.is_empty() {
+            self.flush()?;
+        }
+        Ok(recovered)
+    }
+
+    fn encode<T: Serialize>(&self, what: &'static str, value: &T) -> Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+            dir: self.inner.dir.clone(),
+            what,
+            source,
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], value: &[u8]) -> Result<T> {
+        serde_json::from_slice(value).map_err(|e| self.corrupt(tree, key, e.to_string()))
+    }
+
+    fn decode_run_id(&self, tree: &'static str, bytes: &[u8]) -> Result<RunId> {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| RunId::parse(text).ok())
+            .ok_or_else(|| self.corrupt(tree, bytes, "the key is not a run id".into()))
+    }
+
+    fn corrupt(&self, tree: &'static str, key: &[u8], reason: String) -> StoreError {
+        StoreError::Corrupt {
+            dir: self.inner.dir.clone(),
+            tree,
+            key: keys::describe(key),
+            reason,
+        }
+    }
+
+    fn unknown_run(&self, id: &RunId) -> StoreError {
+        StoreError::UnknownRun {
+            dir: self.inner.dir.clone(),
+            id: id.clone(),
+        }
+    }
+
+    fn storage(&self, source: sled::Error) -> StoreError {
+        StoreError::Storage {
+            dir: self.inner.dir.clone(),
+            source,
+        }
+    }
+
+    fn transaction_error(&self, error: TransactionError<StoreError>) -> StoreError {
+        match error {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => self.storage(e),
+        }
+    }
+}
+
+/// Rewords sled's lock failure as "in use", naming the holder when its pid file says.
+fn open_error(dir: &Path, db_dir: &Path, source: sled::Error) -> StoreError {
+    let locked = matches!(&source, sled::Error::Io(e)
+        if e.kind() == io::ErrorKind::Other && e.to_string().contains("could not acquire lock"));
+    if !locked {
+        return StoreError::Storage {
+            dir: dir.to_path_buf(),
+            source,
+        };
+    }
+    let dir = dir.to_path_buf();
+    let holder = fs::read_to_string(db_dir.join(PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    match holder {
+        Some(pid) if pid == std::process::id() => StoreError::AlreadyOpen { dir },
+        Some(pid) => StoreError::InUse { dir, pid },
+        None => StoreError::Locked { dir },
+    }
+}

@@ -1,0 +1,89 @@
+//! A test plugin that misbehaves on purpose, to prove the host contains it.
+//! Never shipped in the `flow` binary.
+
+use flow_plugin_sdk::{export_plugin, Context, Description, Param, Plugin, StepError};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Params {
+    mode: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    count: Option<u64>,
+}
+
+struct Misbehave;
+
+fn recurse(depth: u64, buf: &mut [u8; 256]) -> u64 {
+    buf[(depth % 256) as usize] = depth as u8;
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let mut next = [0u8; 256];
+    recurse(depth + 1, &mut next) + u64::from(buf[0])
+}
+
+impl Plugin for Misbehave {
+    type Params = Params;
+
+    fn describe() -> Description {
+        Description::new("misbehave", env!("CARGO_PKG_VERSION"), "Misbehaves as told (tests only)")
+            .param(
+                Param::string(
+                    "mode",
+                    "panic | loop | alloc | stack | read | write | fail | flood | ok",
+                )
+                .required(),
+            )
+            .param(Param::string("path", "the path for read and write"))
+            .param(Param::integer("count", "lines for flood"))
+            .output("content", "what `read` read")
+    }
+
+    fn run(params: Params, ctx: &mut Context) -> Result<(), StepError> {
+        match params.mode.as_str() {
+            "panic" => panic!("misbehave was told to panic"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "stack" => {
+                let mut buf = [0u8; 256];
+                let n = recurse(0, &mut buf);
+                Err(StepError::new(format!("recursion ended at {n}")))
+            }
+            "read" => {
+                let path = params.path.ok_or("`read` needs `path`")?;
+                let content = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+                ctx.set_output("content", &content);
+                Ok(())
+            }
+            "write" => {
+                let path = params.path.ok_or("`write` needs `path`")?;
+                std::fs::write(&path, b"written by misbehave\n").map_err(|e| format!("cannot write {path}: {e}"))?;
+                Ok(())
+            }
+            "fail" => Err(StepError::new("misbehave was told to fail")),
+            "flood" => {
+                for i in 0..params.count.unwrap_or(100_000) {
+                    println!("flood line {i} ..........................................................");
+                }
+                Ok(())
+            }
+            "ok" => Ok(()),
+            other => Err(StepError::new(format!("unknown mode `{other}`"))),
+        }
+    }
+}
+
+export_plugin!(Misbehave);
