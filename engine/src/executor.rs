@@ -276,6 +276,10 @@ impl Execution<'_> {
             self.first_failure.get_or_insert(why);
             self.halted.get_or_insert_with(|| format!("step `{}` {}", step.id, status));
         }
+        // Once cancelled, steps that never started are settled as cancelled by `close`.
+        if self.cx.cancel.is_cancelled() {
+            return Ok(());
+        }
         // A dependent runs once all its needs are done and none blocks it.
         for &dependent in &step.dependents {
             self.remaining[dependent] -= 1;

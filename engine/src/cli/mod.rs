@@ -193,7 +193,7 @@ impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Invalid(diagnostics) => Failure::Invalid(diagnostics.render()),
-            EngineError::Store(e) => Failure::Store(e),
+            EngineError::Store(e) => Failure::from(e),
             e @ EngineError::Workspace { .. } => Failure::Io(e.to_string()),
             other => Failure::Internal(other.to_string()),
         }
@@ -202,7 +202,14 @@ impl From<EngineError> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Failure::Store(e)
+        match e {
+            // A run or step the user named that is not there is their input, not the store's fault.
+            StoreError::NoRuns { .. }
+            | StoreError::NoSuchRun { .. }
+            | StoreError::Ambiguous { .. }
+            | StoreError::UnknownStep { .. } => Failure::Invalid(format!("error: {e}")),
+            e => Failure::Store(e),
+        }
     }
 }
 

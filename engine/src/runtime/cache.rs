@@ -57,12 +57,19 @@ impl ComponentCache {
         if let Some(path) = &path
             && path.exists()
         {
-            // SAFETY: the cache directory is written only by this host (see the
-            // module docs), and the file name binds the wasm digest and the
-            // engine's compatibility hash; wasmtime also checks the header.
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable cached component"),
+            // Read into memory rather than `deserialize_file`: a mapped file that
+            // something else truncates would kill the process with SIGBUS.
+            match std::fs::read(path) {
+                // SAFETY: the cache directory is written only by this host (see the
+                // module docs), and the file name binds the wasm digest and the
+                // engine's compatibility hash; wasmtime also checks the header.
+                Ok(bytes) => match unsafe { Component::deserialize(engine, &bytes) } {
+                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable cached component")
+                    }
+                },
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot read a cached component"),
             }
         }
         let compiled = engine.precompile_component(wasm)?;

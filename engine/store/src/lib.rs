@@ -37,9 +37,13 @@
 //! |---------|----------------------------------------------|----------------------------|
 //! | `runs`  | `RUN`                                        | [`RunRecord`]              |
 //! | `steps` | `RUN 0x00 index:u32`                         | [`StepRecord`]             |
-//! | `logs`  | `RUN 0x00 index:u32 seq:u64`                 | [`LogLine`]                |
+//! | `logs`  | `RUN 0x00 index:u32 first_seq:u64`           | `[`[`LogLine`]`, ...]`     |
 //! | `meta`  | `schema_version`                             | [`SCHEMA_VERSION`] as u32  |
 //! | `meta`  | `active/RUN`                                 | empty: the run is running  |
+//!
+//! A step's log lines are stored in chunks (JSON arrays of up to [`LOG_CHUNK_BYTES`]),
+//! keyed by the `seq` of the chunk's first line: sled spends a few microseconds per key
+//! written, and a step's whole record must be written in well under its time budget.
 //!
 //! Generated run ids start with the UTC time, so `runs` is in creation order to the
 //! second. The `active/` markers let [`Store::open`] find runs orphaned by a crash
@@ -64,6 +68,6 @@ pub use records::{
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{
-    RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, Store,
+    LOG_CHUNK_BYTES, RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, Store,
 };
 pub use timestamp::{format_rfc3339, now_millis};

@@ -18,6 +18,9 @@ use crate::records::{
 use crate::run_id::RunId;
 use crate::timestamp::now_millis;
 
+/// The most JSON [`Store::finish_step`] puts in one `logs` value (a chunk of lines).
+pub const LOG_CHUNK_BYTES: usize = 32 * 1024;
+
 /// The store schema version this build writes, and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -212,24 +215,23 @@ impl Store {
     }
 
     /// Records a finished step and its whole log in one transaction: a reader sees both
-    /// or neither. The lines replace any lines stored before for this step.
+    /// or neither. The lines replace any lines stored before for this step; give them in
+    /// `seq` order (they are sorted by `seq` if not).
+    ///
+    /// Lines are stored in chunks of up to [`LOG_CHUNK_BYTES`] of JSON, one key per
+    /// chunk: a sled write costs a few microseconds per key, so a key per line would
+    /// take most of a step's time budget.
     pub fn finish_step(&self, run: &RunId, step: &StepRecord, lines: &[LogLine]) -> Result<()> {
         let step_key = keys::step(run, step.index);
         let step_value = self.encode("step record", step)?;
-        let mut new_lines = Vec::with_capacity(lines.len());
-        for line in lines {
-            new_lines.push((
-                keys::log(run, step.index, line.seq),
-                self.encode("log line", line)?,
-            ));
-        }
-        // Lines from an earlier write for this step that the new lines do not overwrite.
+        let chunks = self.log_chunks(run, step.index, lines)?;
+        // Chunks from an earlier write for this step that the new ones do not overwrite.
         // Only this process writes the store, so reading them outside the transaction
         // is safe as long as the engine does not finish one step twice at once.
         let mut stale = Vec::new();
         for item in self.inner.logs.scan_prefix(&step_key).keys() {
             let key = item.map_err(|e| self.storage(e))?;
-            if new_lines.binary_search_by(|(k, _)| k.as_slice().cmp(&key)).is_err() {
+            if !chunks.iter().any(|(k, _)| k.as_slice() == key.as_ref()) {
                 stale.push(key);
             }
         }
@@ -244,12 +246,50 @@ impl Store {
                 for key in &stale {
                     logs.remove(key)?;
                 }
-                for (key, value) in &new_lines {
+                for (key, value) in &chunks {
                     logs.insert(key.as_slice(), value.as_slice())?;
                 }
                 Ok(())
             })
             .map_err(|e| self.transaction_error(e))
+    }
+
+    /// Encodes a step's lines as `logs` entries: JSON arrays of at most
+    /// [`LOG_CHUNK_BYTES`] (or one line, if longer), keyed by their first line's `seq`.
+    fn log_chunks(&self, run: &RunId, index: u32, lines: &[LogLine]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut sorted;
+        let lines = if lines.is_sorted_by_key(|l| l.seq) {
+            lines
+        } else {
+            sorted = lines.to_vec();
+            sorted.sort_by_key(|l| l.seq);
+            &sorted
+        };
+        let mut chunks = Vec::new();
+        let mut chunk: Vec<u8> = Vec::new();
+        let mut first_seq = 0;
+        for line in lines {
+            if chunk.len() >= LOG_CHUNK_BYTES {
+                chunk.push(b']');
+                chunks.push((keys::log(run, index, first_seq), std::mem::take(&mut chunk)));
+            }
+            if chunk.is_empty() {
+                first_seq = line.seq;
+                chunk.push(b'[');
+            } else {
+                chunk.push(b',');
+            }
+            serde_json::to_writer(&mut chunk, line).map_err(|source| StoreError::Encode {
+                dir: self.inner.dir.clone(),
+                what: "log line",
+                source,
+            })?;
+        }
+        if !chunk.is_empty() {
+            chunk.push(b']');
+            chunks.push((keys::log(run, index, first_seq), chunk));
+        }
+        Ok(chunks)
     }
 
     /// Waits until everything written so far is on disk.
@@ -382,7 +422,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.inner.logs.scan_prefix(&prefix) {
             let (key, value) = item.map_err(|e| self.storage(e))?;
-            let line: LogLine = self.decode(LOGS, &key, &value)?;
+            let lines: Vec<LogLine> = self.decode(LOGS, &key, &value)?;
             let index = keys::split_log(&key)
                 .map(|(index, _)| index)
                 .ok_or_else(|| self.corrupt(LOGS, &key, "the key is too short".into()))?;
@@ -393,11 +433,11 @@ impl Store {
                 .find(|s| s.index == index)
                 .map(|s| s.step_id.clone())
                 .unwrap_or_else(|| format!("#{index}"));
-            out.push(StepLogLine {
+            out.extend(lines.into_iter().map(|line| StepLogLine {
                 step_index: index,
-                step_id,
+                step_id: step_id.clone(),
                 line,
-            });
+            }));
         }
         Ok(out)
     }

@@ -43,17 +43,24 @@ fn a_killed_process_leaves_an_interrupted_run() -> Result<(), Box<dyn std::error
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
+    // Read the child's output on a thread, so a child that never gets ready cannot
+    // hang the test. libtest may print its own text before ours on the same line.
     let stdout = child.stdout.take().ok_or("child stdout")?;
-    let mut run_id = None;
-    for line in BufReader::new(stdout).lines() {
-        if let Some(id) = line?.strip_prefix(READY) {
-            run_id = Some(id.trim().to_owned());
-            break;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(at) = line.find(READY) {
+                let _ = ready_tx.send(line[at + READY.len()..].trim().to_owned());
+            }
         }
-    }
-    let Some(run_id) = run_id else {
-        let status = child.wait()?;
-        return Err(format!("the child ended ({status}) before recording its run").into());
+    });
+    let run_id = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(id) => id,
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait()?;
+            return Err(format!("the child did not record its run in time ({status})").into());
+        }
     };
 
     // While the child lives, the data dir is its own.

@@ -465,3 +465,59 @@ fn flush_async_completes() -> TestResult {
         }
     }
 }
+
+#[test]
+fn long_logs_span_chunks_and_are_replaced_whole() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let store = Store::open(tmp.path())?;
+    let run = run_at("r1", 5);
+    store.begin_run(&run)?;
+    let long = |n: u64, tag: &str| -> Vec<LogLine> {
+        let mut ls = lines(n, tag);
+        for l in &mut ls {
+            l.text = format!("{} {}", l.text, "x".repeat(500));
+        }
+        ls
+    };
+    // ~250 KiB: several chunks. Given out of order: stored and returned by seq.
+    let mut first = long(500, "first");
+    first.reverse();
+    store.finish_step(&run.id, &step("a", 0, StepStatus::Failed), &first)?;
+    let back = store.logs(&run.id, Some("a"))?;
+    assert_eq!(back.iter().map(|l| l.line.seq).collect::<Vec<_>>(), (0..500).collect::<Vec<_>>());
+    assert!(back.iter().all(|l| l.line.text.starts_with("first line")));
+
+    // A retry with a shorter log leaves none of the first attempt's chunks behind.
+    store.finish_step(&run.id, &step("a", 0, StepStatus::Succeeded), &long(3, "retry"))?;
+    let back = store.logs(&run.id, None)?;
+    assert_eq!(back.len(), 3);
+    assert!(back.iter().all(|l| l.line.text.starts_with("retry line")));
+    store.finish_step(&run.id, &step("a", 0, StepStatus::Succeeded), &[])?;
+    assert!(store.logs(&run.id, None)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_corrupt_log_chunk_is_an_error_naming_its_key() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    {
+        let store = Store::open(tmp.path())?;
+        store.begin_run(&run_at("r1", 1))?;
+        store.finish_step(&id("r1"), &step("a", 2, StepStatus::Succeeded), &lines(3, "a"))?;
+    }
+    {
+        let db = raw_db(tmp.path());
+        let mut key = b"r1\0".to_vec();
+        key.extend_from_slice(&2u32.to_be_bytes());
+        key.extend_from_slice(&0u64.to_be_bytes());
+        db.open_tree("logs")?.insert(key, &b"[{\"seq\":"[..])?;
+        db.flush()?;
+    }
+    let store = Store::open(tmp.path())?;
+    let err = store.logs(&id("r1"), None).expect_err("corrupt chunk");
+    assert!(
+        err.to_string().starts_with(&format!("corrupt record `r1/2/0` in the `logs` tree of the data dir {}: ", tmp.path().display())),
+        "{err}"
+    );
+    Ok(())
+}

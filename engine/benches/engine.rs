@@ -1,0 +1,164 @@
+//! Engine benchmarks; prints figures. Run with:
+//!
+//!     cargo bench -p flow-engine --bench engine
+//!
+//! 1. Overhead per `echo` step: ready -> recorded running -> instantiated ->
+//!    called -> recorded done (store write included), median of many.
+//! 2. A 1,000-step pipeline through `Engine::run`: one chain, one fan-out.
+//! 3. `flow run` of a one-step pipeline as a whole process, plugin cache warm.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use flow_engine::capabilities::log::LogSink;
+use flow_engine::runtime::{CancelFlag, StepInvocation, StepLimits};
+use flow_engine::{Engine, RunOptions};
+use flow_pipeline::PluginRef;
+use flow_store::{RunRecord, StepRecord, StepStatus, Store};
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} us", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn write_pipeline(dir: &Path, name: &str, steps: usize, chain: bool) -> std::path::PathBuf {
+    let mut yaml = format!("version: 1\nname: {name}\nsteps:\n");
+    for i in 0..steps {
+        yaml.push_str(&format!("  s{i}:\n    uses: echo\n    with: {{ n: \"{i}\" }}\n"));
+        if chain && i > 0 {
+            yaml.push_str(&format!("    needs: [s{}]\n", i - 1));
+        } else if !chain && i > 0 {
+            yaml.push_str("    needs: [s0]\n");
+        }
+    }
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).expect("write pipeline");
+    path
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cache = tmp.path().join("cache");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        let engine = Engine::builder().cache_dir(&cache).jobs(2).build().expect("engine");
+        println!("pooling allocator: {}", engine.runtime().pooling());
+
+        // 1. Per-step overhead.
+        let echo = engine.registry().bytes(&PluginRef::Builtin { name: "echo".into(), pin: None }).expect("echo");
+        let plugin = engine.runtime().load("echo", &echo).await.expect("load echo");
+        let store = Store::open(tmp.path().join("store1")).expect("store");
+        let run = RunRecord::start(store.new_run_id().expect("id"), "bench", "bench.yaml", vec![], "bench");
+        store.begin_run(&run).expect("begin");
+        let workspace = tmp.path().join("ws");
+        std::fs::create_dir_all(&workspace).expect("ws");
+        let mut params = serde_json::Map::new();
+        params.insert("message".into(), serde_json::Value::String("hi".into()));
+        let cancel = CancelFlag::new();
+        let mut samples = Vec::new();
+        for i in 0..3000u32 {
+            let start = Instant::now();
+            let mut record = StepRecord::pending(format!("s{i}"), i, "echo");
+            record.status = StepStatus::Running;
+            store.put_step(&run.id, &record).expect("put");
+            let log = LogSink::new(1 << 20);
+            let step_id = format!("s{i}");
+            let invocation = StepInvocation {
+                run_id: run.id.as_str(),
+                step_id: &step_id,
+                params: &params,
+                workspace: &workspace,
+                dirs: &[],
+                limits: StepLimits { memory: 256 << 20, timeout: Duration::from_secs(30) },
+                cancel: &cancel,
+                log: &log,
+            };
+            let outputs: BTreeMap<String, String> =
+                engine.runtime().run_step(&plugin, invocation).await.expect("echo runs");
+            let (lines, bytes, truncated) = log.finish();
+            record.status = StepStatus::Succeeded;
+            record.outputs = outputs;
+            record.log_bytes = bytes;
+            record.log_truncated = truncated;
+            store.finish_step(&run.id, &record, &lines).expect("finish");
+            if i >= 200 {
+                samples.push(start.elapsed());
+            }
+        }
+        println!(
+            "echo step overhead (ready -> instantiated -> called -> recorded), {} samples: median {}, p90 {}, p99 {}",
+            samples.len(),
+            us(median(samples.clone())),
+            us(percentile(&samples, 0.9)),
+            us(percentile(&samples, 0.99)),
+        );
+
+        // 2. 1,000-step pipelines through the whole engine.
+        for (name, chain) in [("chain", true), ("fanout", false)] {
+            let file = write_pipeline(tmp.path(), name, 1000, chain);
+            let load_start = Instant::now();
+            let pipeline = engine.load_pipeline(&file).await.expect("load");
+            let load = load_start.elapsed();
+            let mut runs = Vec::new();
+            for round in 0..5 {
+                let store = Store::open(tmp.path().join(format!("store-{name}-{round}"))).expect("store");
+                let start = Instant::now();
+                let summary = engine.run(&pipeline, RunOptions::new(store)).await.expect("run");
+                runs.push(start.elapsed());
+                assert!(summary.steps.iter().all(|s| s.status == StepStatus::Succeeded));
+            }
+            let run = median(runs);
+            println!(
+                "1,000-step {name}: load+check {}, run {} (median of 5), total {}; {} per step",
+                ms(load),
+                ms(run),
+                ms(load + run),
+                us(run / 1000)
+            );
+        }
+    });
+
+    // 3. The whole `flow run` process, cache warm.
+    let flow = env!("CARGO_BIN_EXE_flow");
+    let dir = tmp.path().join("one");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("flow.yaml"), "version: 1\nname: one\nsteps:\n  greet:\n    uses: echo\n    with: { message: hi }\n")
+        .expect("write");
+    let mut samples = Vec::new();
+    for i in 0..30 {
+        let start = Instant::now();
+        let status = Command::new(flow)
+            .args(["run", "--plain", "--cache-dir"])
+            .arg(&cache)
+            .arg(dir.join("flow.yaml"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run flow");
+        assert!(status.success());
+        if i > 0 {
+            samples.push(start.elapsed());
+        }
+    }
+    println!(
+        "`flow run` one echo step, whole process, cache warm, {} runs: median {}, p90 {}",
+        samples.len(),
+        ms(median(samples.clone())),
+        ms(percentile(&samples, 0.9))
+    );
+}
