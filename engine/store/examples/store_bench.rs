@@ -22,7 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let store = Store::open(tmp.path())?;
     let step_ids: Vec<String> = (0..steps).map(|i| format!("step-{i}")).collect();
-    let run = RunRecord::start(store.new_run_id()?, "bench", "flow.yaml", step_ids.clone(), "bench");
+    let run = RunRecord::start(
+        store.new_run_id()?,
+        "bench",
+        "flow.yaml",
+        step_ids.clone(),
+        "bench",
+    );
     store.begin_run(&run)?;
 
     let mut put_times = Vec::with_capacity(steps as usize);
@@ -40,14 +46,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|seq| LogLine {
                 seq,
                 at: flow_store::now_millis(),
-                stream: if seq % 4 == 0 { LogStream::Plugin(LogLevel::Info) } else { LogStream::Stdout },
-                text: format!("compiling unit {seq} of step {step_id}: 42 files, 0 warnings, cache hit"),
+                stream: if seq % 4 == 0 {
+                    LogStream::Plugin(LogLevel::Info)
+                } else {
+                    LogStream::Stdout
+                },
+                text: format!(
+                    "compiling unit {seq} of step {step_id}: 42 files, 0 warnings, cache hit"
+                ),
             })
             .collect();
         step.status = StepStatus::Succeeded;
         step.finished_at = Some(flow_store::now_millis());
         step.plugin_digest = Some(format!("sha256:{:064x}", index));
-        step.outputs.insert("artifact".into(), format!("target/{step_id}.tar"));
+        step.outputs
+            .insert("artifact".into(), format!("target/{step_id}.tar"));
         step.log_bytes = lines.iter().map(|l| l.text.len() as u64 + 1).sum();
         let t = Instant::now();
         store.finish_step(&run.id, &step, &lines)?;

@@ -106,7 +106,10 @@ impl RunId {
             && s.as_bytes()[8] == b'-'
             && s.as_bytes()[TIME_PART_LEN] == b'-'
             && s.bytes().enumerate().all(|(i, b)| {
-                i == 8 || i == TIME_PART_LEN || b.is_ascii_digit() || (i > 15 && b.is_ascii_hexdigit())
+                i == 8
+                    || i == TIME_PART_LEN
+                    || b.is_ascii_digit()
+                    || (i > 15 && b.is_ascii_hexdigit())
             });
         if !shaped {
             return None;
@@ -186,10 +189,19 @@ mod tests {
     #[test]
     fn bump_increments_and_wraps_the_suffix() {
         let id = RunId::with_suffix(AT, 0x7f3a);
-        assert_eq!(id.bumped().map(String::from).as_deref(), Some("20261122-034455-7f3b"));
+        assert_eq!(
+            id.bumped().map(String::from).as_deref(),
+            Some("20261122-034455-7f3b")
+        );
         let last = RunId::with_suffix(AT, 0xffff);
-        assert_eq!(last.bumped().map(String::from).as_deref(), Some("20261122-034455-0000"));
-        assert_eq!(RunId::parse("custom-id").ok().and_then(|id| id.bumped()), None);
+        assert_eq!(
+            last.bumped().map(String::from).as_deref(),
+            Some("20261122-034455-0000")
+        );
+        assert_eq!(
+            RunId::parse("custom-id").ok().and_then(|id| id.bumped()),
+            None
+        );
     }
 
     #[test]

@@ -12,9 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
 use crate::keys;
-use crate::records::{
-    LogLine, RunRecord, RunStatus, StepLogLine, StepRecord, StepStatus,
-};
+use crate::records::{LogLine, RunRecord, RunStatus, StepLogLine, StepRecord, StepStatus};
 use crate::run_id::RunId;
 use crate::timestamp::now_millis;
 
@@ -138,7 +136,12 @@ impl Store {
         let first = RunId::generate(now_millis());
         let mut id = first.clone();
         for _ in 0..=u16::MAX {
-            if !self.inner.runs.contains_key(keys::run(&id)).map_err(|e| self.storage(e))? {
+            if !self
+                .inner
+                .runs
+                .contains_key(keys::run(&id))
+                .map_err(|e| self.storage(e))?
+            {
                 return Ok(id);
             }
             match id.bumped() {
@@ -187,7 +190,9 @@ impl Store {
         (&i.runs, &i.meta)
             .transaction(|(runs, meta)| {
                 if runs.get(key)?.is_none() {
-                    return Err(ConflictableTransactionError::Abort(self.unknown_run(&run.id)));
+                    return Err(ConflictableTransactionError::Abort(
+                        self.unknown_run(&run.id),
+                    ));
                 }
                 runs.insert(key, value.as_slice())?;
                 if running {
@@ -205,7 +210,11 @@ impl Store {
     pub fn put_step(&self, run: &RunId, step: &StepRecord) -> Result<()> {
         let value = self.encode("step record", step)?;
         let i = &self.inner;
-        if !i.runs.contains_key(keys::run(run)).map_err(|e| self.storage(e))? {
+        if !i
+            .runs
+            .contains_key(keys::run(run))
+            .map_err(|e| self.storage(e))?
+        {
             return Err(self.unknown_run(run));
         }
         i.steps
@@ -256,7 +265,12 @@ impl Store {
 
     /// Encodes a step's lines as `logs` entries: JSON arrays of at most
     /// [`LOG_CHUNK_BYTES`] (or one line, if longer), keyed by their first line's `seq`.
-    fn log_chunks(&self, run: &RunId, index: u32, lines: &[LogLine]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn log_chunks(
+        &self,
+        run: &RunId,
+        index: u32,
+        lines: &[LogLine],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut sorted;
         let lines = if lines.is_sorted_by_key(|l| l.seq) {
             lines
@@ -310,6 +324,9 @@ impl Store {
     /// Runs, newest first; at most `limit` of them if given.
     pub fn runs(&self, limit: Option<usize>) -> Result<Vec<RunRecord>> {
         let mut out: Vec<RunRecord> = Vec::new();
+        if limit == Some(0) {
+            return Ok(out);
+        }
         for item in self.inner.runs.iter().rev() {
             let (key, value) = item.map_err(|e| self.storage(e))?;
             let run: RunRecord = self.decode(RUNS, &key, &value)?;
@@ -368,7 +385,12 @@ impl Store {
         if query.is_empty() {
             return Err(no_such_run());
         }
-        if self.inner.runs.contains_key(query).map_err(|e| self.storage(e))? {
+        if self
+            .inner
+            .runs
+            .contains_key(query)
+            .map_err(|e| self.storage(e))?
+        {
             return RunId::parse(query).map_err(|_| no_such_run());
         }
         let mut count = 0;
@@ -444,7 +466,10 @@ impl Store {
 
     fn check_schema(&self) -> Result<()> {
         let meta = &self.inner.meta;
-        match meta.get(keys::SCHEMA_VERSION).map_err(|e| self.storage(e))? {
+        match meta
+            .get(keys::SCHEMA_VERSION)
+            .map_err(|e| self.storage(e))?
+        {
             None => {
                 meta.insert(keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
                     .map_err(|e| self.storage(e))?;
@@ -514,7 +539,10 @@ impl Store {
                     reason: Some(reason.into()),
                     ..step
                 };
-                step_writes.push((keys::step(&id, step.index), self.encode("step record", &step)?));
+                step_writes.push((
+                    keys::step(&id, step.index),
+                    self.encode("step record", &step)?,
+                ));
             }
             (&i.runs, &i.steps, &i.meta)
                 .transaction(|(runs, steps, meta)| {
@@ -542,7 +570,12 @@ impl Store {
         })
     }
 
-    fn decode<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8], value: &[u8]) -> Result<T> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        tree: &'static str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<T> {
         serde_json::from_slice(value).map_err(|e| self.corrupt(tree, key, e.to_string()))
     }
 
@@ -602,5 +635,16 @@ fn open_error(dir: &Path, db_dir: &Path, source: sled::Error) -> StoreError {
         Some(pid) if pid == std::process::id() => StoreError::AlreadyOpen { dir },
         Some(pid) => StoreError::InUse { dir, pid },
         None => StoreError::Locked { dir },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    #[test]
+    fn store_handles_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync + Clone>() {}
+        shareable::<Store>();
     }
 }

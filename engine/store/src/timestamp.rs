@@ -69,7 +69,11 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153; // 0 = March
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
     let year = era * 400 + year_of_era + u64::from(month <= 2);
     (year, month, day)
 }
@@ -83,8 +87,14 @@ mod tests {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_868_799_999), "2000-02-29T23:59:59.999Z");
-        assert_eq!(format_rfc3339(1_795_319_095_123), "2026-11-22T03:44:55.123Z");
-        assert_eq!(format_rfc3339(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(1_795_319_095_123),
+            "2026-11-22T03:44:55.123Z"
+        );
+        assert_eq!(
+            format_rfc3339(4_107_542_400_000),
+            "2100-03-01T00:00:00.000Z"
+        );
     }
 
     #[test]

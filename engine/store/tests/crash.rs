@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use flow_store::{RunRecord, RunStatus, STEP_INTERRUPTED, StepRecord, StepStatus, Store, StoreError};
+use flow_store::{
+    RunRecord, RunStatus, STEP_INTERRUPTED, StepRecord, StepStatus, Store, StoreError,
+};
 
 const CHILD_DIR: &str = "FLOW_STORE_CRASH_CHILD_DIR";
 const READY: &str = "flow-store-crash-child: ready";
@@ -15,7 +17,13 @@ const READY: &str = "flow-store-crash-child: ready";
 /// The child's part: record a run with a running step, flush, say so, then hang.
 fn crash_child(dir: &str) -> Result<(), StoreError> {
     let store = Store::open(dir)?;
-    let run = RunRecord::start(store.new_run_id()?, "ci", "flow.yaml", vec!["build".into()], "0.1.0");
+    let run = RunRecord::start(
+        store.new_run_id()?,
+        "ci",
+        "flow.yaml",
+        vec!["build".into()],
+        "0.1.0",
+    );
     store.begin_run(&run)?;
     let step = StepRecord {
         status: StepStatus::Running,
@@ -38,7 +46,12 @@ fn a_killed_process_leaves_an_interrupted_run() -> Result<(), Box<dyn std::error
     }
     let tmp = tempfile::tempdir()?;
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["a_killed_process_leaves_an_interrupted_run", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "a_killed_process_leaves_an_interrupted_run",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -80,7 +93,7 @@ fn a_killed_process_leaves_an_interrupted_run() -> Result<(), Box<dyn std::error
 
     let store = Store::open(tmp.path())?;
     let id = store.resolve(&run_id)?;
-    assert_eq!(store.recovered(), [id.clone()]);
+    assert_eq!(store.recovered(), std::slice::from_ref(&id));
     let run = store.run(&id)?.ok_or("run missing")?;
     assert_eq!(run.status, RunStatus::Interrupted);
     assert_eq!(run.pid, child.id());

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use flow_store::{
-    LogLevel, LogLine, LogStream, RUN_INTERRUPTED, RunId, RunRecord, RunStatus,
-    STEP_INTERRUPTED, STEP_NEVER_STARTED, SCHEMA_VERSION, StepRecord, StepStatus, Store,
-    StoreError,
+    LogLevel, LogLine, LogStream, RUN_INTERRUPTED, RunId, RunRecord, RunStatus, SCHEMA_VERSION,
+    STEP_INTERRUPTED, STEP_NEVER_STARTED, StepRecord, StepStatus, Store, StoreError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -20,7 +19,13 @@ fn id(text: &str) -> RunId {
 fn run_at(text: &str, started_at: u64) -> RunRecord {
     RunRecord {
         started_at,
-        ..RunRecord::start(id(text), "ci", "flow.yaml", vec!["a".into(), "b".into()], "0.1.0")
+        ..RunRecord::start(
+            id(text),
+            "ci",
+            "flow.yaml",
+            vec!["a".into(), "b".into()],
+            "0.1.0",
+        )
     }
 }
 
@@ -36,7 +41,11 @@ fn lines(n: u64, prefix: &str) -> Vec<LogLine> {
         .map(|seq| LogLine {
             seq,
             at: 1000 + seq,
-            stream: if seq % 2 == 0 { LogStream::Stdout } else { LogStream::Plugin(LogLevel::Info) },
+            stream: if seq % 2 == 0 {
+                LogStream::Stdout
+            } else {
+                LogStream::Plugin(LogLevel::Info)
+            },
             text: format!("{prefix} line {seq}"),
         })
         .collect()
@@ -58,7 +67,11 @@ fn open_creates_the_dir_and_reopens_with_data() -> TestResult {
         assert_eq!(store.dir(), dir);
         assert!(store.recovered().is_empty());
         store.begin_run(&run)?;
-        store.finish_run(&RunRecord { status: RunStatus::Succeeded, finished_at: Some(9), ..run.clone() })?;
+        store.finish_run(&RunRecord {
+            status: RunStatus::Succeeded,
+            finished_at: Some(9),
+            ..run.clone()
+        })?;
         store.flush()?;
     }
     let store = Store::open(&dir)?;
@@ -93,7 +106,10 @@ fn an_uncreatable_dir_is_reported() -> TestResult {
     std::fs::write(&file, "not a dir")?;
     let err = Store::open(file.join("sub")).expect_err("a file is in the way");
     assert!(matches!(err, StoreError::CreateDir { .. }), "{err:?}");
-    assert!(err.to_string().starts_with(&format!("cannot create the data dir {}", file.join("sub").display())));
+    assert!(err.to_string().starts_with(&format!(
+        "cannot create the data dir {}",
+        file.join("sub").display()
+    )));
     Ok(())
 }
 
@@ -108,7 +124,10 @@ fn begin_run_stores_the_record_once() -> TestResult {
     let err = store.begin_run(&run).expect_err("duplicate id");
     assert_eq!(
         err.to_string(),
-        format!("run r1 already exists in {}; take a fresh id from Store::new_run_id", tmp.path().display())
+        format!(
+            "run r1 already exists in {}; take a fresh id from Store::new_run_id",
+            tmp.path().display()
+        )
     );
     Ok(())
 }
@@ -132,22 +151,36 @@ fn steps_need_a_run_and_come_back_in_index_order() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let store = Store::open(tmp.path())?;
     let run = run_at("r1", 5);
-    let err = store.put_step(&run.id, &step("a", 0, StepStatus::Pending)).expect_err("no run yet");
+    let err = store
+        .put_step(&run.id, &step("a", 0, StepStatus::Pending))
+        .expect_err("no run yet");
     assert_eq!(
         err.to_string(),
-        format!("run r1 is not in {}; call begin_run first", tmp.path().display())
+        format!(
+            "run r1 is not in {}; call begin_run first",
+            tmp.path().display()
+        )
     );
     store.begin_run(&run)?;
     // A run whose id extends this one's must not leak into its scans.
     store.begin_run(&run_at("r10", 6))?;
     store.put_step(&id("r10"), &step("other", 1, StepStatus::Running))?;
     for index in [256, 10, 2, 0, 1] {
-        store.put_step(&run.id, &step(&format!("s{index}"), index, StepStatus::Pending))?;
+        store.put_step(
+            &run.id,
+            &step(&format!("s{index}"), index, StepStatus::Pending),
+        )?;
     }
     store.put_step(&run.id, &step("s2", 2, StepStatus::Running))?;
     let steps = store.steps(&run.id)?;
-    let ids: Vec<_> = steps.iter().map(|s| (s.step_id.as_str(), s.index)).collect();
-    assert_eq!(ids, [("s0", 0), ("s1", 1), ("s2", 2), ("s10", 10), ("s256", 256)]);
+    let ids: Vec<_> = steps
+        .iter()
+        .map(|s| (s.step_id.as_str(), s.index))
+        .collect();
+    assert_eq!(
+        ids,
+        [("s0", 0), ("s1", 1), ("s2", 2), ("s10", 10), ("s256", 256)]
+    );
     assert_eq!(steps[2].status, StepStatus::Running);
     assert!(store.steps(&id("nope"))?.is_empty());
     Ok(())
@@ -178,9 +211,15 @@ fn finish_step_writes_the_step_and_its_logs_together() -> TestResult {
     assert_eq!(all[301].line, lines(3, "b")[1]);
 
     let only_b = store.logs(&run.id, Some("b"))?;
-    assert_eq!(only_b.iter().map(|l| l.line.clone()).collect::<Vec<_>>(), lines(3, "b"));
+    assert_eq!(
+        only_b.iter().map(|l| l.line.clone()).collect::<Vec<_>>(),
+        lines(3, "b")
+    );
     let err = store.logs(&run.id, Some("zz")).expect_err("no such step");
-    assert_eq!(err.to_string(), format!("run r1 in {} has no step `zz`", tmp.path().display()));
+    assert_eq!(
+        err.to_string(),
+        format!("run r1 in {} has no step `zz`", tmp.path().display())
+    );
     Ok(())
 }
 
@@ -190,11 +229,26 @@ fn finish_step_replaces_earlier_lines_of_the_step() -> TestResult {
     let store = Store::open(tmp.path())?;
     let run = run_at("r1", 5);
     store.begin_run(&run)?;
-    store.finish_step(&run.id, &step("a", 0, StepStatus::Failed), &lines(5, "first"))?;
-    store.finish_step(&run.id, &step("b", 1, StepStatus::Succeeded), &lines(2, "b"))?;
-    store.finish_step(&run.id, &step("a", 0, StepStatus::Succeeded), &lines(2, "second"))?;
+    store.finish_step(
+        &run.id,
+        &step("a", 0, StepStatus::Failed),
+        &lines(5, "first"),
+    )?;
+    store.finish_step(
+        &run.id,
+        &step("b", 1, StepStatus::Succeeded),
+        &lines(2, "b"),
+    )?;
+    store.finish_step(
+        &run.id,
+        &step("a", 0, StepStatus::Succeeded),
+        &lines(2, "second"),
+    )?;
     let a = store.logs(&run.id, Some("a"))?;
-    assert_eq!(a.iter().map(|l| l.line.text.as_str()).collect::<Vec<_>>(), ["second line 0", "second line 1"]);
+    assert_eq!(
+        a.iter().map(|l| l.line.text.as_str()).collect::<Vec<_>>(),
+        ["second line 0", "second line 1"]
+    );
     assert_eq!(store.logs(&run.id, Some("b"))?.len(), 2);
     Ok(())
 }
@@ -226,7 +280,11 @@ fn readers_never_see_a_step_without_its_logs() -> TestResult {
         let run = run.id.clone();
         std::thread::spawn(move || -> Result<(), StoreError> {
             for index in 0..300 {
-                store.finish_step(&run, &step(&format!("s{index}"), index, StepStatus::Succeeded), &lines(20, "x"))?;
+                store.finish_step(
+                    &run,
+                    &step(&format!("s{index}"), index, StepStatus::Succeeded),
+                    &lines(20, "x"),
+                )?;
             }
             Ok(())
         })
@@ -268,7 +326,11 @@ fn runs_are_listed_newest_first() -> TestResult {
     store.begin_run(&run_at("20261122-034455-8000", 1_795_319_095_500))?;
     store.begin_run(&run_at("20261121-120000-aaaa", 1_795_262_400_000))?;
     store.begin_run(&run_at("20261123-000000-0000", 1_795_392_000_000))?;
-    let all: Vec<_> = store.runs(None)?.into_iter().map(|r| r.id.to_string()).collect();
+    let all: Vec<_> = store
+        .runs(None)?
+        .into_iter()
+        .map(|r| r.id.to_string())
+        .collect();
     assert_eq!(
         all,
         [
@@ -280,7 +342,11 @@ fn runs_are_listed_newest_first() -> TestResult {
         ]
     );
     for limit in 0..=6 {
-        let some: Vec<_> = store.runs(Some(limit))?.into_iter().map(|r| r.id.to_string()).collect();
+        let some: Vec<_> = store
+            .runs(Some(limit))?
+            .into_iter()
+            .map(|r| r.id.to_string())
+            .collect();
         assert_eq!(some, all[..limit.min(all.len())], "limit {limit}");
     }
     Ok(())
@@ -291,8 +357,14 @@ fn resolve_takes_last_a_full_id_or_a_unique_prefix() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let store = Store::open(tmp.path())?;
     let dir = tmp.path().display();
-    assert_eq!(store.resolve("last").expect_err("empty").to_string(), format!("no runs yet in {dir}"));
-    assert_eq!(store.resolve("2026").expect_err("empty").to_string(), format!("no runs yet in {dir}"));
+    assert_eq!(
+        store.resolve("last").expect_err("empty").to_string(),
+        format!("no runs yet in {dir}")
+    );
+    assert_eq!(
+        store.resolve("2026").expect_err("empty").to_string(),
+        format!("no runs yet in {dir}")
+    );
 
     store.begin_run(&run_at("20261121-120000-aaaa", 1_795_262_400_000))?;
     store.begin_run(&run_at("20261122-034455-7f3a", 1_795_319_095_000))?;
@@ -300,7 +372,10 @@ fn resolve_takes_last_a_full_id_or_a_unique_prefix() -> TestResult {
     store.begin_run(&run_at("20261122-0344", 1))?; // a full id that prefixes others
 
     assert_eq!(store.resolve("last")?, id("20261122-034455-7f3b"));
-    assert_eq!(store.resolve("20261122-034455-7f3a")?, id("20261122-034455-7f3a"));
+    assert_eq!(
+        store.resolve("20261122-034455-7f3a")?,
+        id("20261122-034455-7f3a")
+    );
     assert_eq!(store.resolve("20261121")?, id("20261121-120000-aaaa"));
     assert_eq!(store.resolve("20261122-0344")?, id("20261122-0344"));
     assert_eq!(
@@ -311,14 +386,23 @@ fn resolve_takes_last_a_full_id_or_a_unique_prefix() -> TestResult {
         )
     );
     assert_eq!(
-        store.resolve("20261122-034455-7f3").expect_err("ambiguous").to_string(),
+        store
+            .resolve("20261122-034455-7f3")
+            .expect_err("ambiguous")
+            .to_string(),
         format!(
             "`20261122-034455-7f3` matches 2 runs in {dir}: 20261122-034455-7f3b, \
              20261122-034455-7f3a; give more of the id"
         )
     );
-    assert_eq!(store.resolve("2025").expect_err("none").to_string(), format!("no run `2025` in {dir}"));
-    assert_eq!(store.resolve("").expect_err("none").to_string(), format!("no run `` in {dir}"));
+    assert_eq!(
+        store.resolve("2025").expect_err("none").to_string(),
+        format!("no run `2025` in {dir}")
+    );
+    assert_eq!(
+        store.resolve("").expect_err("none").to_string(),
+        format!("no run `` in {dir}")
+    );
     Ok(())
 }
 
@@ -349,20 +433,30 @@ fn reopening_interrupts_runs_left_running() -> TestResult {
     {
         let store = Store::open(tmp.path())?;
         store.begin_run(&running)?;
-        store.finish_step(&running.id, &step("a", 0, StepStatus::Succeeded), &lines(1, "a"))?;
+        store.finish_step(
+            &running.id,
+            &step("a", 0, StepStatus::Succeeded),
+            &lines(1, "a"),
+        )?;
         store.put_step(&running.id, &step("b", 1, StepStatus::Running))?;
         store.put_step(&running.id, &step("c", 2, StepStatus::Pending))?;
         store.begin_run(&done)?;
-        store.finish_run(&RunRecord { status: RunStatus::Failed, ..done.clone() })?;
+        store.finish_run(&RunRecord {
+            status: RunStatus::Failed,
+            ..done.clone()
+        })?;
         // Dropped without finish_run: as if the process died.
     }
     let store = Store::open(tmp.path())?;
-    assert_eq!(store.recovered(), [running.id.clone()]);
+    assert_eq!(store.recovered(), std::slice::from_ref(&running.id));
     let run = store.run(&running.id)?.ok_or("run missing")?;
     assert_eq!(run.status, RunStatus::Interrupted);
     assert_eq!(run.failure.as_deref(), Some(RUN_INTERRUPTED));
     let steps = store.steps(&running.id)?;
-    let states: Vec<_> = steps.iter().map(|s| (s.status, s.reason.as_deref())).collect();
+    let states: Vec<_> = steps
+        .iter()
+        .map(|s| (s.status, s.reason.as_deref()))
+        .collect();
     assert_eq!(
         states,
         [
@@ -371,7 +465,10 @@ fn reopening_interrupts_runs_left_running() -> TestResult {
             (StepStatus::Cancelled, Some(STEP_NEVER_STARTED)),
         ]
     );
-    assert_eq!(store.run(&done.id)?.map(|r| r.status), Some(RunStatus::Failed));
+    assert_eq!(
+        store.run(&done.id)?.map(|r| r.status),
+        Some(RunStatus::Failed)
+    );
     drop(store);
     // Recovery happens once.
     assert!(Store::open(tmp.path())?.recovered().is_empty());
@@ -384,7 +481,8 @@ fn a_newer_schema_is_refused() -> TestResult {
     drop(Store::open(tmp.path())?);
     {
         let db = raw_db(tmp.path());
-        db.open_tree("meta")?.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())?;
+        db.open_tree("meta")?
+            .insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())?;
         db.flush()?;
     }
     let err = Store::open(tmp.path()).expect_err("newer schema");
@@ -406,7 +504,10 @@ fn a_corrupt_record_is_an_error_naming_its_key() -> TestResult {
     {
         let store = Store::open(tmp.path())?;
         store.begin_run(&run_at("good", 1))?;
-        store.finish_run(&RunRecord { status: RunStatus::Succeeded, ..run_at("good", 1) })?;
+        store.finish_run(&RunRecord {
+            status: RunStatus::Succeeded,
+            ..run_at("good", 1)
+        })?;
     }
     {
         let db = raw_db(tmp.path());
@@ -419,13 +520,29 @@ fn a_corrupt_record_is_an_error_naming_its_key() -> TestResult {
     let store = Store::open(tmp.path())?;
     let dir = tmp.path().display();
     let err = store.run(&id("bad")).expect_err("corrupt run");
-    assert!(matches!(&err, StoreError::Corrupt { tree: "runs", key, .. } if key == "bad"), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Corrupt { tree: "runs", key, .. } if key == "bad"),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(text.starts_with(&format!("corrupt record `bad` in the `runs` tree of the data dir {dir}: ")), "{text}");
-    assert!(text.ends_with("; move the data dir aside to start afresh"), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "corrupt record `bad` in the `runs` tree of the data dir {dir}: "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("; move the data dir aside to start afresh"),
+        "{text}"
+    );
     assert!(store.runs(None).is_err());
     let err = store.steps(&id("good")).expect_err("corrupt step");
-    assert!(err.to_string().starts_with(&format!("corrupt record `good/3` in the `steps` tree of the data dir {dir}: ")), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "corrupt record `good/3` in the `steps` tree of the data dir {dir}: "
+        )),
+        "{err}"
+    );
     // Records around it still read.
     assert!(store.run(&id("good"))?.is_some());
     Ok(())
@@ -440,7 +557,11 @@ fn a_corrupt_schema_version_is_an_error() -> TestResult {
         db.flush()?;
     }
     let err = Store::open(tmp.path()).expect_err("corrupt version");
-    assert!(err.to_string().starts_with("corrupt record `schema_version` in the `meta` tree"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("corrupt record `schema_version` in the `meta` tree"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -484,11 +605,18 @@ fn long_logs_span_chunks_and_are_replaced_whole() -> TestResult {
     first.reverse();
     store.finish_step(&run.id, &step("a", 0, StepStatus::Failed), &first)?;
     let back = store.logs(&run.id, Some("a"))?;
-    assert_eq!(back.iter().map(|l| l.line.seq).collect::<Vec<_>>(), (0..500).collect::<Vec<_>>());
+    assert_eq!(
+        back.iter().map(|l| l.line.seq).collect::<Vec<_>>(),
+        (0..500).collect::<Vec<_>>()
+    );
     assert!(back.iter().all(|l| l.line.text.starts_with("first line")));
 
     // A retry with a shorter log leaves none of the first attempt's chunks behind.
-    store.finish_step(&run.id, &step("a", 0, StepStatus::Succeeded), &long(3, "retry"))?;
+    store.finish_step(
+        &run.id,
+        &step("a", 0, StepStatus::Succeeded),
+        &long(3, "retry"),
+    )?;
     let back = store.logs(&run.id, None)?;
     assert_eq!(back.len(), 3);
     assert!(back.iter().all(|l| l.line.text.starts_with("retry line")));
@@ -503,7 +631,11 @@ fn a_corrupt_log_chunk_is_an_error_naming_its_key() -> TestResult {
     {
         let store = Store::open(tmp.path())?;
         store.begin_run(&run_at("r1", 1))?;
-        store.finish_step(&id("r1"), &step("a", 2, StepStatus::Succeeded), &lines(3, "a"))?;
+        store.finish_step(
+            &id("r1"),
+            &step("a", 2, StepStatus::Succeeded),
+            &lines(3, "a"),
+        )?;
     }
     {
         let db = raw_db(tmp.path());
@@ -516,7 +648,10 @@ fn a_corrupt_log_chunk_is_an_error_naming_its_key() -> TestResult {
     let store = Store::open(tmp.path())?;
     let err = store.logs(&id("r1"), None).expect_err("corrupt chunk");
     assert!(
-        err.to_string().starts_with(&format!("corrupt record `r1/2/0` in the `logs` tree of the data dir {}: ", tmp.path().display())),
+        err.to_string().starts_with(&format!(
+            "corrupt record `r1/2/0` in the `logs` tree of the data dir {}: ",
+            tmp.path().display()
+        )),
         "{err}"
     );
     Ok(())
