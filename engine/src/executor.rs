@@ -108,6 +108,13 @@ pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Resu
         started: vec![None; steps.len()],
     };
     cx.store.begin_run(&ex.run)?;
+    // Record every step as pending and make the run durable before anything
+    // runs, so that a killed process leaves the whole run behind, marked
+    // interrupted, rather than losing its last half second of records.
+    for record in &ex.records {
+        cx.store.put_step(&ex.run.id, record)?;
+    }
+    cx.store.flush_async().await?;
     ex.emit(Event::RunStarted {
         run: ex.run.id.to_string(),
         pipeline: ex.run.pipeline_name.clone(),
@@ -209,6 +216,7 @@ impl Execution<'_> {
             cancel: self.cx.cancel.clone(),
             log: LogSink::new(self.cx.defaults.log_limit),
         };
+        tracing::debug!(run = %self.run.id, step = %step.id, memory = limits.memory, timeout = ?limits.timeout, "step starting");
         running.spawn(task.run());
         Ok(())
     }
@@ -253,6 +261,7 @@ impl Execution<'_> {
         record.log_truncated = log_truncated;
         self.cx.store.finish_step(&self.run.id, record, log)?;
         let duration_ms = self.started[index].map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
+        tracing::debug!(run = %self.run.id, step = %step.id, %status, duration_ms, "step finished");
         self.emit(Event::StepFinished {
             run: self.run_id(),
             step: step.id.clone(),

@@ -109,8 +109,10 @@ impl EvalContext {
         &self.inputs
     }
 
-    /// The CEL variables `inputs` and `steps`.
-    fn to_cel(&self) -> cel::Context<'static, 'static> {
+    /// The CEL variables `inputs` and `steps`; with `only`, just those steps (an
+    /// expression reads a few steps, and converting all of them for every
+    /// evaluation would make long pipelines quadratic).
+    fn to_cel(&self, only: Option<&[String]>) -> cel::Context<'static, 'static> {
         let mut context = cel::Context::with_env(Arc::clone(stdlib()));
         let inputs: HashMap<Key, cel::Value> = self
             .inputs
@@ -120,6 +122,7 @@ impl EvalContext {
         let steps: HashMap<Key, cel::Value> = self
             .steps
             .iter()
+            .filter(|(id, _)| only.is_none_or(|ids| ids.iter().any(|i| i == *id)))
             .map(|(id, (outcome, outputs))| {
                 let outputs: HashMap<Key, cel::Value> = outputs
                     .iter()
@@ -238,6 +241,9 @@ pub struct Expression {
     source: String,
     program: Arc<Program>,
     references: Vec<Reference>,
+    /// The step ids the expression reads, when all its uses of `steps` name one;
+    /// `None` when it uses `steps` as a whole (e.g. `size(steps)`).
+    steps_read: Option<Vec<String>>,
 }
 
 impl PartialEq for Expression {
@@ -275,10 +281,25 @@ impl Expression {
         })?;
         let mut references = Vec::new();
         collect_references(program.expression(), &mut Vec::new(), &mut references);
+        let mut steps_read = Some(Vec::new());
+        for reference in &references {
+            match reference.path.as_slice() {
+                [root, id, ..] if root == "steps" => {
+                    if let Some(ids) = &mut steps_read
+                        && !ids.contains(id)
+                    {
+                        ids.push(id.clone());
+                    }
+                }
+                [root] if root == "steps" => steps_read = None,
+                _ => {}
+            }
+        }
         Ok(Expression {
             source: trimmed.to_owned(),
             program: Arc::new(program),
             references,
+            steps_read,
         })
     }
 
@@ -296,7 +317,7 @@ impl Expression {
     /// Evaluates the expression to a CEL value.
     fn eval_cel(&self, ctx: &EvalContext) -> Result<cel::Value, EvalError> {
         self.program
-            .execute(&ctx.to_cel())
+            .execute(&ctx.to_cel(self.steps_read.as_deref()))
             .map_err(|e| EvalError::Failed {
                 expression: self.source.clone(),
                 message: e.to_string(),

@@ -150,6 +150,23 @@ fn span_of(span: &saphyr_parser::Span) -> Span {
     Span::new(position(&span.start), position(&span.end))
 }
 
+/// saphyr ends a quoted scalar inside a flow collection after the blanks that
+/// follow it (`{ a: "x" }`); the span of a scalar ends at its closing quote.
+fn trim_quoted_end(file: &SourceFile, span: Span) -> Span {
+    if span.start.line != span.end.line {
+        return span;
+    }
+    let Some(line) = file.line(span.end.line) else {
+        return span;
+    };
+    let chars: Vec<char> = line.chars().collect();
+    let mut end = span.end.column;
+    while end > span.start.column + 1 && chars.get(end - 2).is_some_and(|c| c.is_whitespace()) {
+        end -= 1;
+    }
+    Span::new(span.start, Position { line: span.end.line, column: end })
+}
+
 /// Resolves a plain scalar per the YAML 1.2 core schema.
 pub fn resolve_plain(text: &str) -> Result<Scalar, String> {
     match text {
@@ -295,6 +312,11 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<(Option<Node>, Vec<Diagnostic>), 
                     }
                 } else {
                     Scalar::String(text.to_string())
+                };
+                let span = if style == ScalarStyle::Plain {
+                    span
+                } else {
+                    trim_quoted_end(file, span)
                 };
                 Node {
                     kind: NodeKind::Scalar {
@@ -499,6 +521,16 @@ mod tests {
         let value = &root.as_mapping().expect("map")[0].value;
         assert_eq!(value.span.start, Position { line: 1, column: 4 });
         assert_eq!(value.span.end, Position { line: 1, column: 9 });
+    }
+
+    #[test]
+    fn quoted_scalar_spans_in_flow_mappings_end_at_the_quote() {
+        let (root, _) = tree("a: { b: \"x\" , c: 'y'  }\n");
+        let root = root.expect("a root");
+        let inner = &root.as_mapping().expect("map")[0].value;
+        let fields = inner.as_mapping().expect("inner map");
+        assert_eq!(fields[0].value.span.end, Position { line: 1, column: 12 });
+        assert_eq!(fields[1].value.span.end, Position { line: 1, column: 21 });
     }
 
     #[test]

@@ -28,8 +28,13 @@ pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps
         }
         Style::Plain => {
             let width = steps.iter().map(String::len).max().unwrap_or(0);
+            let mut started = std::collections::BTreeSet::new();
             while let Some(event) = rx.recv().await {
-                if let Some(line) = plain_line(&event, width) {
+                if let Event::StepStarted { step, .. } = &event {
+                    started.insert(step.clone());
+                }
+                let ran = matches!(&event, Event::StepFinished { step, .. } if started.contains(step));
+                if let Some(line) = plain_line(&event, width, ran) {
                     println!("{line}");
                 }
             }
@@ -38,7 +43,9 @@ pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps
     }
 }
 
-fn plain_line(event: &Event, width: usize) -> Option<String> {
+/// `ran`: the step of a `StepFinished` started (so its time is worth showing,
+/// even when it rounds to 0ms).
+fn plain_line(event: &Event, width: usize, ran: bool) -> Option<String> {
     Some(match event {
         Event::RunStarted { run, pipeline, steps, .. } => {
             format!("run {run} started: {pipeline} ({} step{})", steps.len(), plural(steps.len()))
@@ -46,7 +53,7 @@ fn plain_line(event: &Event, width: usize) -> Option<String> {
         Event::StepStarted { step, .. } => format!("{step:<width$}  started"),
         Event::StepFinished { step, status, reason, duration_ms, .. } => {
             let mut line = format!("{step:<width$}  {status}");
-            if *duration_ms > 0 || *status == StepStatus::Succeeded {
+            if ran || *duration_ms > 0 || *status == StepStatus::Succeeded {
                 line.push_str(&format!(" in {}", format_duration(Duration::from_millis(*duration_ms))));
             }
             if let Some(reason) = reason {
@@ -183,6 +190,6 @@ mod tests {
             outputs: BTreeMap::new(),
             at: 0,
         };
-        assert_eq!(plain_line(&event, 6).as_deref(), Some("greet   failed in 1.5s: boom"));
+        assert_eq!(plain_line(&event, 6, true).as_deref(), Some("greet   failed in 1.5s: boom"));
     }
 }

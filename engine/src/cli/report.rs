@@ -1,6 +1,7 @@
 //! What `flow runs`, `flow show`, `flow logs` and `flow plugins` print, and
 //! the summary at the end of `flow run`.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,10 +79,10 @@ pub(crate) fn runs(store: &Store, limit: usize, style: Style) -> Result<u8, Fail
         return Ok(exit::SUCCESS);
     }
     let width = runs.iter().map(|r| r.id.as_str().len()).max().unwrap_or(2);
-    println!("{:<width$}  {:<11}  {:<20}  {:>9}  PIPELINE", "RUN", "STATUS", "STARTED", "DURATION");
+    println!("{:<width$}  {:<11}  {:<24}  {:>9}  PIPELINE", "RUN", "STATUS", "STARTED", "DURATION");
     for run in &runs {
         println!(
-            "{:<width$}  {:<11}  {:<20}  {:>9}  {}",
+            "{:<width$}  {:<11}  {:<24}  {:>9}  {}",
             run.id.as_str(),
             run.status.to_string(),
             format_rfc3339(run.started_at),
@@ -147,25 +148,32 @@ pub(crate) fn logs(store: &Store, query: &str, step: Option<&str>, style: Style)
     let id = store.resolve(query)?;
     let lines = store.logs(&id, step)?;
     let width = lines.iter().map(|l| l.step_id.len()).max().unwrap_or(0);
+    // Logs are long and often piped into `head`: stop quietly when the reader
+    // goes away instead of panicking in `println!`.
+    let mut out = std::io::stdout().lock();
     for entry in &lines {
-        if style == Style::Json {
+        let written = if style == Style::Json {
             let value = serde_json::json!({
                 "step": entry.step_id, "seq": entry.line.seq, "at": entry.line.at,
                 "stream": entry.line.stream, "text": entry.line.text,
             });
-            println!("{value}");
-            continue;
-        }
-        let marker = match entry.line.stream {
-            LogStream::Stderr => "!",
-            _ => "|",
-        };
-        if step.is_some() {
-            println!("{}", entry.line.text);
+            writeln!(out, "{value}")
         } else {
-            println!("{:<width$} {marker} {}", entry.step_id, entry.line.text);
+            let marker = match entry.line.stream {
+                LogStream::Stderr => "!",
+                _ => "|",
+            };
+            if step.is_some() {
+                writeln!(out, "{}", entry.line.text)
+            } else {
+                writeln!(out, "{:<width$} {marker} {}", entry.step_id, entry.line.text)
+            }
+        };
+        if written.is_err() {
+            break;
         }
     }
+    let _ = out.flush();
     Ok(exit::SUCCESS)
 }
 

