@@ -40,6 +40,8 @@
 //! | `logs`  | `RUN 0x00 index:u32 first_seq:u64`           | `[`[`LogLine`]`, ...]`     |
 //! | `meta`  | `schema_version`                             | [`SCHEMA_VERSION`] as u32  |
 //! | `meta`  | `active/RUN`                                 | empty: the run is running  |
+//! | `attestations` | `RUN 0x00 index:u32`                  | [`StepAttestation`]        |
+//! | `run_attestations` | `RUN`                             | [`RunAttestation`]         |
 //!
 //! A step's log lines are stored in chunks (JSON arrays of up to [`LOG_CHUNK_BYTES`]),
 //! keyed by the `seq` of the chunk's first line: sled spends a few microseconds per key
@@ -64,7 +66,8 @@ mod timestamp;
 
 pub use error::{Result, StoreError};
 pub use records::{
-    LogLevel, LogLine, LogStream, RunRecord, RunStatus, StepLogLine, StepRecord, StepStatus,
+    LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus, StepAttestation, StepLogLine,
+    StepRecord, StepStatus,
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{

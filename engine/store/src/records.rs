@@ -308,3 +308,29 @@ mod tests {
         );
     }
 }
+
+/// A step's signed provenance, stored with the step in one transaction (see
+/// [`Store::finish_step_attested`](crate::Store::finish_step_attested)). Each field
+/// is a DSSE envelope as JSON text, kept byte for byte as signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepAttestation {
+    /// The in-toto Statement v1 with the SLSA Provenance v1 predicate.
+    pub statement: String,
+    /// The in-toto v0.9 link.
+    pub link: String,
+    /// The key id that signed both.
+    pub keyid: String,
+}
+
+/// A run's signed provenance, stored when the run finishes (see
+/// [`Store::finish_run_attested`](crate::Store::finish_run_attested)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAttestation {
+    /// The in-toto v0.9 layout generated from the pipeline, as a DSSE envelope.
+    pub layout: String,
+    /// The run chain: the digests of the step envelopes in execution order, as a
+    /// DSSE envelope.
+    pub chain: String,
+    /// The owner's public key (PEM) that signed the layout.
+    pub owner_public_key: String,
+}

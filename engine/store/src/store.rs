@@ -12,7 +12,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
 use crate::keys;
-use crate::records::{LogLine, RunRecord, RunStatus, StepLogLine, StepRecord, StepStatus};
+use crate::records::{
+    LogLine, RunAttestation, RunRecord, RunStatus, StepAttestation, StepLogLine, StepRecord, StepStatus,
+};
 use crate::run_id::RunId;
 use crate::timestamp::now_millis;
 
@@ -38,6 +40,8 @@ const RUNS: &str = "runs";
 const STEPS: &str = "steps";
 const LOGS: &str = "logs";
 const META: &str = "meta";
+const ATTESTATIONS: &str = "attestations";
+const RUN_ATTESTATIONS: &str = "run_attestations";
 
 /// An open run store: a cheap, clonable handle (clones share one database).
 ///
@@ -57,6 +61,8 @@ struct Inner {
     steps: sled::Tree,
     logs: sled::Tree,
     meta: sled::Tree,
+    attestations: sled::Tree,
+    run_attestations: sled::Tree,
     recovered: Vec<RunId>,
 }
 
@@ -100,6 +106,8 @@ impl Store {
         let steps = db.open_tree(STEPS).map_err(storage)?;
         let logs = db.open_tree(LOGS).map_err(storage)?;
         let meta = db.open_tree(META).map_err(storage)?;
+        let attestations = db.open_tree(ATTESTATIONS).map_err(storage)?;
+        let run_attestations = db.open_tree(RUN_ATTESTATIONS).map_err(storage)?;
         let mut store = Store {
             inner: Arc::new(Inner {
                 dir,
@@ -108,6 +116,8 @@ impl Store {
                 steps,
                 logs,
                 meta,
+                attestations,
+                run_attestations,
                 recovered: Vec::new(),
             }),
         };
@@ -182,19 +192,32 @@ impl Store {
     /// Records a run's final state (or any later state of it). The run must have been
     /// begun.
     pub fn finish_run(&self, run: &RunRecord) -> Result<()> {
+        self.finish_run_attested(run, None)
+    }
+
+    /// [`Store::finish_run`], with the run's signed provenance (layout and step chain)
+    /// written in the same transaction.
+    pub fn finish_run_attested(&self, run: &RunRecord, attestation: Option<&RunAttestation>) -> Result<()> {
         let key = keys::run(&run.id);
         let value = self.encode("run record", run)?;
+        let attestation_value = match attestation {
+            Some(a) => Some(self.encode("run attestation", a)?),
+            None => None,
+        };
         let active = keys::active(&run.id);
         let running = run.status == RunStatus::Running;
         let i = &self.inner;
-        (&i.runs, &i.meta)
-            .transaction(|(runs, meta)| {
+        (&i.runs, &i.meta, &i.run_attestations)
+            .transaction(|(runs, meta, run_attestations)| {
                 if runs.get(key)?.is_none() {
                     return Err(ConflictableTransactionError::Abort(
                         self.unknown_run(&run.id),
                     ));
                 }
                 runs.insert(key, value.as_slice())?;
+                if let Some(value) = &attestation_value {
+                    run_attestations.insert(key, value.as_slice())?;
+                }
                 if running {
                     meta.insert(active.as_slice(), &[][..])?;
                 } else {
@@ -231,7 +254,23 @@ impl Store {
     /// chunk: a sled write costs a few microseconds per key, so a key per line would
     /// take most of a step's time budget.
     pub fn finish_step(&self, run: &RunId, step: &StepRecord, lines: &[LogLine]) -> Result<()> {
+        self.finish_step_attested(run, step, lines, None)
+    }
+
+    /// [`Store::finish_step`], with the step's signed provenance written in the same
+    /// transaction: a step is never complete without it, nor it without the step.
+    pub fn finish_step_attested(
+        &self,
+        run: &RunId,
+        step: &StepRecord,
+        lines: &[LogLine],
+        attestation: Option<&StepAttestation>,
+    ) -> Result<()> {
         let step_key = keys::step(run, step.index);
+        let attestation_value = match attestation {
+            Some(a) => Some(self.encode("step attestation", a)?),
+            None => None,
+        };
         let step_value = self.encode("step record", step)?;
         let chunks = self.log_chunks(run, step.index, lines)?;
         // Chunks from an earlier write for this step that the new ones do not overwrite.
@@ -246,12 +285,15 @@ impl Store {
         }
         let run_key = keys::run(run);
         let i = &self.inner;
-        (&i.runs, &i.steps, &i.logs)
-            .transaction(|(runs, steps, logs)| {
+        (&i.runs, &i.steps, &i.logs, &i.attestations)
+            .transaction(|(runs, steps, logs, attestations)| {
                 if runs.get(run_key)?.is_none() {
                     return Err(ConflictableTransactionError::Abort(self.unknown_run(run)));
                 }
                 steps.insert(step_key.as_slice(), step_value.as_slice())?;
+                if let Some(value) = &attestation_value {
+                    attestations.insert(step_key.as_slice(), value.as_slice())?;
+                }
                 for key in &stale {
                     logs.remove(key)?;
                 }
@@ -560,6 +602,32 @@ impl Store {
             self.flush()?;
         }
         Ok(recovered)
+    }
+
+    /// The signed provenance of a run's steps, in index order: `(index, attestation)`.
+    pub fn step_attestations(&self, run: &RunId) -> Result<Vec<(u32, StepAttestation)>> {
+        let mut out = Vec::new();
+        for item in self.inner.attestations.scan_prefix(keys::run_prefix(run)) {
+            let (key, value) = item.map_err(|e| self.storage(e))?;
+            let index = key
+                .len()
+                .checked_sub(4)
+                .and_then(|at| key.get(at..))
+                .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| self.corrupt(ATTESTATIONS, &key, "the key holds no step index".into()))?;
+            out.push((index, self.decode(ATTESTATIONS, &key, &value)?));
+        }
+        Ok(out)
+    }
+
+    /// The signed provenance of a run as a whole, once it finished.
+    pub fn run_attestation(&self, run: &RunId) -> Result<Option<RunAttestation>> {
+        let key = keys::run(run);
+        match self.inner.run_attestations.get(key).map_err(|e| self.storage(e))? {
+            Some(value) => Ok(Some(self.decode(RUN_ATTESTATIONS, key, &value)?)),
+            None => Ok(None),
+        }
     }
 
     fn encode<T: Serialize>(&self, what: &'static str, value: &T) -> Result<Vec<u8>> {
