@@ -90,10 +90,7 @@ impl Store {
             source,
         })?;
         let db_dir = dir.join(DB_DIR);
-        let db = sled::Config::new()
-            .path(&db_dir)
-            .open()
-            .map_err(|source| open_error(&dir, &db_dir, source))?;
+        let db = open_db(&dir, &db_dir)?;
         // The pid file only improves the "in use" message; failing to write it must not
         // stop the run.
         let _ = fs::write(db_dir.join(PID_FILE), std::process::id().to_string());
@@ -703,6 +700,27 @@ fn open_error(dir: &Path, db_dir: &Path, source: sled::Error) -> StoreError {
         Some(pid) if pid == std::process::id() => StoreError::AlreadyOpen { dir },
         Some(pid) => StoreError::InUse { dir, pid },
         None => StoreError::Locked { dir },
+    }
+}
+
+/// How long [`open_db`] waits for a handle this process just dropped.
+const OWN_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database. sled's background flusher can hold a dropped handle
+/// (and its file lock) a little longer, so a reopen by the same process waits
+/// briefly before reporting the data dir as already open.
+fn open_db(dir: &Path, db_dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + OWN_LOCK_GRACE;
+    loop {
+        match sled::Config::new().path(db_dir).open() {
+            Ok(db) => return Ok(db),
+            Err(source) => match open_error(dir, db_dir, source) {
+                StoreError::AlreadyOpen { .. } if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                error => return Err(error),
+            },
+        }
     }
 }
 
