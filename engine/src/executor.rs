@@ -3,6 +3,8 @@
 //! events. A failed step stops the run (no new step starts) unless it says
 //! `continue-on-error`; its dependents do not run. Cancellation stops the
 //! running steps within one epoch tick and records the run as cancelled.
+//! With a signing key, every step (run, failed or skipped) gets signed
+//! provenance, stored in the same write that completes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -10,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_pipeline::{EvalContext, FsAccess, Plan, StepOutcome};
-use flow_store::{now_millis, LogLine, RunRecord, RunStatus, StepRecord, StepStatus, Store, StoreError};
+use flow_provenance::{DigestCache, Root, SigningKey};
+use flow_store::{now_millis, LogLine, RunRecord, RunStatus, StepRecord, StepStatus, Store};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -19,7 +22,9 @@ use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
+use crate::provenance::{self, Recorder, StepFacts, StepRoots};
 use crate::runtime::{CancelFlag, LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
+use crate::EngineError;
 
 /// Limits a step gets when the pipeline does not set its own.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +58,9 @@ pub(crate) struct RunContext {
     pub cancel: CancelFlag,
     pub events: Option<UnboundedSender<Event>>,
     pub defaults: StepDefaults,
+    pub signing_key: Option<Arc<SigningKey>>,
+    pub pipeline_file: String,
+    pub pipeline_sha256: String,
 }
 
 /// How a run ended.
@@ -64,13 +72,28 @@ pub struct RunSummary {
     pub steps: Vec<StepRecord>,
 }
 
-struct Finished {
-    index: usize,
-    result: Result<BTreeMap<String, String>, StepFailure>,
+/// How a step ended, with everything that is recorded about it.
+#[derive(Default)]
+struct StepEnd {
+    status: Option<StepStatus>,
+    reason: Option<String>,
+    outputs: BTreeMap<String, String>,
     log: Vec<LogLine>,
     log_bytes: u64,
     log_truncated: bool,
-    digest: String,
+    facts: StepFacts,
+}
+
+impl StepEnd {
+    /// A step that ended without its plugin running.
+    fn not_run(status: StepStatus, reason: String) -> Self {
+        StepEnd { status: Some(status), reason: Some(reason), ..StepEnd::default() }
+    }
+}
+
+struct Finished {
+    index: usize,
+    end: StepEnd,
 }
 
 struct Execution<'a> {
@@ -84,9 +107,12 @@ struct Execution<'a> {
     halted: Option<String>,
     first_failure: Option<String>,
     started: Vec<Option<Instant>>,
+    recorder: Option<Recorder>,
+    /// Set while `close` settles the steps that never started.
+    closing: bool,
 }
 
-pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Result<RunSummary, StoreError> {
+pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Result<RunSummary, EngineError> {
     let steps = &plan.steps;
     let records = steps
         .iter()
@@ -95,6 +121,17 @@ pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Resu
         .collect();
     let remaining: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
     let ready = (0..steps.len()).filter(|&i| remaining[i] == 0).collect();
+    let recorder = match &cx.signing_key {
+        Some(key) => Some(Recorder::new(
+            plan,
+            key.clone(),
+            run.id.as_str(),
+            &cx.pipeline_file,
+            &cx.pipeline_sha256,
+            &cx.workspace,
+        )?),
+        None => None,
+    };
     let mut ex = Execution {
         plan,
         eval: EvalContext::new(cx.inputs.clone()),
@@ -106,6 +143,8 @@ pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Resu
         halted: None,
         first_failure: None,
         started: vec![None; steps.len()],
+        recorder,
+        closing: false,
     };
     cx.store.begin_run(&ex.run)?;
     // Record every step as pending and make the run durable before anything
@@ -134,7 +173,7 @@ pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Resu
         }
         tokio::select! {
             joined = running.join_next() => match joined {
-                Some(Ok(finished)) => ex.finish(finished)?,
+                Some(Ok(finished)) => ex.settle(finished.index, finished.end)?,
                 Some(Err(e)) => {
                     // A step task panicked or was aborted: a host bug, not the plugin's.
                     tracing::error!(error = %e, "a step task ended abnormally");
@@ -160,40 +199,37 @@ impl Execution<'_> {
     }
 
     /// Decide whether a ready step runs; if so, start it.
-    fn start(&mut self, index: usize, running: &mut JoinSet<Finished>) -> Result<(), StoreError> {
+    fn start(&mut self, index: usize, running: &mut JoinSet<Finished>) -> Result<(), EngineError> {
         let step = &self.plan.steps[index];
         if let Some((condition, _)) = &step.condition {
             match step.evaluate_condition(&self.eval) {
                 Ok(true) => {}
                 Ok(false) => {
                     let reason = format!("condition `{}` was false", condition.source());
-                    return self.settle(index, StepStatus::Skipped, Some(reason), BTreeMap::new(), &[], 0, false);
+                    return self.settle(index, StepEnd::not_run(StepStatus::Skipped, reason));
                 }
                 Err(diagnostic) => {
-                    let reason = diagnostic.render();
-                    return self.settle(index, StepStatus::Failed, Some(reason), BTreeMap::new(), &[], 0, false);
+                    return self.settle(index, StepEnd::not_run(StepStatus::Failed, diagnostic.render()));
                 }
             }
         }
         let params = match step.resolve_params(&self.eval) {
             Ok(params) => params,
-            Err(diagnostic) => {
-                let reason = diagnostic.render();
-                return self.settle(index, StepStatus::Failed, Some(reason), BTreeMap::new(), &[], 0, false);
-            }
+            Err(diagnostic) => return self.settle(index, StepEnd::not_run(StepStatus::Failed, diagnostic.render())),
         };
         let Some(plugin) = self.cx.plugins.get(&step.plugin).cloned() else {
             let reason = format!("plugin `{}` is not loaded", step.plugin);
-            return self.settle(index, StepStatus::Failed, Some(reason), BTreeMap::new(), &[], 0, false);
+            return self.settle(index, StepEnd::not_run(StepStatus::Failed, reason));
         };
 
+        let started_ms = now_millis();
         let record = &mut self.records[index];
         record.status = StepStatus::Running;
-        record.started_at = Some(now_millis());
+        record.started_at = Some(started_ms);
         record.plugin_digest = Some(plugin.digest.to_string());
         self.cx.store.put_step(&self.run.id, record)?;
         self.started[index] = Some(Instant::now());
-        self.emit(Event::StepStarted { run: self.run_id(), step: step.id.clone(), at: now_millis() });
+        self.emit(Event::StepStarted { run: self.run_id(), step: step.id.clone(), at: started_ms });
 
         let limits = StepLimits {
             memory: step.memory.unwrap_or(self.cx.defaults.memory),
@@ -215,60 +251,42 @@ impl Execution<'_> {
             limits,
             cancel: self.cx.cancel.clone(),
             log: LogSink::new(self.cx.defaults.log_limit),
+            snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
+            started_ms,
         };
         tracing::debug!(run = %self.run.id, step = %step.id, memory = limits.memory, timeout = ?limits.timeout, "step starting");
         running.spawn(task.run());
         Ok(())
     }
 
-    fn finish(&mut self, done: Finished) -> Result<(), StoreError> {
-        let (status, reason, outputs) = match done.result {
-            Ok(outputs) => (StepStatus::Succeeded, None, outputs),
-            Err(failure) => {
-                let status = match failure {
-                    StepFailure::TimedOut(_) => StepStatus::TimedOut,
-                    StepFailure::Cancelled => StepStatus::Cancelled,
-                    _ => StepStatus::Failed,
-                };
-                (status, Some(failure.to_string()), BTreeMap::new())
-            }
-        };
-        self.records[done.index].plugin_digest = Some(done.digest);
-        self.settle(done.index, status, reason, outputs, &done.log, done.log_bytes, done.log_truncated)
-    }
-
-    /// Record a step's final state, then release or skip its dependents.
-    #[allow(clippy::too_many_arguments)]
-    fn settle(
-        &mut self,
-        index: usize,
-        status: StepStatus,
-        reason: Option<String>,
-        outputs: BTreeMap<String, String>,
-        log: &[LogLine],
-        log_bytes: u64,
-        log_truncated: bool,
-    ) -> Result<(), StoreError> {
+    /// Record a step's final state (with its provenance), then release or skip
+    /// its dependents.
+    fn settle(&mut self, index: usize, end: StepEnd) -> Result<(), EngineError> {
         let steps = &self.plan.steps;
         let step = &steps[index];
+        let status = end.status.unwrap_or(StepStatus::Failed);
         let now = now_millis();
+        let attestation = match &mut self.recorder {
+            Some(recorder) => Some(recorder.attest(step, status, end.reason.as_deref(), end.facts, now)?),
+            None => None,
+        };
         let record = &mut self.records[index];
         record.status = status;
-        record.reason = reason.clone();
-        record.outputs = outputs.clone();
+        record.reason = end.reason.clone();
+        record.outputs = end.outputs.clone();
         record.finished_at = Some(now);
-        record.log_bytes = log_bytes;
-        record.log_truncated = log_truncated;
-        self.cx.store.finish_step(&self.run.id, record, log)?;
+        record.log_bytes = end.log_bytes;
+        record.log_truncated = end.log_truncated;
+        self.cx.store.finish_step_attested(&self.run.id, record, &end.log, attestation.as_ref())?;
         let duration_ms = self.started[index].map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
         tracing::debug!(run = %self.run.id, step = %step.id, %status, duration_ms, "step finished");
         self.emit(Event::StepFinished {
             run: self.run_id(),
             step: step.id.clone(),
             status,
-            reason: reason.clone(),
+            reason: end.reason.clone(),
             duration_ms,
-            outputs: outputs.clone(),
+            outputs: end.outputs.clone(),
             at: now,
         });
         let outcome = match status {
@@ -277,16 +295,16 @@ impl Execution<'_> {
             StepStatus::Cancelled => StepOutcome::Cancelled,
             _ => StepOutcome::Failed,
         };
-        self.eval.record_step(step.id.clone(), outcome, outputs);
+        self.eval.record_step(step.id.clone(), outcome, end.outputs);
 
         let failed = matches!(status, StepStatus::Failed | StepStatus::TimedOut | StepStatus::Cancelled);
         if failed && !step.continue_on_error {
-            let why = format!("step `{}` {}: {}", step.id, status, reason.as_deref().unwrap_or("no reason given"));
+            let why = format!("step `{}` {}: {}", step.id, status, end.reason.as_deref().unwrap_or("no reason given"));
             self.first_failure.get_or_insert(why);
             self.halted.get_or_insert_with(|| format!("step `{}` {}", step.id, status));
         }
-        // Once cancelled, steps that never started are settled as cancelled by `close`.
-        if self.cx.cancel.is_cancelled() {
+        // Once cancelled (or closing), steps that never started are settled by `close`.
+        if self.cx.cancel.is_cancelled() || self.closing {
             return Ok(());
         }
         // A dependent runs once all its needs are done and none blocks it.
@@ -299,9 +317,7 @@ impl Execution<'_> {
                 None => {
                     self.ready.insert(dependent);
                 }
-                Some(reason) => {
-                    self.settle(dependent, StepStatus::Skipped, Some(reason), BTreeMap::new(), &[], 0, false)?;
-                }
+                Some(reason) => self.settle(dependent, StepEnd::not_run(StepStatus::Skipped, reason))?,
             }
         }
         Ok(())
@@ -322,33 +338,20 @@ impl Execution<'_> {
     }
 
     /// Settle every step that never started, and the run.
-    fn close(mut self) -> Result<RunSummary, StoreError> {
+    fn close(mut self) -> Result<RunSummary, EngineError> {
         let cancelled = self.cx.cancel.is_cancelled();
+        self.closing = true;
         for index in 0..self.records.len() {
             if self.records[index].status.is_terminal() {
                 continue;
             }
-            let (status, reason) = if cancelled {
-                (StepStatus::Cancelled, "the run was cancelled before the step started".to_string())
+            let end = if cancelled {
+                StepEnd::not_run(StepStatus::Cancelled, "the run was cancelled before the step started".into())
             } else {
                 let why = self.halted.clone().unwrap_or_else(|| "the run stopped".into());
-                (StepStatus::Skipped, format!("not run: {why}"))
+                StepEnd::not_run(StepStatus::Skipped, format!("not run: {why}"))
             };
-            let record = &mut self.records[index];
-            record.status = status;
-            record.reason = Some(reason.clone());
-            record.finished_at = Some(now_millis());
-            self.cx.store.finish_step(&self.run.id, record, &[])?;
-            let step = record.step_id.clone();
-            self.emit(Event::StepFinished {
-                run: self.run_id(),
-                step,
-                status,
-                reason: Some(reason),
-                duration_ms: 0,
-                outputs: BTreeMap::new(),
-                at: now_millis(),
-            });
+            self.settle(index, end)?;
         }
         let now = now_millis();
         self.run.finished_at = Some(now);
@@ -359,7 +362,11 @@ impl Execution<'_> {
         } else {
             (RunStatus::Succeeded, None)
         };
-        self.cx.store.finish_run(&self.run)?;
+        let attestation = match &self.recorder {
+            Some(recorder) => Some(recorder.finish()?),
+            None => None,
+        };
+        self.cx.store.finish_run_attested(&self.run, attestation.as_ref())?;
         self.cx.store.flush()?;
         self.emit(Event::RunFinished {
             run: self.run_id(),
@@ -395,10 +402,17 @@ struct StepTask {
     limits: StepLimits,
     cancel: CancelFlag,
     log: LogSink,
+    snapshot: Option<(Arc<DigestCache>, StepRoots)>,
+    started_ms: u64,
 }
 
 impl StepTask {
     async fn run(self) -> Finished {
+        // Materials: what the step could read, hashed by the host before it runs.
+        let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
+        if let Some((cache, roots)) = &self.snapshot {
+            (materials, notes) = provenance::snapshot(cache.clone(), roots.readable.clone()).await;
+        }
         let invocation = StepInvocation {
             run_id: &self.run_id,
             step_id: &self.step_id,
@@ -416,7 +430,37 @@ impl StepTask {
                 Ok(result) => result,
                 Err(_) => Err(StepFailure::TimedOut(self.limits.timeout)),
             };
+        // Products: what it created or changed where it could write.
+        let mut products = BTreeMap::new();
+        if let Some((cache, roots)) = &self.snapshot {
+            let writable: Vec<Root> = roots.writable.clone();
+            let (after, more_notes) = provenance::snapshot(cache.clone(), writable).await;
+            products = flow_provenance::products(&materials, &after);
+            notes.extend(more_notes);
+        }
         let (log, log_bytes, log_truncated) = self.log.finish();
-        Finished { index: self.index, result, log, log_bytes, log_truncated, digest: self.plugin.digest.to_string() }
+        let (status, reason, outputs) = match result {
+            Ok(outputs) => (StepStatus::Succeeded, None, outputs),
+            Err(failure) => {
+                let status = match failure {
+                    StepFailure::TimedOut(_) => StepStatus::TimedOut,
+                    StepFailure::Cancelled => StepStatus::Cancelled,
+                    _ => StepStatus::Failed,
+                };
+                (status, Some(failure.to_string()), BTreeMap::new())
+            }
+        };
+        let facts = StepFacts {
+            params: self.params,
+            plugin_sha256: self.plugin.digest.hex(),
+            started_ms: Some(self.started_ms),
+            materials,
+            products,
+            notes,
+        };
+        Finished {
+            index: self.index,
+            end: StepEnd { status: Some(status), reason, outputs, log, log_bytes, log_truncated, facts },
+        }
     }
 }

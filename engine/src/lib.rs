@@ -28,6 +28,7 @@ pub mod capabilities;
 pub mod events;
 mod executor;
 pub mod plugins;
+mod provenance;
 pub mod runtime;
 pub mod units;
 
@@ -40,6 +41,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use events::Event;
+pub use flow_provenance::{PublicKey, SigningKey};
 pub use executor::{RunSummary, StepDefaults};
 pub use plugins::PluginRegistry;
 pub use runtime::{CancelFlag, PluginDigest, RuntimeConfig, RuntimeError};
@@ -60,6 +62,9 @@ pub enum EngineError {
     /// The WebAssembly runtime failed to start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// Provenance could not be built or signed.
+    #[error(transparent)]
+    Provenance(#[from] provenance::ProvenanceError),
     /// The run's workspace could not be prepared.
     #[error("cannot prepare the workspace {}: {source}", path.display())]
     Workspace {
@@ -145,13 +150,22 @@ pub struct RunOptions {
     jobs: Option<usize>,
     cancel: CancelFlag,
     events: Option<UnboundedSender<Event>>,
+    signing_key: Option<Arc<SigningKey>>,
 }
 
 impl RunOptions {
     /// Record the run in `store`; no inputs; a fresh workspace in the
     /// store's data dir; the engine's parallelism.
     pub fn new(store: Store) -> Self {
-        RunOptions { store, inputs: Vec::new(), workspace: None, jobs: None, cancel: CancelFlag::new(), events: None }
+        RunOptions {
+            store,
+            inputs: Vec::new(),
+            workspace: None,
+            jobs: None,
+            cancel: CancelFlag::new(),
+            events: None,
+            signing_key: None,
+        }
     }
 
     /// Pipeline inputs as `name=value` text, typed by the pipeline's `inputs:`.
@@ -181,6 +195,15 @@ impl RunOptions {
     /// Send the run's events here.
     pub fn events(mut self, events: UnboundedSender<Event>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Sign every step's provenance (in-toto statement and link) and the run's
+    /// layout and chain with this key, and store them with the run. Without a
+    /// key the run records no provenance (and says so in the engine's log);
+    /// the `flow` CLI always gives one.
+    pub fn signing_key(mut self, key: Arc<SigningKey>) -> Self {
+        self.signing_key = Some(key);
         self
     }
 }
@@ -254,8 +277,14 @@ impl Engine {
             cancel: options.cancel,
             events: options.events,
             defaults: self.defaults,
+            signing_key: options.signing_key,
+            pipeline_file: pipeline.file.display().to_string(),
+            pipeline_sha256: pipeline.sha256.clone(),
         };
-        Ok(executor::execute(&pipeline.plan, cx, run).await?)
+        if cx.signing_key.is_none() {
+            tracing::warn!(run = %run.id, "no signing key given: this run records no provenance");
+        }
+        executor::execute(&pipeline.plan, cx, run).await
     }
 
     /// Load and describe every built-in plugin.

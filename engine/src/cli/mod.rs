@@ -1,6 +1,7 @@
 //! `flow`'s command line: arguments, dispatch, and the one place that maps
 //! outcomes to exit codes.
 
+mod attest;
 mod progress;
 mod report;
 
@@ -83,6 +84,54 @@ enum Command {
     },
     /// List the built-in plugins and what they take
     Plugins,
+    /// Manage signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Export or show a run's signed provenance
+    #[command(subcommand)]
+    Attest(AttestCommand),
+    /// Verify a run's provenance: every signature, the materials -> products
+    /// chain between steps, and the run chain
+    Verify {
+        /// A run id, a unique prefix of one, or `last`
+        #[arg(required_unless_present = "dir", conflicts_with = "dir")]
+        run: Option<String>,
+        /// Verify an export directory instead (`flow attest export`)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The owner public key to trust [default: the data dir's key, for a RUN; the export's owner.pub, for --dir]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate an ed25519 key pair: a PKCS#8 PEM private key (mode 0600) and its public key
+    Generate {
+        /// Where to write signing-key.pem and signing-key.pub [default: DATA_DIR/keys]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AttestCommand {
+    /// Write root.layout, owner.pub, run.json, <step>.<keyid>.link and <step>.intoto.json files
+    Export {
+        /// A run id, a unique prefix of one, or `last`
+        run: String,
+        /// A new or empty directory
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Summarise a run's provenance (`--json`: the raw envelopes)
+    Show {
+        /// A run id, a unique prefix of one, or `last`
+        run: String,
+        /// Only this step
+        step: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +148,9 @@ struct RunArgs {
     /// The run's workspace [default: DATA_DIR/workspaces/RUN]
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
+    /// The key that signs the run's provenance (PKCS#8 PEM) [default: DATA_DIR/keys/signing-key.pem, created if missing]
+    #[arg(long, env = "FLOW_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
 }
 
 /// How to print events.
@@ -154,6 +206,31 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
             open_store(&cli.global, None).and_then(|s| report::logs(&s, &run, step.as_deref(), style))
         }
         Command::Plugins => plugins(&cli.global, style).await,
+        Command::Keys(KeysCommand::Generate { out }) => {
+            attest::generate(&out.unwrap_or_else(|| attest::keys_dir(&data_dir(&cli.global, None))))
+        }
+        Command::Attest(AttestCommand::Export { run, out }) => {
+            open_store(&cli.global, None).and_then(|s| attest::export(&s, &run, &out))
+        }
+        Command::Attest(AttestCommand::Show { run, step }) => {
+            open_store(&cli.global, None).and_then(|s| attest::show(&s, &run, step.as_deref(), style))
+        }
+        Command::Verify { run, dir, key } => {
+            let store = match &run {
+                Some(_) => Some(open_store(&cli.global, None)),
+                None => None,
+            };
+            match store.transpose() {
+                Ok(store) => attest::verify_run(
+                    store.as_ref(),
+                    run.as_deref(),
+                    dir.as_deref(),
+                    key.as_deref(),
+                    &data_dir(&cli.global, None),
+                ),
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(code) => code,
@@ -277,6 +354,7 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     let engine = engine(global, args.jobs)?;
     let pipeline = engine.load_pipeline(&args.file).await?;
     let store = open_store(global, Some(&args.file))?;
+    let key = attest::signing_key(args.signing_key.as_deref(), &data_dir(global, Some(&args.file)))?;
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -290,7 +368,8 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(progress::render(rx, style, pipeline.plan.steps.iter().map(|s| s.id.clone()).collect()));
-    let mut options = RunOptions::new(store.clone()).inputs(args.inputs).cancel(cancel).events(tx);
+    let mut options =
+        RunOptions::new(store.clone()).inputs(args.inputs).cancel(cancel).events(tx).signing_key(key);
     if let Some(dir) = args.workspace {
         options = options.workspace(dir);
     }

@@ -314,6 +314,11 @@ mod tests {
 /// is a DSSE envelope as JSON text, kept byte for byte as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepAttestation {
+    /// The step's place in the order steps completed (0-based): the order of the run
+    /// chain, which verification checks.
+    pub position: u32,
+    /// The link's file name in an export (`<step>.<keyid[:8]>.link`).
+    pub link_file_name: String,
     /// The in-toto Statement v1 with the SLSA Provenance v1 predicate.
     pub statement: String,
     /// The in-toto v0.9 link.

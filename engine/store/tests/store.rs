@@ -665,6 +665,8 @@ fn attestations_are_written_with_their_step_and_run() -> TestResult {
     let run = run_at("r1", 1);
     store.begin_run(&run)?;
     let attestation = |n: &str| StepAttestation {
+        position: 0,
+        link_file_name: format!("{n}.12345678.link"),
         statement: format!("{{\"statement\":\"{n}\"}}"),
         link: format!("{{\"link\":\"{n}\"}}"),
         keyid: "k".into(),

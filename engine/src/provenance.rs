@@ -1,0 +1,197 @@
+//! Provenance for every step: what it could read before it ran (materials),
+//! what it created or changed (products), which plugin ran with which params
+//! and grants, and how it ended — signed as an in-toto Statement (SLSA
+//! Provenance v1) and an in-toto v0.9 link, stored with the step in one write.
+//! A run adds a layout generated from the pipeline and a signed chain of its
+//! steps' envelopes in the order they completed.
+//!
+//! Keys, documents and verification live in `flow_provenance`; this module
+//! decides what a step's evidence is.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use flow_pipeline::{FsAccess, Plan, PlannedStep};
+use flow_provenance::{
+    DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord as Chain, SigningKey, StepEvidence,
+};
+use flow_store::{RunAttestation, StepAttestation, StepStatus};
+
+/// Failure to build or sign provenance: a host problem, reported as such.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot record provenance: {0}")]
+pub struct ProvenanceError(String);
+
+/// The directories a step could read and write, as snapshot roots.
+#[derive(Debug, Clone)]
+pub(crate) struct StepRoots {
+    pub readable: Vec<Root>,
+    pub writable: Vec<Root>,
+}
+
+/// What the executor hands over when a step ends.
+#[derive(Debug, Default)]
+pub(crate) struct StepFacts {
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub plugin_sha256: String,
+    pub started_ms: Option<u64>,
+    pub materials: BTreeMap<String, String>,
+    pub products: BTreeMap<String, String>,
+    pub notes: Vec<String>,
+}
+
+/// Records one run's provenance.
+pub(crate) struct Recorder {
+    key: Arc<SigningKey>,
+    cache: Arc<DigestCache>,
+    layout: Envelope,
+    chain: Chain,
+    run_id: String,
+    pipeline_name: String,
+    pipeline_file: String,
+    pipeline_sha256: String,
+    workspace: std::path::PathBuf,
+}
+
+impl Recorder {
+    /// Start recording a run: the layout is generated (and signed) from the plan now.
+    pub fn new(
+        plan: &Plan,
+        key: Arc<SigningKey>,
+        run_id: &str,
+        pipeline_file: &str,
+        pipeline_sha256: &str,
+        workspace: &Path,
+    ) -> Result<Self, ProvenanceError> {
+        let steps = plan
+            .steps
+            .iter()
+            .map(|step| {
+                let mut layout_step =
+                    LayoutStep::new(step.id.clone(), step.needs.iter().map(|&n| plan.steps[n].id.clone()));
+                // Files in granted host directories are inputs from outside the run.
+                layout_step.allow_materials =
+                    step.fs_grants.iter().map(|g| format!("{}/*", g.path.display())).collect();
+                layout_step
+            })
+            .collect();
+        let spec = LayoutSpec::new(steps, vec![key.public_key().clone()]);
+        let layout = flow_provenance::sign_layout(&spec, &key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let chain = Chain::new(run_id, plan.name.clone(), &layout);
+        Ok(Recorder {
+            key,
+            cache: Arc::new(DigestCache::new()),
+            layout,
+            chain,
+            run_id: run_id.to_string(),
+            pipeline_name: plan.name.clone(),
+            pipeline_file: pipeline_file.to_string(),
+            pipeline_sha256: pipeline_sha256.to_string(),
+            workspace: workspace.to_path_buf(),
+        })
+    }
+
+    /// The shared digest cache (files unchanged since they were last hashed in
+    /// this run are not hashed again).
+    pub fn cache(&self) -> Arc<DigestCache> {
+        self.cache.clone()
+    }
+
+    /// What a step could read and write.
+    pub fn roots(&self, step: &PlannedStep) -> StepRoots {
+        let mut readable = vec![Root::workspace(&self.workspace)];
+        let mut writable = vec![Root::workspace(&self.workspace)];
+        for grant in &step.fs_grants {
+            readable.push(Root::host(&grant.path));
+            if grant.access == FsAccess::Write {
+                writable.push(Root::host(&grant.path));
+            }
+        }
+        StepRoots { readable, writable }
+    }
+
+    /// Sign a step's evidence and add it to the run chain.
+    pub fn attest(
+        &mut self,
+        step: &PlannedStep,
+        status: StepStatus,
+        reason: Option<&str>,
+        facts: StepFacts,
+        finished_ms: u64,
+    ) -> Result<StepAttestation, ProvenanceError> {
+        let outcome = match status {
+            StepStatus::Succeeded => Outcome::Succeeded,
+            StepStatus::TimedOut => Outcome::TimedOut,
+            StepStatus::Cancelled => Outcome::Cancelled,
+            StepStatus::Skipped => Outcome::Skipped,
+            _ => Outcome::Failed,
+        };
+        let grants = serde_json::json!({
+            "workspace": self.workspace.display().to_string(),
+            "fs": step.fs_grants.iter().map(|g| serde_json::json!({
+                "path": g.path.display().to_string(),
+                "access": match g.access { FsAccess::Read => "read", FsAccess::Write => "write" },
+            })).collect::<Vec<_>>(),
+        });
+        let evidence = StepEvidence {
+            run_id: self.run_id.clone(),
+            step_id: step.id.clone(),
+            pipeline_name: self.pipeline_name.clone(),
+            pipeline_file: self.pipeline_file.clone(),
+            pipeline_sha256: self.pipeline_sha256.clone(),
+            plugin: step.plugin.to_string(),
+            plugin_sha256: facts.plugin_sha256,
+            params: serde_json::Value::Object(facts.params),
+            grants,
+            started_unix_ms: facts.started_ms.unwrap_or(finished_ms),
+            finished_unix_ms: finished_ms,
+            outcome,
+            failure_reason: reason.map(str::to_string),
+            engine_name: "flow".into(),
+            engine_version: env!("CARGO_PKG_VERSION").into(),
+            materials: facts.materials,
+            products: facts.products,
+            needs: Vec::new(),
+            notes: facts.notes,
+        };
+        let attestation =
+            flow_provenance::attest_step(&evidence, &self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let position = self.chain.steps.len() as u32;
+        self.chain.push(outcome, &attestation);
+        Ok(StepAttestation {
+            position,
+            link_file_name: attestation.link_file_name.clone(),
+            statement: envelope_text(&attestation.statement),
+            link: envelope_text(&attestation.link),
+            keyid: self.key.keyid().to_string(),
+        })
+    }
+
+    /// The run's layout and signed chain, to store when the run ends.
+    pub fn finish(&self) -> Result<RunAttestation, ProvenanceError> {
+        let chain = self.chain.sign(&self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        Ok(RunAttestation {
+            layout: envelope_text(&self.layout),
+            chain: envelope_text(&chain),
+            owner_public_key: self.key.public_key().to_pem(),
+        })
+    }
+}
+
+fn envelope_text(envelope: &Envelope) -> String {
+    // `to_json` is canonical (sorted keys, no spaces) and ASCII.
+    String::from_utf8_lossy(&envelope.to_json()).into_owned()
+}
+
+/// Snapshot `roots` off the async threads (hashing is blocking work).
+pub(crate) async fn snapshot(cache: Arc<DigestCache>, roots: Vec<Root>) -> (BTreeMap<String, String>, Vec<String>) {
+    let result = tokio::task::spawn_blocking(move || cache.snapshot(&roots)).await;
+    match result {
+        Ok(snapshot) => {
+            let notes = snapshot.skipped.iter().map(|s| format!("not hashed: {}: {}", s.path.display(), s.reason)).collect();
+            (snapshot.artifacts, notes)
+        }
+        Err(e) => (BTreeMap::new(), vec![format!("the snapshot failed: {e}")]),
+    }
+}
