@@ -266,8 +266,15 @@ impl Execution<'_> {
         let step = &steps[index];
         let status = end.status.unwrap_or(StepStatus::Failed);
         let now = now_millis();
+        let mut facts = end.facts;
+        // A step that never ran still names the plugin it would have run, by digest.
+        if facts.plugin_sha256.is_empty()
+            && let Some(plugin) = self.cx.plugins.get(&step.plugin)
+        {
+            facts.plugin_sha256 = plugin.digest.hex();
+        }
         let attestation = match &mut self.recorder {
-            Some(recorder) => Some(recorder.attest(step, status, end.reason.as_deref(), end.facts, now)?),
+            Some(recorder) => Some(recorder.attest(step, status, end.reason.as_deref(), facts, now)?),
             None => None,
         };
         let record = &mut self.records[index];

@@ -47,6 +47,8 @@ pub(crate) struct Recorder {
     cache: Arc<DigestCache>,
     layout: Envelope,
     chain: Chain,
+    /// Step ids by plan index (to name a step's needs).
+    step_ids: Vec<String>,
     run_id: String,
     pipeline_name: String,
     pipeline_file: String,
@@ -84,6 +86,7 @@ impl Recorder {
             cache: Arc::new(DigestCache::new()),
             layout,
             chain,
+            step_ids: plan.steps.iter().map(|s| s.id.clone()).collect(),
             run_id: run_id.to_string(),
             pipeline_name: plan.name.clone(),
             pipeline_file: pipeline_file.to_string(),
@@ -152,7 +155,7 @@ impl Recorder {
             engine_version: env!("CARGO_PKG_VERSION").into(),
             materials: facts.materials,
             products: facts.products,
-            needs: Vec::new(),
+            needs: step.needs.iter().filter_map(|&n| self.step_ids.get(n).cloned()).collect(),
             notes: facts.notes,
         };
         let attestation =

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use flow_provenance::keys::{load_key_pair, load_public_key, load_signing_key, write_key_pair, KeyPairPaths};
 use flow_provenance::link::LinkPayload;
-use flow_provenance::{verify, Bundle, Envelope, PublicKey, SigningKey, StepAttestation, VerifyOptions};
+use flow_provenance::{verify, Bundle, Envelope, KeyError, PublicKey, SigningKey, StepAttestation, VerifyOptions};
 use flow_store::{RunId, Store};
 
 use super::{exit, Failure, Style};
@@ -45,7 +45,14 @@ pub(crate) fn signing_key(flag: Option<&Path>, data_dir: &Path) -> Result<Arc<Si
 /// `flow keys generate`.
 pub(crate) fn generate(out: &Path) -> Result<u8, Failure> {
     let key = SigningKey::generate().map_err(|e| Failure::Internal(e.to_string()))?;
-    let paths = write_key_pair(out, &key).map_err(|e| Failure::Io(format!("cannot write the key pair: {e}")))?;
+    let paths = write_key_pair(out, &key).map_err(|e| match e {
+        // Replacing a signing key must be deliberate: the user removes the old one.
+        KeyError::Io { path, source } if source.kind() == std::io::ErrorKind::AlreadyExists => Failure::Invalid(format!(
+            "error: {} already exists; flow keys generate never replaces a key (move it away or choose another --out)",
+            path.display()
+        )),
+        e => Failure::Io(format!("cannot write the key pair: {e}")),
+    })?;
     println!("private key  {} (mode 0600)", paths.private_key.display());
     println!("public key   {}", paths.public_key.display());
     println!("key id       {}", key.keyid());
