@@ -229,6 +229,9 @@ impl Execution<'_> {
         record.plugin_digest = Some(plugin.digest.to_string());
         self.cx.store.put_step(&self.run.id, record)?;
         self.started[index] = Some(Instant::now());
+        if let Some(recorder) = &mut self.recorder {
+            recorder.step_started(&step.id);
+        }
         self.emit(Event::StepStarted { run: self.run_id(), step: step.id.clone(), at: started_ms });
 
         let limits = StepLimits {

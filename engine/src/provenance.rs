@@ -2,8 +2,9 @@
 //! what it created or changed (products), which plugin ran with which params
 //! and grants, and how it ended — signed as an in-toto Statement (SLSA
 //! Provenance v1) and an in-toto v0.9 link, stored with the step in one write.
-//! A run adds a layout generated from the pipeline and a signed chain of its
-//! steps' envelopes in the order they completed.
+//! A run adds a layout generated from the pipeline (and the order its steps
+//! ran in) and a signed chain of its steps' envelopes in the order they
+//! completed.
 //!
 //! Keys, documents and verification live in `flow_provenance`; this module
 //! decides what a step's evidence is.
@@ -14,7 +15,8 @@ use std::sync::Arc;
 
 use flow_pipeline::{FsAccess, Plan, PlannedStep};
 use flow_provenance::{
-    DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord as Chain, SigningKey, StepEvidence,
+    DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord as Chain, RunStep, SigningKey,
+    StepEvidence,
 };
 use flow_store::{RunAttestation, StepAttestation, StepStatus};
 
@@ -45,10 +47,13 @@ pub(crate) struct StepFacts {
 pub(crate) struct Recorder {
     key: Arc<SigningKey>,
     cache: Arc<DigestCache>,
-    layout: Envelope,
-    chain: Chain,
-    /// Step ids by plan index (to name a step's needs).
-    step_ids: Vec<String>,
+    /// One per pipeline step, from the plan: its needs and granted directories.
+    layout_steps: Vec<LayoutStep>,
+    /// Steps that had completed when each step started: their products were in
+    /// the shared workspace for it to see.
+    visible: BTreeMap<String, Vec<String>>,
+    completed: Vec<String>,
+    chain: Vec<RunStep>,
     run_id: String,
     pipeline_name: String,
     pipeline_file: String,
@@ -57,7 +62,7 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    /// Start recording a run: the layout is generated (and signed) from the plan now.
+    /// Start recording a run.
     pub fn new(
         plan: &Plan,
         key: Arc<SigningKey>,
@@ -66,7 +71,7 @@ impl Recorder {
         pipeline_sha256: &str,
         workspace: &Path,
     ) -> Result<Self, ProvenanceError> {
-        let steps = plan
+        let layout_steps = plan
             .steps
             .iter()
             .map(|step| {
@@ -78,21 +83,24 @@ impl Recorder {
                 layout_step
             })
             .collect();
-        let spec = LayoutSpec::new(steps, vec![key.public_key().clone()]);
-        let layout = flow_provenance::sign_layout(&spec, &key).map_err(|e| ProvenanceError(e.to_string()))?;
-        let chain = Chain::new(run_id, plan.name.clone(), &layout);
         Ok(Recorder {
             key,
             cache: Arc::new(DigestCache::new()),
-            layout,
-            chain,
-            step_ids: plan.steps.iter().map(|s| s.id.clone()).collect(),
+            layout_steps,
+            visible: BTreeMap::new(),
+            completed: Vec::new(),
+            chain: Vec::new(),
             run_id: run_id.to_string(),
             pipeline_name: plan.name.clone(),
             pipeline_file: pipeline_file.to_string(),
             pipeline_sha256: pipeline_sha256.to_string(),
             workspace: workspace.to_path_buf(),
         })
+    }
+
+    /// A step is starting: what completed before it is what it may have seen.
+    pub fn step_started(&mut self, step_id: &str) {
+        self.visible.insert(step_id.to_string(), self.completed.clone());
     }
 
     /// The shared digest cache (files unchanged since they were last hashed in
@@ -155,13 +163,19 @@ impl Recorder {
             engine_version: env!("CARGO_PKG_VERSION").into(),
             materials: facts.materials,
             products: facts.products,
-            needs: step.needs.iter().filter_map(|&n| self.step_ids.get(n).cloned()).collect(),
+            needs: self.layout_steps.get(step.index).map(|l| l.needs.clone()).unwrap_or_default(),
             notes: facts.notes,
         };
         let attestation =
             flow_provenance::attest_step(&evidence, &self.key).map_err(|e| ProvenanceError(e.to_string()))?;
-        let position = self.chain.steps.len() as u32;
-        self.chain.push(outcome, &attestation);
+        let position = self.chain.len() as u32;
+        self.chain.push(RunStep {
+            step: step.id.clone(),
+            outcome,
+            statement_sha256: attestation.statement.sha256(),
+            link_sha256: attestation.link.sha256(),
+        });
+        self.completed.push(step.id.clone());
         Ok(StepAttestation {
             position,
             link_file_name: attestation.link_file_name.clone(),
@@ -172,10 +186,32 @@ impl Recorder {
     }
 
     /// The run's layout and signed chain, to store when the run ends.
+    ///
+    /// The layout is the pipeline's: a step's materials must match the products
+    /// of the steps it needs, or of steps that had completed before it started
+    /// (their files were in the shared workspace), or lie in its granted
+    /// directories; anything else is disallowed.
     pub fn finish(&self) -> Result<RunAttestation, ProvenanceError> {
-        let chain = self.chain.sign(&self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let steps = self
+            .layout_steps
+            .iter()
+            .map(|step| {
+                let mut step = step.clone();
+                for earlier in self.visible.get(&step.name).into_iter().flatten() {
+                    if !step.needs.contains(earlier) {
+                        step.needs.push(earlier.clone());
+                    }
+                }
+                step
+            })
+            .collect();
+        let spec = LayoutSpec::new(steps, vec![self.key.public_key().clone()]);
+        let layout = flow_provenance::sign_layout(&spec, &self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let mut chain = Chain::new(self.run_id.clone(), self.pipeline_name.clone(), &layout);
+        chain.steps = self.chain.clone();
+        let chain = chain.sign(&self.key).map_err(|e| ProvenanceError(e.to_string()))?;
         Ok(RunAttestation {
-            layout: envelope_text(&self.layout),
+            layout: envelope_text(&layout),
             chain: envelope_text(&chain),
             owner_public_key: self.key.public_key().to_pem(),
         })

@@ -7,6 +7,7 @@ mod session;
 
 mod check;
 mod plugins;
+mod provenance;
 mod run;
 mod sandbox;
 mod store;

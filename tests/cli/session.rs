@@ -16,14 +16,30 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 pub struct Session {
     dir: tempfile::TempDir,
     root: PathBuf,
+    /// The key `flow` signs with (through `FLOW_SIGNING_KEY`), if any.
+    signing_key: Option<PathBuf>,
 }
 
 impl Session {
+    /// A session whose runs are signed with a key of its own (`.signing-key/`
+    /// in the session's directory, not in the data dir), so that the first run
+    /// does not create the data dir's key and say so on stderr.
     pub fn new() -> Self {
+        let mut session = Self::without_signing_key();
+        let keys = session.dir.path().join(".signing-key");
+        let key = flow_provenance::SigningKey::generate().expect("generate a signing key");
+        let paths = flow_provenance::keys::write_key_pair(&keys, &key).expect("write the session's signing key");
+        session.signing_key = Some(paths.private_key);
+        session
+    }
+
+    /// A session with no signing key configured: like a user's first run, `flow
+    /// run` uses (or creates) the data dir's key.
+    pub fn without_signing_key() -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         // Messages name canonical paths; so do the tests.
         let root = dir.path().canonicalize().expect("canonicalize the temp dir");
-        Session { dir, root }
+        Session { dir, root, signing_key: None }
     }
 
     /// The session's directory (the working directory of every command).
@@ -89,6 +105,11 @@ impl Session {
             .env_remove("RUST_BACKTRACE")
             .env_remove("NO_COLOR")
             .stdin(Stdio::null());
+        // A key configured in the caller's environment must not sign test runs.
+        match &self.signing_key {
+            Some(key) => command.env("FLOW_SIGNING_KEY", key),
+            None => command.env_remove("FLOW_SIGNING_KEY"),
+        };
         Flow { command }
     }
 

@@ -187,8 +187,8 @@ pub(crate) fn show(store: &Store, query: &str, step: Option<&str>, style: Style)
         );
         println!("  signed by  {}", link.keyids().collect::<Vec<_>>().join(", "));
         if let Some(payload) = &payload {
-            println!("  materials  {} files", payload.materials.len());
-            println!("  products   {} files", payload.products.len());
+            println!("  materials  {}", files(payload.materials.len()));
+            println!("  products   {}", files(payload.products.len()));
             for (name, digests) in &payload.products {
                 println!("    {name}  sha256:{}", digests.get("sha256").map(String::as_str).unwrap_or("?"));
             }
@@ -201,4 +201,8 @@ pub(crate) fn show(store: &Store, query: &str, step: Option<&str>, style: Style)
         return Err(Failure::Invalid(format!("error: run {run} has no step `{step}`")));
     }
     Ok(exit::SUCCESS)
+}
+
+fn files(n: usize) -> String {
+    if n == 1 { "1 file".into() } else { format!("{n} files") }
 }

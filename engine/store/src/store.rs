@@ -618,6 +618,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Deletes one step's signed provenance, leaving the step's record. Only for tests
+    /// that tamper with a store to prove verification notices (the engine never removes
+    /// an attestation); returns whether there was one.
+    #[doc(hidden)]
+    pub fn remove_step_attestation(&self, run: &RunId, index: u32) -> Result<bool> {
+        let removed = self
+            .inner
+            .attestations
+            .remove(keys::step(run, index))
+            .map_err(|e| self.storage(e))?;
+        Ok(removed.is_some())
+    }
+
     /// The signed provenance of a run as a whole, once it finished.
     pub fn run_attestation(&self, run: &RunId) -> Result<Option<RunAttestation>> {
         let key = keys::run(run);
