@@ -991,3 +991,64 @@ fn an_interrupted_run_has_no_provenance() {
     }
     assert!(!session.path("export").exists());
 }
+
+// ---------------------------------------------------------------------------
+// 7. What a step may see: files of steps that completed before it started
+//    (through the shared workspace) verify; files no step produced do not.
+
+const SIBLINGS: &str = r#"version: 1
+name: siblings
+steps:
+  a:
+    uses: ./fs_probe.wasm
+    with: { write: a.txt, content: from a }
+  b:
+    uses: ./fs_probe.wasm
+    with: { write: b.txt, content: from b }
+  c:
+    uses: ./fs_probe.wasm
+    needs: [b]
+    with: { read: b.txt }
+"#;
+
+#[test]
+fn files_of_an_earlier_step_a_step_does_not_need_verify_with_both_tools() {
+    let session = Session::without_signing_key();
+    session.plugin("fs_probe").file("flow.yaml", SIBLINGS);
+    // One at a time: a completes before b and c start, so c sees a.txt too.
+    session.flow(["run", "-j", "1", "flow.yaml"]).run().expect_code(0);
+    let shown = show_json(&session);
+    let c_materials = &decode_payload(&shown[2]["link"])["materials"];
+    assert!(c_materials.get("a.txt").is_some(), "c saw a.txt: {c_materials}");
+
+    let verified = session.flow(["verify", "last"]).run();
+    verified.expect_success();
+    assert!(verified.stdout.ends_with(": verified: a (succeeded), b (succeeded), c (succeeded)\n"), "{}", verified.stdout);
+    let dir = export(&session, "export");
+    let Some(venv) = venv("in-toto-verify on a run whose steps see an unrelated earlier step's files") else { return };
+    let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
+    assert!(checked.ok, "in-toto-verify rejected the export:\n{}", checked.text);
+}
+
+#[test]
+fn a_file_no_step_produced_fails_verification_naming_it() {
+    let session = Session::without_signing_key();
+    session.plugin("fs_probe").file("flow.yaml", SIBLINGS);
+    // A workspace that already holds a file: no step of the run made it.
+    session.file("ws/planted.txt", "not from this run\n");
+    session.flow(["run", "-j", "1", "--workspace", "ws", "flow.yaml"]).run().expect_code(0);
+    let verified = session.flow(["verify", "last"]).run();
+    verified.expect_code(1);
+    let digest = sha256_hex("not from this run\n");
+    let expected = format!(
+        "step a ({}): material planted.txt (sha256 {digest}) was produced by no step it needs and is not allowed",
+        link_name("a", &data_dir_key(&session))
+    );
+    assert!(verified.stdout.lines().any(|l| l == expected), "expected {expected:?} in:\n{}", verified.stdout);
+
+    let dir = export(&session, "export");
+    let Some(venv) = venv("in-toto-verify on a run with a planted file") else { return };
+    let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
+    assert!(!checked.ok, "in-toto-verify accepted a file no step produced:\n{}", checked.text);
+    assert!(checked.text.contains("DISALLOW"), "{}", checked.text);
+}
