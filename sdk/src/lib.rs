@@ -44,7 +44,7 @@ pub use serde_json;
 
 /// Guest bindings generated from `wit/plugin.wit`. Plugins rarely need these
 /// directly; they are public for the export macro and for advanced use.
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -209,7 +209,7 @@ impl fmt::Display for StepFailure {
         match self {
             StepFailure::Failed(m) => write!(f, "{m}"),
             StepFailure::Crashed(m) => write!(f, "the plugin crashed: {m}"),
-            StepFailure::TimedOut(d) => write!(f, "timed out after {}", humanize(*d)),
+            StepFailure::TimedOut(d) => write!(f, "timed out after {}", crate::units::format_duration(*d)),
             StepFailure::OutOfMemory(limit) => {
                 write!(f, "exceeded its memory limit of {}", crate::units::format_bytes(*limit))
             }
@@ -217,10 +217,6 @@ impl fmt::Display for StepFailure {
             StepFailure::Host(m) => write!(f, "{m}"),
         }
     }
-}
-
-fn humanize(d: Duration) -> String {
-    crate::units::format_duration(d)
 }
 
 /// Why the store stopped a guest (set by the epoch callback).
