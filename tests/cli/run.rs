@@ -412,3 +412,64 @@ fn jobs_must_be_at_least_one() {
         "error: invalid value '0' for '--jobs <N>': 0 is not in 1..=1024\n\nFor more information, try '--help'.\n"
     );
 }
+
+/// The text a terminal shows once `raw` is drawn: cursor-up and erase-line
+/// sequences applied, colours removed.
+fn rendered_screen(raw: &str) -> Vec<String> {
+    let mut screen: Vec<String> = vec![String::new()];
+    let mut row = 0usize;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut arg = String::new();
+                while let Some(&d) = chars.peek() {
+                    if d.is_ascii_digit() {
+                        arg.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                match chars.next() {
+                    Some('A') => row = row.saturating_sub(arg.parse().unwrap_or(1)),
+                    Some('K') => screen[row].clear(),
+                    _ => {} // colours
+                }
+            }
+            '\r' => {}
+            '\n' => {
+                row += 1;
+                if screen.len() <= row {
+                    screen.push(String::new());
+                }
+            }
+            c => screen[row].push(c),
+        }
+    }
+    screen.into_iter().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn on_a_terminal_run_redraws_a_live_view_in_place() {
+    let session = Session::new();
+    session.file("flow.yaml", HELLO);
+    let out = session.flow(["run", "flow.yaml"]).on_terminal().run();
+    out.expect_code(0);
+    // Redrawn in place: the cursor moves up over the previous frame.
+    assert!(out.stdout.contains("\x1b[3A"), "no redraw in {:?}", out.stdout);
+    let screen: Vec<String> =
+        rendered_screen(&out.stdout).iter().map(|l| session.normalize(l).trim_end().to_string()).collect();
+    assert_eq!(
+        screen,
+        [
+            "run RUN: hello",
+            "  ✓ greet  succeeded <dur>",
+            "  ✓ shout  succeeded <dur>",
+            "run RUN succeeded in <dur> (2 succeeded)",
+        ],
+        "raw output: {:?}",
+        out.stdout
+    );
+}

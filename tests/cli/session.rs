@@ -148,6 +148,29 @@ impl Flow {
         self
     }
 
+    /// The same command with a pseudo-terminal as its stdout (util-linux
+    /// `script`) and without `--plain`, as a person at a terminal runs it.
+    pub fn on_terminal(self) -> Flow {
+        let quote = |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
+        let mut line = quote(self.command.get_program());
+        for arg in self.command.get_args().filter(|a| *a != "--plain") {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        let mut script = Command::new("script");
+        script.arg("-qec").arg(line).arg("/dev/null").stdin(Stdio::null());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => script.env(key, value),
+                None => script.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            script.current_dir(dir);
+        }
+        Flow { command: script }
+    }
+
     /// Run to completion (or fail the test after a deadline).
     pub fn run(self) -> Output {
         let mut running = self.spawn();

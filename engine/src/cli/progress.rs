@@ -122,9 +122,14 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
             },
             _ = ticker.tick() => tick += 1,
         }
-        drawn = redraw(&steps, &views, &header, width, tick, drawn);
+        // Nothing to show until the run is recorded.
+        if !header.is_empty() {
+            drawn = redraw(&steps, &views, &header, width, tick, drawn);
+        }
     }
-    redraw(&steps, &views, &header, width, tick, drawn);
+    if !header.is_empty() {
+        redraw(&steps, &views, &header, width, tick, drawn);
+    }
 }
 
 fn redraw(
