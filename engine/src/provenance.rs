@@ -49,10 +49,13 @@ pub(crate) struct Recorder {
     cache: Arc<DigestCache>,
     /// One per pipeline step, from the plan: its needs and granted directories.
     layout_steps: Vec<LayoutStep>,
-    /// Steps that had completed when each step started: their products were in
-    /// the shared workspace for it to see.
-    visible: BTreeMap<String, Vec<String>>,
-    completed: Vec<String>,
+    /// For each step that started: how many steps had completed by then.
+    start_marks: std::collections::HashMap<String, usize>,
+    /// Every product so far: name -> (sha256, completion number, step), oldest first.
+    producers: std::collections::HashMap<String, Vec<(String, usize, String)>>,
+    /// For each step (plan order): the earlier steps that produced its materials.
+    sources: Vec<std::collections::BTreeSet<String>>,
+    completed: usize,
     chain: Vec<RunStep>,
     run_id: String,
     pipeline_name: String,
@@ -71,7 +74,7 @@ impl Recorder {
         pipeline_sha256: &str,
         workspace: &Path,
     ) -> Result<Self, ProvenanceError> {
-        let layout_steps = plan
+        let layout_steps: Vec<LayoutStep> = plan
             .steps
             .iter()
             .map(|step| {
@@ -86,9 +89,11 @@ impl Recorder {
         Ok(Recorder {
             key,
             cache: Arc::new(DigestCache::new()),
+            sources: vec![Default::default(); layout_steps.len()],
             layout_steps,
-            visible: BTreeMap::new(),
-            completed: Vec::new(),
+            start_marks: Default::default(),
+            producers: Default::default(),
+            completed: 0,
             chain: Vec::new(),
             run_id: run_id.to_string(),
             pipeline_name: plan.name.clone(),
@@ -98,9 +103,29 @@ impl Recorder {
         })
     }
 
-    /// A step is starting: what completed before it is what it may have seen.
+    /// A step is starting: the steps completed by now are those whose
+    /// products it may see in the shared workspace.
     pub fn step_started(&mut self, step_id: &str) {
-        self.visible.insert(step_id.to_string(), self.completed.clone());
+        self.start_marks.insert(step_id.to_string(), self.completed);
+    }
+
+    /// Which completed steps produced `materials` (as they were when `step`
+    /// started), and remember `products` as made by `step`.
+    fn trace(&mut self, step: &PlannedStep, materials: &BTreeMap<String, String>, products: &BTreeMap<String, String>) {
+        if let Some(&mark) = self.start_marks.get(&step.id) {
+            for (name, sha) in materials {
+                let producer = self.producers.get(name).and_then(|made| {
+                    made.iter().rev().find(|(digest, done, _)| *done < mark && digest == sha).map(|(_, _, by)| by)
+                });
+                if let (Some(producer), Some(sources)) = (producer, self.sources.get_mut(step.index)) {
+                    sources.insert(producer.clone());
+                }
+            }
+        }
+        for (name, sha) in products {
+            self.producers.entry(name.clone()).or_default().push((sha.clone(), self.completed, step.id.clone()));
+        }
+        self.completed += 1;
     }
 
     /// The shared digest cache (files unchanged since they were last hashed in
@@ -145,6 +170,7 @@ impl Recorder {
                 "access": match g.access { FsAccess::Read => "read", FsAccess::Write => "write" },
             })).collect::<Vec<_>>(),
         });
+        self.trace(step, &facts.materials, &facts.products);
         let evidence = StepEvidence {
             run_id: self.run_id.clone(),
             step_id: step.id.clone(),
@@ -175,7 +201,6 @@ impl Recorder {
             statement_sha256: attestation.statement.sha256(),
             link_sha256: attestation.link.sha256(),
         });
-        self.completed.push(step.id.clone());
         Ok(StepAttestation {
             position,
             link_file_name: attestation.link_file_name.clone(),
@@ -187,21 +212,20 @@ impl Recorder {
 
     /// The run's layout and signed chain, to store when the run ends.
     ///
-    /// The layout is the pipeline's: a step's materials must match the products
-    /// of the steps it needs, or of steps that had completed before it started
-    /// (their files were in the shared workspace), or lie in its granted
-    /// directories; anything else is disallowed.
+    /// The layout is the pipeline's steps, where a step's materials must be
+    /// products of the earlier steps that made them — steps it needs, or steps
+    /// that had completed before it started (their files were in the shared
+    /// workspace) — or lie in its granted directories; anything else is
+    /// disallowed. Naming only the steps that produced its materials keeps
+    /// the layout linear in the pipeline's size.
     pub fn finish(&self) -> Result<RunAttestation, ProvenanceError> {
         let steps = self
             .layout_steps
             .iter()
-            .map(|step| {
+            .zip(&self.sources)
+            .map(|(step, sources)| {
                 let mut step = step.clone();
-                for earlier in self.visible.get(&step.name).into_iter().flatten() {
-                    if !step.needs.contains(earlier) {
-                        step.needs.push(earlier.clone());
-                    }
-                }
+                step.sources = Some(sources.iter().cloned().collect());
                 step
             })
             .collect();

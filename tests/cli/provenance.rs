@@ -563,6 +563,28 @@ fn an_export_verifies_with_flow_and_with_the_reference_tools() {
     // The same with the key named explicitly.
     session.flow(["verify", "--dir", "export", "--key", "data/keys/signing-key.pub"]).run().expect_success();
 
+    // The layout matches each step's materials against the steps that made
+    // them, and nothing else: c read b.txt and saw a.txt.
+    let layout = payload_json(&read_envelope(&dir.join("root.layout")));
+    let rules: Vec<&Value> = layout["steps"].as_array().unwrap().iter().map(|s| &s["expected_materials"]).collect();
+    assert_eq!(rules[0], &serde_json::json!([["DISALLOW", "*"]]));
+    assert_eq!(
+        rules[1],
+        &serde_json::json!([
+            ["MATCH", "*", "WITH", "PRODUCTS", "FROM", "a"],
+            ["ALLOW", format!("{}/*", session.path("input").display())],
+            ["DISALLOW", "*"]
+        ])
+    );
+    assert_eq!(
+        rules[2],
+        &serde_json::json!([
+            ["MATCH", "*", "WITH", "PRODUCTS", "FROM", "a"],
+            ["MATCH", "*", "WITH", "PRODUCTS", "FROM", "b"],
+            ["DISALLOW", "*"]
+        ])
+    );
+
     // The run record chains the step envelopes in execution order.
     let chain = payload_json(&read_envelope(&dir.join("run.json")));
     assert_eq!(chain["runId"], run);
