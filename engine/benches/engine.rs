@@ -124,7 +124,8 @@ fn main() {
         );
         println!("  of which Runtime::run_step (store, WASI context, instantiate, call): median {}", us(median(in_wasm)));
 
-        // 2. 1,000-step pipelines through the whole engine.
+        // 2. 1,000-step pipelines through the whole engine, signed as `flow run` signs.
+        let key = std::sync::Arc::new(SigningKey::generate().expect("key"));
         for (name, chain) in [("chain", true), ("fanout", false)] {
             let file = write_pipeline(tmp.path(), name, 1000, chain);
             let load_start = Instant::now();
@@ -134,13 +135,13 @@ fn main() {
             for round in 0..5 {
                 let store = Store::open(tmp.path().join(format!("store-{name}-{round}"))).expect("store");
                 let start = Instant::now();
-                let summary = engine.run(&pipeline, RunOptions::new(store)).await.expect("run");
+                let summary = engine.run(&pipeline, RunOptions::new(store).signing_key(key.clone())).await.expect("run");
                 runs.push(start.elapsed());
                 assert!(summary.steps.iter().all(|s| s.status == StepStatus::Succeeded));
             }
             let run = median(runs);
             println!(
-                "1,000-step {name}: load+check {}, run {} (median of 5), total {}; {} per step",
+                "1,000-step {name}, with provenance: load+check {}, run {} (median of 5), total {}; {} per step",
                 ms(load),
                 ms(run),
                 ms(load + run),
