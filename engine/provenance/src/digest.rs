@@ -727,11 +727,12 @@ mod tests {
         let coarse = ws.path().join("coarse");
         std::fs::write(&fine, b"1").expect("write");
         std::fs::write(&coarse, b"2").expect("write");
-        // A whole-second mtime 1 s ago: inside the 2 s coarse window.
+        // A whole-second mtime (this second's start: less than 1 s ago, so
+        // still well inside the 2 s coarse window after the sleep below).
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .expect("clock");
-        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs() - 1);
+        let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs());
         File::options()
             .write(true)
             .open(&coarse)
