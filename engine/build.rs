@@ -10,15 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins embedded in the `flow` binary: (name, cargo package).
-const BUILTIN: &[(&str, &str)] = &[("echo", "flow-plugin-echo")];
+const BUILTIN: &[(&str, &str)] = &[("echo", "flow-plugin-echo"), ("build", "flow-plugin-build")];
 /// Plugins built for tests only.
 const TESTING: &[&str] = &["flow-plugin-misbehave", "flow-plugin-fs-probe"];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("engine/ lives in the workspace root").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("engine/ lives in the workspace root")
+        .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for watched in ["wit", "sdk", "plugins", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
@@ -32,7 +36,15 @@ fn main() {
     let target_dir = host_target_dir(&out_dir).join("wasm-plugins");
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&root)
-        .args(["build", "--quiet", "--locked", "--profile", "plugin", "--target", WASM_TARGET])
+        .args([
+            "build",
+            "--quiet",
+            "--locked",
+            "--profile",
+            "plugin",
+            "--target",
+            WASM_TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for (_, package) in BUILTIN {
@@ -53,7 +65,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the plugins: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the plugins: {e}"));
     if !status.success() {
         panic!("building the plugins for {WASM_TARGET} failed (see the errors above)");
     }
@@ -65,12 +79,22 @@ fn main() {
     );
     for (name, package) in BUILTIN {
         let file = wasm_dir.join(format!("{}.wasm", package.replace('-', "_")));
-        assert!(file.exists(), "the plugin build did not produce {}", file.display());
-        builtins.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file.display().to_string()));
+        assert!(
+            file.exists(),
+            "the plugin build did not produce {}",
+            file.display()
+        );
+        builtins.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     builtins.push_str("];\n");
     std::fs::write(out_dir.join("builtin_plugins.rs"), builtins).expect("write builtin_plugins.rs");
-    println!("cargo:rustc-env=FLOW_TEST_PLUGIN_DIR={}", wasm_dir.display());
+    println!(
+        "cargo:rustc-env=FLOW_TEST_PLUGIN_DIR={}",
+        wasm_dir.display()
+    );
 }
 
 /// The host target dir (`target/` or `$CARGO_TARGET_DIR`), found from OUT_DIR
@@ -91,7 +115,11 @@ fn check_target_installed() {
         return;
     };
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !Path::new(&sysroot).join("lib/rustlib").join(WASM_TARGET).exists() {
+    if !Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(WASM_TARGET)
+        .exists()
+    {
         panic!(
             "the {WASM_TARGET} target is not installed; flow's plugins need it.\n\
              Install it with: rustup target add {WASM_TARGET}"

@@ -40,7 +40,9 @@ async fn runs_a_pipeline_and_reports_events_in_order() {
     let pipeline = engine.load_pipeline(&file).await.unwrap();
     let store = Store::open(tmp.path().join(".flow")).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let options = RunOptions::new(store.clone()).inputs(vec![("who".into(), "flow".into())]).events(tx);
+    let options = RunOptions::new(store.clone())
+        .inputs(vec![("who".into(), "flow".into())])
+        .events(tx);
     let summary = engine.run(&pipeline, options).await.unwrap();
 
     assert_eq!(summary.run.status, RunStatus::Succeeded);
@@ -56,13 +58,23 @@ async fn runs_a_pipeline_and_reports_events_in_order() {
         .collect();
     assert_eq!(
         kinds,
-        ["run-started", "greet started", "greet succeeded", "shout started", "shout succeeded", "run succeeded"]
+        [
+            "run-started",
+            "greet started",
+            "greet succeeded",
+            "shout started",
+            "shout succeeded",
+            "run succeeded"
+        ]
     );
     // What was recorded is what was reported.
     let recorded = store.steps(&summary.run.id).unwrap();
     assert_eq!(recorded, summary.steps);
     let digest = recorded[0].plugin_digest.as_deref().unwrap();
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,15 +85,35 @@ async fn a_registered_plugin_is_a_built_in() {
         "flow.yaml",
         "version: 1\nname: custom\nsteps:\n  probe:\n    uses: fs-probe\n    with: { write: made.txt, content: yes }\n",
     );
-    let engine = Engine::builder().register_plugin("fs-probe", test_plugin("fs_probe")).build().unwrap();
-    assert_eq!(engine.registry().names().collect::<Vec<_>>(), ["echo", "fs-probe"]);
+    let engine = Engine::builder()
+        .register_plugin("fs-probe", test_plugin("fs_probe"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        engine.registry().names().collect::<Vec<_>>(),
+        ["echo", "fs-probe"]
+    );
     let pipeline = engine.load_pipeline(&file).await.unwrap();
     let workspace = tmp.path().join("ws");
     let store = Store::open(tmp.path().join(".flow")).unwrap();
-    let summary = engine.run(&pipeline, RunOptions::new(store).workspace(&workspace)).await.unwrap();
-    assert_eq!(summary.run.status, RunStatus::Succeeded, "{:?}", summary.steps);
-    assert_eq!(std::fs::read_to_string(workspace.join("made.txt")).unwrap(), "yes");
-    assert_eq!(summary.steps[0].outputs["cwd"], workspace.canonicalize().unwrap().display().to_string());
+    let summary = engine
+        .run(&pipeline, RunOptions::new(store).workspace(&workspace))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        summary.steps
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("made.txt")).unwrap(),
+        "yes"
+    );
+    assert_eq!(
+        summary.steps[0].outputs["cwd"],
+        workspace.canonicalize().unwrap().display().to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +124,10 @@ async fn cancelling_stops_a_busy_step_and_records_the_run_cancelled() {
         "flow.yaml",
         "version: 1\nname: spin\nsteps:\n  spin:\n    uses: misbehave\n    with: { mode: loop }\n    timeout: 60s\n  after:\n    uses: echo\n    needs: [spin]\n    with: { x: y }\n",
     );
-    let engine = Engine::builder().register_plugin("misbehave", test_plugin("misbehave")).build().unwrap();
+    let engine = Engine::builder()
+        .register_plugin("misbehave", test_plugin("misbehave"))
+        .build()
+        .unwrap();
     let pipeline = engine.load_pipeline(&file).await.unwrap();
     let store = Store::open(tmp.path().join(".flow")).unwrap();
     let cancel = CancelFlag::new();
@@ -107,29 +142,51 @@ async fn cancelling_stops_a_busy_step_and_records_the_run_cancelled() {
         }
         panic!("the step never started");
     });
-    let summary = engine.run(&pipeline, RunOptions::new(store).cancel(cancel).events(tx)).await.unwrap();
+    let summary = engine
+        .run(&pipeline, RunOptions::new(store).cancel(cancel).events(tx))
+        .await
+        .unwrap();
     let cancelled_at = watcher.await.unwrap();
-    assert!(cancelled_at.elapsed() < Duration::from_secs(5), "cancellation took {:?}", cancelled_at.elapsed());
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(5),
+        "cancellation took {:?}",
+        cancelled_at.elapsed()
+    );
     assert_eq!(summary.run.status, RunStatus::Cancelled);
     assert_eq!(summary.steps[0].status, StepStatus::Cancelled);
     assert_eq!(summary.steps[0].reason.as_deref(), Some("cancelled"));
     assert_eq!(summary.steps[1].status, StepStatus::Cancelled);
-    assert_eq!(summary.steps[1].reason.as_deref(), Some("the run was cancelled before the step started"));
+    assert_eq!(
+        summary.steps[1].reason.as_deref(),
+        Some("the run was cancelled before the step started")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let echo = PluginRef::Builtin { name: "echo".into(), pin: None };
+    let echo = PluginRef::Builtin {
+        name: "echo".into(),
+        pin: None,
+    };
     let first = Engine::builder().cache_dir(&cache).build().unwrap();
     let bytes = first.registry().bytes(&echo).unwrap().into_owned();
-    assert_eq!(first.runtime().load("echo", &bytes).await.unwrap().cache, CacheOutcome::Compiled);
-    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        first.runtime().load("echo", &bytes).await.unwrap().cache,
+        CacheOutcome::Compiled
+    );
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].to_string_lossy().into_owned();
     let digest = flow_engine::PluginDigest::of(&bytes).hex();
-    assert!(name.starts_with(&digest) && name.ends_with(".cwasm"), "{name}");
+    assert!(
+        name.starts_with(&digest) && name.ends_with(".cwasm"),
+        "{name}"
+    );
     drop(first);
 
     let second = Engine::builder().cache_dir(&cache).build().unwrap();
@@ -140,18 +197,36 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
     // A damaged cache file is not trusted blindly: it is recompiled.
     std::fs::write(cache.join(&name), b"not a compiled component").unwrap();
     let third = Engine::builder().cache_dir(&cache).build().unwrap();
-    assert_eq!(third.runtime().load("echo", &bytes).await.unwrap().cache, CacheOutcome::Compiled);
+    assert_eq!(
+        third.runtime().load("echo", &bytes).await.unwrap().cache,
+        CacheOutcome::Compiled
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_wasm_and_foreign_components_are_refused_with_a_reason() {
     let engine = Engine::builder().build().unwrap();
-    let err = engine.runtime().load("./junk.wasm", b"junk").await.unwrap_err();
-    assert_eq!(err.to_string(), "./junk.wasm is not a valid flow plugin: the file is not WebAssembly (no `\\0asm` header)");
+    let err = engine
+        .runtime()
+        .load("./junk.wasm", b"junk")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "./junk.wasm is not a valid flow plugin: the file is not WebAssembly (no `\\0asm` header)"
+    );
     // A valid core module, but not a component.
     let module = b"\0asm\x01\0\0\0";
-    let err = engine.runtime().load("./core.wasm", module).await.unwrap_err().to_string();
-    assert!(err.starts_with("./core.wasm is not a valid flow plugin: "), "{err}");
+    let err = engine
+        .runtime()
+        .load("./core.wasm", module)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("./core.wasm is not a valid flow plugin: "),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

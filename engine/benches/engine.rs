@@ -18,7 +18,7 @@ use flow_engine::capabilities::log::LogSink;
 use flow_engine::runtime::{CancelFlag, StepInvocation, StepLimits};
 use flow_engine::{Engine, RunOptions};
 use flow_pipeline::PluginRef;
-use flow_provenance::{attest_step, Outcome, SigningKey, StepEvidence};
+use flow_provenance::{Outcome, SigningKey, StepEvidence, attest_step};
 use flow_store::{RunRecord, StepAttestation, StepRecord, StepStatus, Store};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -51,7 +51,9 @@ fn write_pipeline(dir: &Path, name: &str, steps: usize, chain: bool) -> std::pat
             ));
             yaml.push_str(&format!("    needs: [s{}]\n", i - 1));
         } else {
-            yaml.push_str(&format!("  s{i}:\n    uses: echo\n    with: {{ n: \"{i}\" }}\n"));
+            yaml.push_str(&format!(
+                "  s{i}:\n    uses: echo\n    with: {{ n: \"{i}\" }}\n"
+            ));
             if i > 0 {
                 yaml.push_str("    needs: [s0]\n");
             }
@@ -65,7 +67,10 @@ fn write_pipeline(dir: &Path, name: &str, steps: usize, chain: bool) -> std::pat
 fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let cache = tmp.path().join("cache");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     rt.block_on(async {
         let engine = Engine::builder().cache_dir(&cache).jobs(2).build().expect("engine");
         println!("pooling allocator: {}", engine.runtime().pooling());
@@ -90,6 +95,7 @@ fn main() {
             store.put_step(&run.id, &record).expect("put");
             let log = LogSink::new(1 << 20);
             let step_id = format!("s{i}");
+            let claims = flow_engine::capabilities::claims::Claims::new();
             let invocation = StepInvocation {
                 run_id: run.id.as_str(),
                 step_id: &step_id,
@@ -99,6 +105,8 @@ fn main() {
                 limits: StepLimits { memory: 256 << 20, timeout: Duration::from_secs(30) },
                 cancel: &cancel,
                 log: &log,
+                exec: None,
+                claims: &claims,
             };
             let wasm_start = Instant::now();
             let outputs: BTreeMap<String, String> =
@@ -153,7 +161,13 @@ fn main() {
     // 4. Provenance of a no-op step: build, sign, store.
     {
         let store = Store::open(tmp.path().join("store-prov")).expect("store");
-        let run = RunRecord::start(store.new_run_id().expect("id"), "bench", "bench.yaml", vec![], "bench");
+        let run = RunRecord::start(
+            store.new_run_id().expect("id"),
+            "bench",
+            "bench.yaml",
+            vec![],
+            "bench",
+        );
         store.begin_run(&run).expect("begin");
         let key = SigningKey::generate().expect("key");
         let mut samples = Vec::new();
@@ -180,6 +194,8 @@ fn main() {
                 products: BTreeMap::new(),
                 needs: Vec::new(),
                 notes: Vec::new(),
+                dependencies: Vec::new(),
+                commands: Vec::new(),
             };
             let signed = attest_step(&evidence, &key).expect("attest");
             let attestation = StepAttestation {
@@ -192,7 +208,9 @@ fn main() {
             let mut record = StepRecord::pending(format!("s{i}"), i, "echo");
             record.status = StepStatus::Succeeded;
             let store_start = Instant::now();
-            store.finish_step_attested(&run.id, &record, &[], Some(&attestation)).expect("store");
+            store
+                .finish_step_attested(&run.id, &record, &[], Some(&attestation))
+                .expect("store");
             if i >= 200 {
                 samples.push(start.elapsed());
                 storing.push(store_start.elapsed());
@@ -211,8 +229,11 @@ fn main() {
     let flow = env!("CARGO_BIN_EXE_flow");
     let dir = tmp.path().join("one");
     std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("flow.yaml"), "version: 1\nname: one\nsteps:\n  greet:\n    uses: echo\n    with: { message: hi }\n")
-        .expect("write");
+    std::fs::write(
+        dir.join("flow.yaml"),
+        "version: 1\nname: one\nsteps:\n  greet:\n    uses: echo\n    with: { message: hi }\n",
+    )
+    .expect("write");
     let mut samples = Vec::new();
     for i in 0..30 {
         let start = Instant::now();

@@ -13,18 +13,20 @@ use std::time::{Duration, Instant};
 
 use flow_pipeline::{EvalContext, FsAccess, Plan, StepOutcome};
 use flow_provenance::{DigestCache, Root, SigningKey};
-use flow_store::{now_millis, LogLine, RunRecord, RunStatus, StepRecord, StepStatus, Store};
+use flow_store::{LogLine, RunRecord, RunStatus, StepRecord, StepStatus, Store, now_millis};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
+use crate::EngineError;
+use crate::capabilities::claims::Claims;
+use crate::capabilities::exec::{ExecPlan, ExecPolicy};
 use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
 use crate::provenance::{self, Recorder, StepFacts, StepRoots};
 use crate::runtime::{CancelFlag, LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
-use crate::EngineError;
 
 /// Limits a step gets when the pipeline does not set its own.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +41,11 @@ pub struct StepDefaults {
 
 impl Default for StepDefaults {
     fn default() -> Self {
-        StepDefaults { memory: 256 << 20, timeout: Duration::from_secs(30 * 60), log_limit: 1 << 20 }
+        StepDefaults {
+            memory: 256 << 20,
+            timeout: Duration::from_secs(30 * 60),
+            log_limit: 1 << 20,
+        }
     }
 }
 
@@ -52,6 +58,7 @@ pub(crate) struct RunContext {
     pub runtime: Arc<Runtime>,
     pub store: Store,
     pub plugins: Arc<ResolvedPlugins>,
+    pub exec: Arc<ExecPlan>,
     pub inputs: BTreeMap<String, Value>,
     pub workspace: PathBuf,
     pub jobs: usize,
@@ -87,7 +94,11 @@ struct StepEnd {
 impl StepEnd {
     /// A step that ended without its plugin running.
     fn not_run(status: StepStatus, reason: String) -> Self {
-        StepEnd { status: Some(status), reason: Some(reason), ..StepEnd::default() }
+        StepEnd {
+            status: Some(status),
+            reason: Some(reason),
+            ..StepEnd::default()
+        }
     }
 }
 
@@ -112,7 +123,11 @@ struct Execution<'a> {
     closing: bool,
 }
 
-pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Result<RunSummary, EngineError> {
+pub(crate) async fn execute(
+    plan: &Plan,
+    cx: RunContext,
+    run: RunRecord,
+) -> Result<RunSummary, EngineError> {
     let steps = &plan.steps;
     let records = steps
         .iter()
@@ -129,6 +144,7 @@ pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Resu
             &cx.pipeline_file,
             &cx.pipeline_sha256,
             &cx.workspace,
+            cx.exec.clone(),
         )?),
         None => None,
     };
@@ -165,7 +181,9 @@ pub(crate) async fn execute(plan: &Plan, cx: RunContext, run: RunRecord) -> Resu
     let mut running: JoinSet<Finished> = JoinSet::new();
     loop {
         while ex.halted.is_none() && !cx.cancel.is_cancelled() && running.len() < cx.jobs.max(1) {
-            let Some(index) = ex.ready.pop_first() else { break };
+            let Some(index) = ex.ready.pop_first() else {
+                break;
+            };
             ex.start(index, &mut running)?;
         }
         if running.is_empty() {
@@ -209,13 +227,21 @@ impl Execution<'_> {
                     return self.settle(index, StepEnd::not_run(StepStatus::Skipped, reason));
                 }
                 Err(diagnostic) => {
-                    return self.settle(index, StepEnd::not_run(StepStatus::Failed, diagnostic.render()));
+                    return self.settle(
+                        index,
+                        StepEnd::not_run(StepStatus::Failed, diagnostic.render()),
+                    );
                 }
             }
         }
         let params = match step.resolve_params(&self.eval) {
             Ok(params) => params,
-            Err(diagnostic) => return self.settle(index, StepEnd::not_run(StepStatus::Failed, diagnostic.render())),
+            Err(diagnostic) => {
+                return self.settle(
+                    index,
+                    StepEnd::not_run(StepStatus::Failed, diagnostic.render()),
+                );
+            }
         };
         let Some(plugin) = self.cx.plugins.get(&step.plugin).cloned() else {
             let reason = format!("plugin `{}` is not loaded", step.plugin);
@@ -232,7 +258,11 @@ impl Execution<'_> {
         if let Some(recorder) = &mut self.recorder {
             recorder.step_started(&step.id);
         }
-        self.emit(Event::StepStarted { run: self.run_id(), step: step.id.clone(), at: started_ms });
+        self.emit(Event::StepStarted {
+            run: self.run_id(),
+            step: step.id.clone(),
+            at: started_ms,
+        });
 
         let limits = StepLimits {
             memory: step.memory.unwrap_or(self.cx.defaults.memory),
@@ -249,11 +279,15 @@ impl Execution<'_> {
             dirs: step
                 .fs_grants
                 .iter()
-                .map(|g| DirGrant { path: g.path.clone(), writable: g.access == FsAccess::Write })
+                .map(|g| DirGrant {
+                    path: g.path.clone(),
+                    writable: g.access == FsAccess::Write,
+                })
                 .collect(),
             limits,
             cancel: self.cx.cancel.clone(),
             log: LogSink::new(self.cx.defaults.log_limit),
+            exec: self.cx.exec.policy(step, &self.cx.workspace),
             snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
             started_ms,
         };
@@ -277,7 +311,9 @@ impl Execution<'_> {
             facts.plugin_sha256 = plugin.digest.hex();
         }
         let attestation = match &mut self.recorder {
-            Some(recorder) => Some(recorder.attest(step, status, end.reason.as_deref(), facts, now)?),
+            Some(recorder) => {
+                Some(recorder.attest(step, status, end.reason.as_deref(), facts, now)?)
+            }
             None => None,
         };
         let record = &mut self.records[index];
@@ -287,8 +323,12 @@ impl Execution<'_> {
         record.finished_at = Some(now);
         record.log_bytes = end.log_bytes;
         record.log_truncated = end.log_truncated;
-        self.cx.store.finish_step_attested(&self.run.id, record, &end.log, attestation.as_ref())?;
-        let duration_ms = self.started[index].map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
+        self.cx
+            .store
+            .finish_step_attested(&self.run.id, record, &end.log, attestation.as_ref())?;
+        let duration_ms = self.started[index]
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0);
         tracing::debug!(run = %self.run.id, step = %step.id, %status, duration_ms, "step finished");
         self.emit(Event::StepFinished {
             run: self.run_id(),
@@ -307,11 +347,20 @@ impl Execution<'_> {
         };
         self.eval.record_step(step.id.clone(), outcome, end.outputs);
 
-        let failed = matches!(status, StepStatus::Failed | StepStatus::TimedOut | StepStatus::Cancelled);
+        let failed = matches!(
+            status,
+            StepStatus::Failed | StepStatus::TimedOut | StepStatus::Cancelled
+        );
         if failed && !step.continue_on_error {
-            let why = format!("step `{}` {}: {}", step.id, status, end.reason.as_deref().unwrap_or("no reason given"));
+            let why = format!(
+                "step `{}` {}: {}",
+                step.id,
+                status,
+                end.reason.as_deref().unwrap_or("no reason given")
+            );
             self.first_failure.get_or_insert(why);
-            self.halted.get_or_insert_with(|| format!("step `{}` {}", step.id, status));
+            self.halted
+                .get_or_insert_with(|| format!("step `{}` {}", step.id, status));
         }
         // Once cancelled (or closing), steps that never started are settled by `close`.
         if self.cx.cancel.is_cancelled() || self.closing {
@@ -327,7 +376,9 @@ impl Execution<'_> {
                 None => {
                     self.ready.insert(dependent);
                 }
-                Some(reason) => self.settle(dependent, StepEnd::not_run(StepStatus::Skipped, reason))?,
+                Some(reason) => {
+                    self.settle(dependent, StepEnd::not_run(StepStatus::Skipped, reason))?
+                }
             }
         }
         Ok(())
@@ -343,7 +394,13 @@ impl Execution<'_> {
                 StepStatus::Failed | StepStatus::TimedOut => steps[need].continue_on_error,
                 _ => false,
             };
-            (!ok).then(|| format!("needs `{}`, which {}", steps[need].id, describe_status(record.status)))
+            (!ok).then(|| {
+                format!(
+                    "needs `{}`, which {}",
+                    steps[need].id,
+                    describe_status(record.status)
+                )
+            })
         })
     }
 
@@ -356,9 +413,15 @@ impl Execution<'_> {
                 continue;
             }
             let end = if cancelled {
-                StepEnd::not_run(StepStatus::Cancelled, "the run was cancelled before the step started".into())
+                StepEnd::not_run(
+                    StepStatus::Cancelled,
+                    "the run was cancelled before the step started".into(),
+                )
             } else {
-                let why = self.halted.clone().unwrap_or_else(|| "the run stopped".into());
+                let why = self
+                    .halted
+                    .clone()
+                    .unwrap_or_else(|| "the run stopped".into());
                 StepEnd::not_run(StepStatus::Skipped, format!("not run: {why}"))
             };
             self.settle(index, end)?;
@@ -376,7 +439,9 @@ impl Execution<'_> {
             Some(recorder) => Some(recorder.finish()?),
             None => None,
         };
-        self.cx.store.finish_run_attested(&self.run, attestation.as_ref())?;
+        self.cx
+            .store
+            .finish_run_attested(&self.run, attestation.as_ref())?;
         self.cx.store.flush()?;
         self.emit(Event::RunFinished {
             run: self.run_id(),
@@ -385,7 +450,10 @@ impl Execution<'_> {
             duration_ms: now.saturating_sub(self.run.started_at),
             at: now,
         });
-        Ok(RunSummary { run: self.run, steps: self.records })
+        Ok(RunSummary {
+            run: self.run,
+            steps: self.records,
+        })
     }
 }
 
@@ -412,6 +480,7 @@ struct StepTask {
     limits: StepLimits,
     cancel: CancelFlag,
     log: LogSink,
+    exec: Option<Arc<ExecPolicy>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     started_ms: u64,
 }
@@ -423,6 +492,7 @@ impl StepTask {
         if let Some((cache, roots)) = &self.snapshot {
             (materials, notes) = provenance::snapshot(cache.clone(), roots.readable.clone()).await;
         }
+        let claims = Claims::new();
         let invocation = StepInvocation {
             run_id: &self.run_id,
             step_id: &self.step_id,
@@ -432,14 +502,18 @@ impl StepTask {
             limits: self.limits,
             cancel: &self.cancel,
             log: &self.log,
+            exec: self.exec.clone(),
+            claims: &claims,
         };
-        let result =
-            match tokio::time::timeout(self.limits.timeout + HOST_GRACE, self.runtime.run_step(&self.plugin, invocation))
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => Err(StepFailure::TimedOut(self.limits.timeout)),
-            };
+        let result = match tokio::time::timeout(
+            self.limits.timeout + HOST_GRACE,
+            self.runtime.run_step(&self.plugin, invocation),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(StepFailure::TimedOut(self.limits.timeout)),
+        };
         // Products: what it created or changed where it could write.
         let mut products = BTreeMap::new();
         if let Some((cache, roots)) = &self.snapshot {
@@ -460,6 +534,8 @@ impl StepTask {
                 (status, Some(failure.to_string()), BTreeMap::new())
             }
         };
+        let (dependencies, commands, dropped) = claims.take();
+        notes.extend(dropped);
         let facts = StepFacts {
             params: self.params,
             plugin_sha256: self.plugin.digest.hex(),
@@ -467,10 +543,20 @@ impl StepTask {
             materials,
             products,
             notes,
+            dependencies,
+            commands,
         };
         Finished {
             index: self.index,
-            end: StepEnd { status: Some(status), reason, outputs, log, log_bytes, log_truncated, facts },
+            end: StepEnd {
+                status: Some(status),
+                reason,
+                outputs,
+                log,
+                log_bytes,
+                log_truncated,
+                facts,
+            },
         }
     }
 }

@@ -41,8 +41,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use events::Event;
-pub use flow_provenance::{PublicKey, SigningKey};
 pub use executor::{RunSummary, StepDefaults};
+pub use flow_provenance::{PublicKey, SigningKey};
 pub use plugins::PluginRegistry;
 pub use runtime::{CancelFlag, PluginDigest, RuntimeConfig, RuntimeError};
 
@@ -125,7 +125,12 @@ impl EngineBuilder {
             max_concurrent_steps: u32::try_from(self.jobs).unwrap_or(u32::MAX),
             pooling: self.pooling,
         })?;
-        Ok(Engine { runtime: Arc::new(runtime), registry: self.registry, defaults: self.defaults, jobs: self.jobs })
+        Ok(Engine {
+            runtime: Arc::new(runtime),
+            registry: self.registry,
+            defaults: self.defaults,
+            jobs: self.jobs,
+        })
     }
 }
 
@@ -138,6 +143,8 @@ pub struct LoadedPipeline {
     pub file: PathBuf,
     /// The sha256 of the file's bytes.
     pub sha256: String,
+    /// The granted host commands, resolved, and whether they run confined.
+    pub exec: Arc<capabilities::exec::ExecPlan>,
     plugins: Arc<plugins::ResolvedPlugins>,
 }
 
@@ -222,7 +229,9 @@ impl Engine {
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             cache_dir: None,
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             pooling: true,
             defaults: StepDefaults::default(),
             registry: PluginRegistry::with_builtins(),
@@ -244,21 +253,43 @@ impl Engine {
     pub async fn load_pipeline(&self, path: &Path) -> Result<LoadedPipeline, EngineError> {
         let pipeline = flow_pipeline::load(path).map_err(EngineError::Invalid)?;
         let sha256 = hex::encode(Sha256::digest(pipeline.source().text.as_bytes()));
-        let refs = pipeline.steps().iter().filter_map(|s| s.uses.as_ref().map(|(r, _)| r));
+        let refs = pipeline
+            .steps()
+            .iter()
+            .filter_map(|s| s.uses.as_ref().map(|(r, _)| r));
         let plugins = plugins::ResolvedPlugins::load(&self.runtime, &self.registry, refs).await;
         let plan = flow_pipeline::check(&pipeline, &plugins).map_err(EngineError::Invalid)?;
-        Ok(LoadedPipeline { plan: Arc::new(plan), file: path.to_path_buf(), sha256, plugins: Arc::new(plugins) })
+        let exec = capabilities::exec::ExecPlan::resolve(&plan).map_err(EngineError::Invalid)?;
+        Ok(LoadedPipeline {
+            plan: Arc::new(plan),
+            file: path.to_path_buf(),
+            sha256,
+            exec: Arc::new(exec),
+            plugins: Arc::new(plugins),
+        })
     }
 
     /// Run a loaded pipeline to the end (or until cancelled) and record it.
-    pub async fn run(&self, pipeline: &LoadedPipeline, options: RunOptions) -> Result<RunSummary, EngineError> {
-        let inputs = pipeline.plan.bind_inputs(&options.inputs).map_err(EngineError::Invalid)?;
+    pub async fn run(
+        &self,
+        pipeline: &LoadedPipeline,
+        options: RunOptions,
+    ) -> Result<RunSummary, EngineError> {
+        let inputs = pipeline
+            .plan
+            .bind_inputs(&options.inputs)
+            .map_err(EngineError::Invalid)?;
         let store = options.store;
         let id = store.new_run_id()?;
-        let workspace = options.workspace.unwrap_or_else(|| store.dir().join("workspaces").join(id.as_str()));
+        let workspace = options
+            .workspace
+            .unwrap_or_else(|| store.dir().join("workspaces").join(id.as_str()));
         let workspace = std::fs::create_dir_all(&workspace)
             .and_then(|()| workspace.canonicalize())
-            .map_err(|source| EngineError::Workspace { path: workspace.clone(), source })?;
+            .map_err(|source| EngineError::Workspace {
+                path: workspace.clone(),
+                source,
+            })?;
         let steps = pipeline.plan.steps.iter().map(|s| s.id.clone()).collect();
         let run = RunRecord::start(
             id,
@@ -271,6 +302,7 @@ impl Engine {
             runtime: self.runtime.clone(),
             store,
             plugins: pipeline.plugins.clone(),
+            exec: pipeline.exec.clone(),
             inputs,
             workspace,
             jobs: options.jobs.unwrap_or(self.jobs),
@@ -288,14 +320,22 @@ impl Engine {
     }
 
     /// Load and describe every built-in plugin.
-    pub async fn builtin_plugins(&self) -> Vec<(String, Result<Arc<runtime::LoadedPlugin>, RuntimeError>)> {
+    pub async fn builtin_plugins(
+        &self,
+    ) -> Vec<(String, Result<Arc<runtime::LoadedPlugin>, RuntimeError>)> {
         let mut out = Vec::new();
         let names: Vec<String> = self.registry.names().map(str::to_string).collect();
         for name in names {
-            let reference = flow_pipeline::plugin::PluginRef::Builtin { name: name.clone(), pin: None };
+            let reference = flow_pipeline::plugin::PluginRef::Builtin {
+                name: name.clone(),
+                pin: None,
+            };
             let loaded = match self.registry.bytes(&reference) {
                 Ok(bytes) => self.runtime.load(&name, &bytes).await,
-                Err(reason) => Err(RuntimeError::InvalidPlugin { origin: name.clone(), reason }),
+                Err(reason) => Err(RuntimeError::InvalidPlugin {
+                    origin: name.clone(),
+                    reason,
+                }),
             };
             out.push((name, loaded));
         }

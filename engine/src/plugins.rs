@@ -56,7 +56,10 @@ impl PluginRegistry {
             PluginRef::File { path, written, .. } => match std::fs::read(path) {
                 Ok(bytes) => Cow::Owned(bytes),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(format!("plugin file `{written}` does not exist ({})", path.display()));
+                    return Err(format!(
+                        "plugin file `{written}` does not exist ({})",
+                        path.display()
+                    ));
                 }
                 Err(e) => return Err(format!("cannot read plugin file `{written}`: {e}")),
             },
@@ -120,7 +123,10 @@ impl ResolvedPlugins {
                 continue;
             }
             let loaded = match registry.bytes(uses) {
-                Ok(bytes) => runtime.load(&uses.to_string(), &bytes).await.map_err(|e| e.to_string()),
+                Ok(bytes) => runtime
+                    .load(&uses.to_string(), &bytes)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             by_ref.insert(uses.clone(), loaded);

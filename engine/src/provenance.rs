@@ -9,14 +9,15 @@
 //! Keys, documents and verification live in `flow_provenance`; this module
 //! decides what a step's evidence is.
 
+use crate::capabilities::exec::ExecPlan;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use flow_pipeline::{FsAccess, Plan, PlannedStep};
 use flow_provenance::{
-    DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord as Chain, RunStep, SigningKey,
-    StepEvidence,
+    DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord as Chain, RunStep,
+    SigningKey, StepEvidence,
 };
 use flow_store::{RunAttestation, StepAttestation, StepStatus};
 
@@ -41,6 +42,8 @@ pub(crate) struct StepFacts {
     pub materials: BTreeMap<String, String>,
     pub products: BTreeMap<String, String>,
     pub notes: Vec<String>,
+    pub dependencies: Vec<flow_provenance::Dependency>,
+    pub commands: Vec<serde_json::Value>,
 }
 
 /// Records one run's provenance.
@@ -62,6 +65,7 @@ pub(crate) struct Recorder {
     pipeline_file: String,
     pipeline_sha256: String,
     workspace: std::path::PathBuf,
+    exec: Arc<ExecPlan>,
 }
 
 impl Recorder {
@@ -73,16 +77,22 @@ impl Recorder {
         pipeline_file: &str,
         pipeline_sha256: &str,
         workspace: &Path,
+        exec: Arc<ExecPlan>,
     ) -> Result<Self, ProvenanceError> {
         let layout_steps: Vec<LayoutStep> = plan
             .steps
             .iter()
             .map(|step| {
-                let mut layout_step =
-                    LayoutStep::new(step.id.clone(), step.needs.iter().map(|&n| plan.steps[n].id.clone()));
+                let mut layout_step = LayoutStep::new(
+                    step.id.clone(),
+                    step.needs.iter().map(|&n| plan.steps[n].id.clone()),
+                );
                 // Files in granted host directories are inputs from outside the run.
-                layout_step.allow_materials =
-                    step.fs_grants.iter().map(|g| format!("{}/*", g.path.display())).collect();
+                layout_step.allow_materials = step
+                    .fs_grants
+                    .iter()
+                    .map(|g| format!("{}/*", g.path.display()))
+                    .collect();
                 layout_step
             })
             .collect();
@@ -100,6 +110,7 @@ impl Recorder {
             pipeline_file: pipeline_file.to_string(),
             pipeline_sha256: pipeline_sha256.to_string(),
             workspace: workspace.to_path_buf(),
+            exec,
         })
     }
 
@@ -111,19 +122,33 @@ impl Recorder {
 
     /// Which completed steps produced `materials` (as they were when `step`
     /// started), and remember `products` as made by `step`.
-    fn trace(&mut self, step: &PlannedStep, materials: &BTreeMap<String, String>, products: &BTreeMap<String, String>) {
+    fn trace(
+        &mut self,
+        step: &PlannedStep,
+        materials: &BTreeMap<String, String>,
+        products: &BTreeMap<String, String>,
+    ) {
         if let Some(&mark) = self.start_marks.get(&step.id) {
             for (name, sha) in materials {
                 let producer = self.producers.get(name).and_then(|made| {
-                    made.iter().rev().find(|(digest, done, _)| *done < mark && digest == sha).map(|(_, _, by)| by)
+                    made.iter()
+                        .rev()
+                        .find(|(digest, done, _)| *done < mark && digest == sha)
+                        .map(|(_, _, by)| by)
                 });
-                if let (Some(producer), Some(sources)) = (producer, self.sources.get_mut(step.index)) {
+                if let (Some(producer), Some(sources)) =
+                    (producer, self.sources.get_mut(step.index))
+                {
                     sources.insert(producer.clone());
                 }
             }
         }
         for (name, sha) in products {
-            self.producers.entry(name.clone()).or_default().push((sha.clone(), self.completed, step.id.clone()));
+            self.producers.entry(name.clone()).or_default().push((
+                sha.clone(),
+                self.completed,
+                step.id.clone(),
+            ));
         }
         self.completed += 1;
     }
@@ -163,13 +188,49 @@ impl Recorder {
             StepStatus::Skipped => Outcome::Skipped,
             _ => Outcome::Failed,
         };
-        let grants = serde_json::json!({
+        let commands = self
+            .exec
+            .steps
+            .get(step.index)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut grants = serde_json::json!({
             "workspace": self.workspace.display().to_string(),
             "fs": step.fs_grants.iter().map(|g| serde_json::json!({
                 "path": g.path.display().to_string(),
                 "access": match g.access { FsAccess::Read => "read", FsAccess::Write => "write" },
             })).collect::<Vec<_>>(),
         });
+        if !commands.is_empty() {
+            grants["exec"] = commands
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "name": c.name,
+                        "path": c.resolved.path.display().to_string(),
+                        "realPath": c.resolved.real_path.display().to_string(),
+                        "sha256": c.resolved.sha256,
+                        "reads": c.reads.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            grants["confined"] = self.exec.confine.into();
+        }
+        if !step.env_grants.is_empty() {
+            // Names only: values may be secret.
+            grants["env"] = step.env_grants.iter().map(|g| g.name.clone()).collect();
+        }
+        let mut dependencies: Vec<flow_provenance::Dependency> = commands
+            .iter()
+            .map(|c| flow_provenance::Dependency {
+                uri: format!("file://{}", c.resolved.real_path.display()),
+                name: Some(c.name.clone()),
+                digest: [("sha256".to_owned(), c.resolved.sha256.clone())]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        dependencies.extend(facts.dependencies);
         self.trace(step, &facts.materials, &facts.products);
         let evidence = StepEvidence {
             run_id: self.run_id.clone(),
@@ -189,11 +250,17 @@ impl Recorder {
             engine_version: env!("CARGO_PKG_VERSION").into(),
             materials: facts.materials,
             products: facts.products,
-            needs: self.layout_steps.get(step.index).map(|l| l.needs.clone()).unwrap_or_default(),
+            needs: self
+                .layout_steps
+                .get(step.index)
+                .map(|l| l.needs.clone())
+                .unwrap_or_default(),
             notes: facts.notes,
+            dependencies,
+            commands: facts.commands,
         };
-        let attestation =
-            flow_provenance::attest_step(&evidence, &self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let attestation = flow_provenance::attest_step(&evidence, &self.key)
+            .map_err(|e| ProvenanceError(e.to_string()))?;
         let position = self.chain.len() as u32;
         self.chain.push(RunStep {
             step: step.id.clone(),
@@ -230,10 +297,13 @@ impl Recorder {
             })
             .collect();
         let spec = LayoutSpec::new(steps, vec![self.key.public_key().clone()]);
-        let layout = flow_provenance::sign_layout(&spec, &self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let layout = flow_provenance::sign_layout(&spec, &self.key)
+            .map_err(|e| ProvenanceError(e.to_string()))?;
         let mut chain = Chain::new(self.run_id.clone(), self.pipeline_name.clone(), &layout);
         chain.steps = self.chain.clone();
-        let chain = chain.sign(&self.key).map_err(|e| ProvenanceError(e.to_string()))?;
+        let chain = chain
+            .sign(&self.key)
+            .map_err(|e| ProvenanceError(e.to_string()))?;
         Ok(RunAttestation {
             layout: envelope_text(&layout),
             chain: envelope_text(&chain),
@@ -248,11 +318,18 @@ fn envelope_text(envelope: &Envelope) -> String {
 }
 
 /// Snapshot `roots` off the async threads (hashing is blocking work).
-pub(crate) async fn snapshot(cache: Arc<DigestCache>, roots: Vec<Root>) -> (BTreeMap<String, String>, Vec<String>) {
+pub(crate) async fn snapshot(
+    cache: Arc<DigestCache>,
+    roots: Vec<Root>,
+) -> (BTreeMap<String, String>, Vec<String>) {
     let result = tokio::task::spawn_blocking(move || cache.snapshot(&roots)).await;
     match result {
         Ok(snapshot) => {
-            let notes = snapshot.skipped.iter().map(|s| format!("not hashed: {}: {}", s.path.display(), s.reason)).collect();
+            let notes = snapshot
+                .skipped
+                .iter()
+                .map(|s| format!("not hashed: {}: {}", s.path.display(), s.reason))
+                .collect();
             (snapshot.artifacts, notes)
         }
         Err(e) => (BTreeMap::new(), vec![format!("the snapshot failed: {e}")]),

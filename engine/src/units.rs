@@ -17,7 +17,11 @@ pub fn format_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit = u;
     }
-    if value.fract() == 0.0 { format!("{value:.0} {unit}") } else { format!("{value:.1} {unit}") }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
 }
 
 /// `850ms`, `30s`, `2m5s`, `1h0m3s`.
@@ -29,10 +33,18 @@ pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         let tenths = (ms % 1000) / 100;
-        return if tenths == 0 { format!("{secs}s") } else { format!("{secs}.{tenths}s") };
+        return if tenths == 0 {
+            format!("{secs}s")
+        } else {
+            format!("{secs}.{tenths}s")
+        };
     }
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    if h > 0 { format!("{h}h{m}m{s}s") } else { format!("{m}m{s}s") }
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,13 @@ pub struct Param {
 impl Param {
     /// A param of any type.
     pub fn new(name: &str, ty: ParamType, description: &str) -> Self {
-        Param { name: name.into(), ty, description: description.into(), required: false, default: None }
+        Param {
+            name: name.into(),
+            ty,
+            description: description.into(),
+            required: false,
+            default: None,
+        }
     }
 
     /// A string param.

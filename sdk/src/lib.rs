@@ -37,8 +37,10 @@
 extern crate self as flow_plugin_sdk;
 
 mod describe;
+mod host;
 
 pub use describe::{Capability, Description, Param, ParamType};
+pub use host::{exec, fs, provenance};
 pub use serde;
 pub use serde_json;
 
@@ -84,7 +86,9 @@ pub struct StepError {
 impl StepError {
     /// A step error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        StepError { message: message.into() }
+        StepError {
+            message: message.into(),
+        }
     }
 
     /// The message the user sees.
@@ -174,16 +178,19 @@ pub mod __private {
         P::describe().into_wit()
     }
 
-    pub fn run<P: Plugin>(request: types::RunRequest) -> Result<types::RunResponse, types::StepError> {
+    pub fn run<P: Plugin>(
+        request: types::RunRequest,
+    ) -> Result<types::RunResponse, types::StepError> {
         // Relative paths in the plugin mean the same as in the workspace.
         if let Err(e) = std::env::set_current_dir(&request.workspace) {
             return Err(types::StepError {
                 message: format!("cannot enter the workspace {}: {e}", request.workspace),
             });
         }
-        let params: P::Params = serde_json::from_str(&request.params).map_err(|e| types::StepError {
-            message: format!("invalid params: {e}"),
-        })?;
+        let params: P::Params =
+            serde_json::from_str(&request.params).map_err(|e| types::StepError {
+                message: format!("invalid params: {e}"),
+            })?;
         let mut ctx = Context {
             run_id: request.run_id,
             step_id: request.step_id,
@@ -191,11 +198,16 @@ pub mod __private {
             dirs: request
                 .dirs
                 .into_iter()
-                .map(|d| GrantedDir { path: d.path, writable: d.writable })
+                .map(|d| GrantedDir {
+                    path: d.path,
+                    writable: d.writable,
+                })
                 .collect(),
         };
         match P::run(params, &mut ctx) {
-            Ok(()) => Ok(types::RunResponse { outputs: Vec::new() }),
+            Ok(()) => Ok(types::RunResponse {
+                outputs: Vec::new(),
+            }),
             Err(e) => Err(types::StepError { message: e.message }),
         }
     }

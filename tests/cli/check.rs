@@ -43,7 +43,10 @@ fn check_reads_flow_yaml_by_default_and_speaks_json() {
 
     let out = session.flow(["--json", "check"]).run();
     out.expect_success();
-    assert_eq!(out.json(), serde_json::json!({"file": "flow.yaml", "ok": true, "steps": 2}));
+    assert_eq!(
+        out.json(),
+        serde_json::json!({"file": "flow.yaml", "ok": true, "steps": 2})
+    );
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn a_file_that_does_not_exist() {
     let out = session.flow(["check", "missing.yaml"]).run();
     out.expect_code(2);
     assert_eq!(out.stdout, "");
-    assert_eq!(out.stderr, "error: cannot read pipeline file `missing.yaml`: No such file or directory (os error 2)\n");
+    assert_eq!(
+        out.stderr,
+        "error: cannot read pipeline file `missing.yaml`: No such file or directory (os error 2)\n"
+    );
 }
 
 #[test]
@@ -115,7 +121,10 @@ fn a_plugin_file_that_does_not_exist() {
 #[test]
 fn a_plugin_file_of_garbage_bytes() {
     let session = Session::new();
-    session.file("x.wasm", b"\x7fELF this is not WebAssembly \x00\x01\x02\xff");
+    session.file(
+        "x.wasm",
+        b"\x7fELF this is not WebAssembly \x00\x01\x02\xff",
+    );
     rejects(
         &session,
         "version: 1\nname: x\nsteps:\n  a:\n    uses: ./x.wasm\n",
@@ -147,7 +156,10 @@ fn a_pin_that_does_not_match_names_both_digests() {
     let session = Session::new();
     let plugins = session.flow(["--json", "plugins"]).run();
     plugins.expect_success();
-    let digest = plugins.json_lines()[0]["digest"].as_str().expect("a digest").to_string();
+    let digest = plugins.json_lines()[0]["digest"]
+        .as_str()
+        .expect("a digest")
+        .to_string();
     let zeros = "0".repeat(64);
     let uses = format!("echo@sha256:{zeros}");
     rejects(
@@ -342,11 +354,17 @@ fn an_fs_grant_of_a_missing_directory() {
 #[test]
 fn run_refuses_an_invalid_file_the_same_way_and_records_nothing() {
     let session = Session::new();
-    session.file("flow.yaml", "version: 1\nname: x\nsteps:\n  a:\n    uses: ehco\n");
+    session.file(
+        "flow.yaml",
+        "version: 1\nname: x\nsteps:\n  a:\n    uses: ehco\n",
+    );
     let check = session.flow(["check", "flow.yaml"]).run();
     let run = session.flow(["run", "flow.yaml"]).run();
     run.expect_code(2);
     assert_eq!(run.stdout, "");
     assert_eq!(run.stderr, check.stderr);
-    assert!(!session.data_dir().exists(), "an invalid pipeline must not create the data dir");
+    assert!(
+        !session.data_dir().exists(),
+        "an invalid pipeline must not create the data dir"
+    );
 }

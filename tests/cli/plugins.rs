@@ -11,7 +11,10 @@ fn plugins_lists_echo_with_its_digest() {
     json.expect_success();
     let echo = &json.json_lines()[0];
     let digest = echo["digest"].as_str().expect("a digest");
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
     assert_eq!(
         out.stdout,
         format!(

@@ -21,7 +21,7 @@ use flow_provenance::{Envelope, PublicKey, SigningKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::session::{run_id, Output, Session};
+use crate::session::{Output, Session, run_id};
 
 /// a writes a.txt; b (granted ./input, read-only) reads a.txt, lists ./input and
 /// writes b.txt; c reads b.txt. `READ_IN_B` is what b reads.
@@ -52,7 +52,12 @@ fn chain_session(read_in_b: &str) -> Session {
     let session = Session::without_signing_key();
     session.plugin("fs_probe").file("input/config.txt", CONFIG);
     let input = session.path("input").display().to_string();
-    session.file("flow.yaml", CHAIN.replace("READ_IN_B", read_in_b).replace("INPUT_DIR", &input));
+    session.file(
+        "flow.yaml",
+        CHAIN
+            .replace("READ_IN_B", read_in_b)
+            .replace("INPUT_DIR", &input),
+    );
     session
 }
 
@@ -72,7 +77,9 @@ fn succeeded_chain() -> (Session, String) {
 
 /// `flow attest export last --out <name>`; returns the directory.
 fn export(session: &Session, name: &str) -> PathBuf {
-    let out = session.flow(["attest", "export", "last", "--out", name]).run();
+    let out = session
+        .flow(["attest", "export", "last", "--out", name])
+        .run();
     out.expect_success();
     session.path(name)
 }
@@ -89,16 +96,22 @@ fn data_dir_key(session: &Session) -> PublicKey {
 
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 fn read_envelope(path: &Path) -> Envelope {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    Envelope::from_json(&bytes).unwrap_or_else(|e| panic!("{}: not an envelope: {e}", path.display()))
+    Envelope::from_json(&bytes)
+        .unwrap_or_else(|e| panic!("{}: not an envelope: {e}", path.display()))
 }
 
 fn write_envelope(path: &Path, envelope: &Envelope) {
-    std::fs::write(path, envelope.to_json()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::write(path, envelope.to_json())
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 fn payload_json(envelope: &Envelope) -> Value {
@@ -204,7 +217,8 @@ fn in_toto_verify(venv: &Path, dir: &Path, key: &Path) -> ToolRun {
 /// verification and strict parsing with in-toto-attestation's Statement v1 and
 /// SLSA Provenance v1 models.
 fn check_statements(venv: &Path, key: &Path, statements: &[PathBuf]) -> ToolRun {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("provenance/tests/python/check_statement.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("provenance/tests/python/check_statement.py");
     let mut command = Command::new(venv.join("bin/python"));
     command.arg(script).arg(key).args(statements);
     run_tool(command)
@@ -237,9 +251,14 @@ fn the_first_run_creates_the_signing_key_and_says_so_once() {
             &key.keyid()[..16]
         )
     );
-    assert_eq!(mode(&keys.join("signing-key.pem")), 0o600, "the private key's mode");
+    assert_eq!(
+        mode(&keys.join("signing-key.pem")),
+        0o600,
+        "the private key's mode"
+    );
     // The pair is a pair: the private key's public half is the .pub file.
-    let private = flow_provenance::keys::load_signing_key(&keys.join("signing-key.pem")).expect("a PKCS#8 key");
+    let private = flow_provenance::keys::load_signing_key(&keys.join("signing-key.pem"))
+        .expect("a PKCS#8 key");
     assert_eq!(private.public_key(), &key);
 
     // The second run signs with the same key and says nothing about it.
@@ -247,7 +266,13 @@ fn the_first_run_creates_the_signing_key_and_says_so_once() {
     second.expect_success();
     let shown = session.flow(["attest", "show", "last", "a"]).run();
     shown.expect_success();
-    assert!(shown.stdout.contains(&format!("  signed by  {}\n", key.keyid())), "{}", shown.stdout);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("  signed by  {}\n", key.keyid())),
+        "{}",
+        shown.stdout
+    );
     let verified = session.flow(["verify", "last"]).run();
     verified.expect_success();
     assert_eq!(
@@ -264,7 +289,10 @@ fn generated(session: &Session, out: &Output) -> (String, String) {
         .find_map(|l| l.strip_prefix("key id       "))
         .unwrap_or_else(|| panic!("no key id in:\n{}", out.stdout))
         .to_string();
-    (session.normalize(&out.stdout.replace(&keyid, "KEYID")), keyid)
+    (
+        session.normalize(&out.stdout.replace(&keyid, "KEYID")),
+        keyid,
+    )
 }
 
 #[test]
@@ -277,8 +305,13 @@ fn keys_generate_writes_a_pair_and_never_replaces_it() {
         text,
         "private key  k/signing-key.pem (mode 0600)\npublic key   k/signing-key.pub\nkey id       KEYID\n"
     );
-    assert_eq!(mode(&session.path("k/signing-key.pem")), 0o600, "the private key's mode");
-    let public = flow_provenance::keys::load_public_key(&session.path("k/signing-key.pub")).expect("a public key");
+    assert_eq!(
+        mode(&session.path("k/signing-key.pem")),
+        0o600,
+        "the private key's mode"
+    );
+    let public = flow_provenance::keys::load_public_key(&session.path("k/signing-key.pub"))
+        .expect("a public key");
     assert_eq!(public.keyid(), keyid);
     // securesystemslib's key id: sha256 of the canonical JSON of the public key.
     let canonical = format!(
@@ -296,7 +329,10 @@ fn keys_generate_writes_a_pair_and_never_replaces_it() {
         again.stderr,
         "error: k/signing-key.pem already exists; flow keys generate never replaces a key (move it away or choose another --out)\n"
     );
-    assert_eq!(std::fs::read(session.path("k/signing-key.pem")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(session.path("k/signing-key.pem")).unwrap(),
+        before
+    );
     assert_eq!(mode(&session.path("k/signing-key.pem")), 0o600);
 
     // Without --out it is the data dir's key, which runs then use without a note.
@@ -307,35 +343,75 @@ fn keys_generate_writes_a_pair_and_never_replaces_it() {
         text,
         "private key  TMP/data/keys/signing-key.pem (mode 0600)\npublic key   TMP/data/keys/signing-key.pub\nkey id       KEYID\n"
     );
-    assert_eq!(mode(&session.data_dir().join("keys/signing-key.pem")), 0o600);
+    assert_eq!(
+        mode(&session.data_dir().join("keys/signing-key.pem")),
+        0o600
+    );
     session.plugin("fs_probe").file("input/config.txt", CONFIG);
     let input = session.path("input").display().to_string();
-    session.file("flow.yaml", CHAIN.replace("READ_IN_B", "a.txt").replace("INPUT_DIR", &input));
+    session.file(
+        "flow.yaml",
+        CHAIN
+            .replace("READ_IN_B", "a.txt")
+            .replace("INPUT_DIR", &input),
+    );
     session.flow(["run", "flow.yaml"]).run().expect_success();
     let shown = session.flow(["attest", "show", "last", "c"]).run();
     shown.expect_success();
-    assert!(shown.stdout.contains(&format!("  signed by  {keyid}\n")), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains(&format!("  signed by  {keyid}\n")),
+        "{}",
+        shown.stdout
+    );
 }
 
 #[test]
 fn the_signing_key_comes_from_the_flag_or_the_environment() {
     let session = chain_session("a.txt");
-    let (_, flag_id) = generated(&session, &session.flow(["keys", "generate", "--out", "k1"]).run());
-    let (_, env_id) = generated(&session, &session.flow(["keys", "generate", "--out", "k2"]).run());
+    let (_, flag_id) = generated(
+        &session,
+        &session.flow(["keys", "generate", "--out", "k1"]).run(),
+    );
+    let (_, env_id) = generated(
+        &session,
+        &session.flow(["keys", "generate", "--out", "k2"]).run(),
+    );
 
-    let by_flag = session.flow(["run", "flow.yaml", "--signing-key", "k1/signing-key.pem"]).run();
+    let by_flag = session
+        .flow(["run", "flow.yaml", "--signing-key", "k1/signing-key.pem"])
+        .run();
     by_flag.expect_success();
-    assert!(!session.data_dir().join("keys").exists(), "a configured key must not create the data dir's");
-    let links: Vec<String> = show_json(&session).iter().map(|s| s["link_file"].as_str().unwrap().to_string()).collect();
-    assert_eq!(links, [0, 1, 2].map(|i| format!("{}.{}.link", ["a", "b", "c"][i], &flag_id[..8])));
+    assert!(
+        !session.data_dir().join("keys").exists(),
+        "a configured key must not create the data dir's"
+    );
+    let links: Vec<String> = show_json(&session)
+        .iter()
+        .map(|s| s["link_file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        links,
+        [0, 1, 2].map(|i| format!("{}.{}.link", ["a", "b", "c"][i], &flag_id[..8]))
+    );
     let shown = session.flow(["attest", "show", "last", "b"]).run();
-    assert!(shown.stdout.contains(&format!("  signed by  {flag_id}\n")), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains(&format!("  signed by  {flag_id}\n")),
+        "{}",
+        shown.stdout
+    );
     // The right key verifies it; another does not.
-    session.flow(["verify", "last", "--key", "k1/signing-key.pub"]).run().expect_success();
-    let wrong = session.flow(["verify", "last", "--key", "k2/signing-key.pub"]).run();
+    session
+        .flow(["verify", "last", "--key", "k1/signing-key.pub"])
+        .run()
+        .expect_success();
+    let wrong = session
+        .flow(["verify", "last", "--key", "k2/signing-key.pub"])
+        .run();
     wrong.expect_code(1);
     assert!(
-        wrong.stdout.contains(&format!("owner.pub: owner key {flag_id} is not the trusted key {env_id}\n")),
+        wrong.stdout.contains(&format!(
+            "owner.pub: owner key {flag_id} is not the trusted key {env_id}\n"
+        )),
         "{}",
         wrong.stdout
     );
@@ -349,7 +425,10 @@ fn the_signing_key_comes_from_the_flag_or_the_environment() {
         assert_eq!(step["link"]["signatures"][0]["keyid"], env_id.as_str());
         assert_eq!(step["statement"]["signatures"][0]["keyid"], env_id.as_str());
     }
-    session.flow(["verify", "last", "--key", "k2/signing-key.pub"]).run().expect_success();
+    session
+        .flow(["verify", "last", "--key", "k2/signing-key.pub"])
+        .run()
+        .expect_success();
 
     // The flag wins over the environment.
     session
@@ -357,37 +436,52 @@ fn the_signing_key_comes_from_the_flag_or_the_environment() {
         .env("FLOW_SIGNING_KEY", session.path("k2/signing-key.pem"))
         .run()
         .expect_success();
-    assert_eq!(show_json(&session)[0]["link"]["signatures"][0]["keyid"], flag_id.as_str());
+    assert_eq!(
+        show_json(&session)[0]["link"]["signatures"][0]["keyid"],
+        flag_id.as_str()
+    );
 }
 
 #[test]
 fn a_bad_signing_key_is_refused_before_anything_runs() {
     let session = chain_session("a.txt");
     session.file("junk.pem", "not a key\n");
-    let junk = session.flow(["run", "flow.yaml", "--signing-key", "junk.pem"]).run();
+    let junk = session
+        .flow(["run", "flow.yaml", "--signing-key", "junk.pem"])
+        .run();
     junk.expect_code(2);
     assert_eq!(junk.stdout, "");
     assert!(
-        junk.stderr.starts_with("error: cannot load the signing key junk.pem: not an ed25519 PKCS#8 PEM private key: ")
-            && junk.stderr.ends_with('\n')
+        junk.stderr.starts_with(
+            "error: cannot load the signing key junk.pem: not an ed25519 PKCS#8 PEM private key: "
+        ) && junk.stderr.ends_with('\n')
             && junk.stderr.lines().count() == 1,
         "{}",
         junk.stderr
     );
 
     // A public key is not a signing key.
-    session.flow(["keys", "generate", "--out", "k"]).run().expect_success();
-    let public = session.flow(["run", "flow.yaml"]).env("FLOW_SIGNING_KEY", session.path("k/signing-key.pub")).run();
+    session
+        .flow(["keys", "generate", "--out", "k"])
+        .run()
+        .expect_success();
+    let public = session
+        .flow(["run", "flow.yaml"])
+        .env("FLOW_SIGNING_KEY", session.path("k/signing-key.pub"))
+        .run();
     public.expect_code(2);
     assert!(
-        public
-            .stderr
-            .starts_with(&format!("error: cannot load the signing key {}: not an ed25519 PKCS#8 PEM private key: ", session.path("k/signing-key.pub").display())),
+        public.stderr.starts_with(&format!(
+            "error: cannot load the signing key {}: not an ed25519 PKCS#8 PEM private key: ",
+            session.path("k/signing-key.pub").display()
+        )),
         "{}",
         public.stderr
     );
 
-    let missing = session.flow(["run", "flow.yaml", "--signing-key", "nowhere.pem"]).run();
+    let missing = session
+        .flow(["run", "flow.yaml", "--signing-key", "nowhere.pem"])
+        .run();
     missing.expect_code(2);
     assert_eq!(
         missing.stderr,
@@ -398,7 +492,13 @@ fn a_bad_signing_key_is_refused_before_anything_runs() {
     assert!(!session.data_dir().join("keys").exists());
     assert!(!session.data_dir().join("workspaces").exists());
     let runs = session.flow(["--json", "runs"]).run();
-    assert_eq!(runs.stdout.trim(), "", "no run was recorded: {}{}", runs.stdout, runs.stderr);
+    assert_eq!(
+        runs.stdout.trim(),
+        "",
+        "no run was recorded: {}{}",
+        runs.stdout,
+        runs.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -414,20 +514,40 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
     let pipeline_sha256 = sha256_hex(std::fs::read(session.path("flow.yaml")).unwrap());
     let a_txt = sha256_hex("from a");
     let config = session.path("input/config.txt").display().to_string();
-    let workspace = session.data_dir().join("workspaces").join(&run).display().to_string();
+    let workspace = session
+        .data_dir()
+        .join("workspaces")
+        .join(&run)
+        .display()
+        .to_string();
 
     let steps = show_json(&session);
     let ids: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["a", "b", "c"], "one record per step, in execution order");
+    assert_eq!(
+        ids,
+        ["a", "b", "c"],
+        "one record per step, in execution order"
+    );
     let mut statements = Vec::new();
     for (step, expected_outcome) in steps.iter().zip(["succeeded", "failed", "skipped"]) {
         let id = step["step"].as_str().unwrap();
         assert_eq!(step["link_file"], link_name(id, &key));
         for document in ["link", "statement"] {
-            assert_eq!(step[document]["payloadType"], "application/vnd.in-toto+json");
-            let keyids: Vec<&str> =
-                step[document]["signatures"].as_array().unwrap().iter().map(|s| s["keyid"].as_str().unwrap()).collect();
-            assert_eq!(keyids, [key.keyid()], "{id} {document} signed by the data dir's key");
+            assert_eq!(
+                step[document]["payloadType"],
+                "application/vnd.in-toto+json"
+            );
+            let keyids: Vec<&str> = step[document]["signatures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["keyid"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                keyids,
+                [key.keyid()],
+                "{id} {document} signed by the data dir's key"
+            );
         }
         let link = decode_payload(&step["link"]);
         assert_eq!(link["_type"], "link");
@@ -437,10 +557,19 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
         let predicate = &statement["predicate"];
         assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
         assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
-        assert_eq!(predicate["buildDefinition"]["buildType"], "https://flow.dev/step/v1");
-        assert_eq!(predicate["runDetails"]["metadata"]["invocationId"], format!("{run}/{id}"));
+        assert_eq!(
+            predicate["buildDefinition"]["buildType"],
+            "https://flow.dev/step/v1"
+        );
+        assert_eq!(
+            predicate["runDetails"]["metadata"]["invocationId"],
+            format!("{run}/{id}")
+        );
         assert_eq!(predicate["runDetails"]["byproducts"][0]["name"], "outcome");
-        assert_eq!(predicate["runDetails"]["byproducts"][0]["annotations"]["outcome"], expected_outcome, "{id}");
+        assert_eq!(
+            predicate["runDetails"]["byproducts"][0]["annotations"]["outcome"], expected_outcome,
+            "{id}"
+        );
         // The plugin by digest, for every step, also one that never ran.
         assert_eq!(
             predicate["buildDefinition"]["resolvedDependencies"][0],
@@ -451,17 +580,32 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
             predicate["buildDefinition"]["externalParameters"]["pipeline"],
             serde_json::json!({"name": "chain", "file": "flow.yaml", "digest": {"sha256": pipeline_sha256}})
         );
-        assert_eq!(predicate["buildDefinition"]["internalParameters"]["runId"], run);
-        assert_eq!(predicate["runDetails"]["builder"]["id"], format!("https://flow.dev/engine@{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            predicate["buildDefinition"]["internalParameters"]["runId"],
+            run
+        );
+        assert_eq!(
+            predicate["runDetails"]["builder"]["id"],
+            format!("https://flow.dev/engine@{}", env!("CARGO_PKG_VERSION"))
+        );
         statements.push((link, statement));
     }
 
     // a ran and wrote a.txt.
     let (a_link, a_statement) = &statements[0];
     assert_eq!(a_link["materials"], serde_json::json!({}));
-    assert_eq!(a_link["products"], serde_json::json!({"a.txt": {"sha256": a_txt}}));
-    assert_eq!(a_statement["subject"], serde_json::json!([{"name": "a.txt", "digest": {"sha256": a_txt}}]));
-    assert_eq!(a_statement["predicate"]["buildDefinition"]["internalParameters"]["needs"], serde_json::json!([]));
+    assert_eq!(
+        a_link["products"],
+        serde_json::json!({"a.txt": {"sha256": a_txt}})
+    );
+    assert_eq!(
+        a_statement["subject"],
+        serde_json::json!([{"name": "a.txt", "digest": {"sha256": a_txt}}])
+    );
+    assert_eq!(
+        a_statement["predicate"]["buildDefinition"]["internalParameters"]["needs"],
+        serde_json::json!([])
+    );
 
     // b could read a's product and the granted file, failed, and says why.
     let (b_link, b_statement) = &statements[1];
@@ -471,7 +615,10 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
         serde_json::json!({"a.txt": {"sha256": a_txt}, config.clone(): {"sha256": sha256_hex(CONFIG)}})
     );
     assert_eq!(b_link["products"], serde_json::json!({}));
-    assert_eq!(b_link["byproducts"], serde_json::json!({"outcome": "failed", "failure-reason": reason}));
+    assert_eq!(
+        b_link["byproducts"],
+        serde_json::json!({"outcome": "failed", "failure-reason": reason})
+    );
     let b_predicate = &b_statement["predicate"];
     assert_eq!(
         b_predicate["runDetails"]["byproducts"][0]["annotations"],
@@ -481,14 +628,22 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
         b_predicate["buildDefinition"]["externalParameters"]["params"],
         serde_json::json!({"read": "missing.txt", "list": session.path("input").display().to_string(), "write": "b.txt", "content": "from b"})
     );
-    assert_eq!(b_predicate["buildDefinition"]["externalParameters"]["step"], "b");
+    assert_eq!(
+        b_predicate["buildDefinition"]["externalParameters"]["step"],
+        "b"
+    );
     assert_eq!(
         b_predicate["buildDefinition"]["internalParameters"]["grants"],
         serde_json::json!({"workspace": workspace, "fs": [{"path": session.path("input").display().to_string(), "access": "read"}]})
     );
-    assert_eq!(b_predicate["buildDefinition"]["internalParameters"]["needs"], serde_json::json!(["a"]));
+    assert_eq!(
+        b_predicate["buildDefinition"]["internalParameters"]["needs"],
+        serde_json::json!(["a"])
+    );
     // Nothing produced: the subject is the step's own link payload.
-    let b_link_payload = Envelope::from_json(steps[1]["link"].to_string().as_bytes()).unwrap().payload;
+    let b_link_payload = Envelope::from_json(steps[1]["link"].to_string().as_bytes())
+        .unwrap()
+        .payload;
     assert_eq!(
         b_statement["subject"],
         serde_json::json!([{"name": format!("flow-step:{run}/b"), "digest": {"sha256": sha256_hex(&b_link_payload)}}])
@@ -502,7 +657,10 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
     );
     assert_eq!(c_link["materials"], serde_json::json!({}));
     assert_eq!(c_link["products"], serde_json::json!({}));
-    assert_eq!(c_statement["predicate"]["buildDefinition"]["internalParameters"]["needs"], serde_json::json!(["b"]));
+    assert_eq!(
+        c_statement["predicate"]["buildDefinition"]["internalParameters"]["needs"],
+        serde_json::json!(["b"])
+    );
 
     // The readable summary of the failed step.
     let shown = session.flow(["attest", "show", "last", "b"]).run();
@@ -527,12 +685,22 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
     // A failed run's record is genuine: it verifies.
     let verified = session.flow(["verify", "last"]).run();
     verified.expect_success();
-    assert_eq!(verified.stdout, format!("run {run}: verified: a (succeeded), b (failed), c (skipped)\n"));
+    assert_eq!(
+        verified.stdout,
+        format!("run {run}: verified: a (succeeded), b (failed), c (skipped)\n")
+    );
 
     let dir = export(&session, "export");
-    let Some(venv) = venv("the failed run's export against in-toto-verify and the SLSA models") else { return };
+    let Some(venv) = venv("the failed run's export against in-toto-verify and the SLSA models")
+    else {
+        return;
+    };
     let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-    assert!(checked.ok, "in-toto-verify rejected a failed run's export:\n{}", checked.text);
+    assert!(
+        checked.ok,
+        "in-toto-verify rejected a failed run's export:\n{}",
+        checked.text
+    );
     let checked = check_statements(&venv, &dir.join("owner.pub"), &statements_in(&dir));
     assert!(checked.ok, "{}", checked.text);
 }
@@ -545,28 +713,54 @@ fn an_export_verifies_with_flow_and_with_the_reference_tools() {
     let (session, run) = succeeded_chain();
     let key = data_dir_key(&session);
     let dir = export(&session, "export");
-    let mut files: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     files.sort();
-    let mut expected = vec!["owner.pub".to_string(), "root.layout".into(), "run.json".into()];
+    let mut expected = vec![
+        "owner.pub".to_string(),
+        "root.layout".into(),
+        "run.json".into(),
+    ];
     for step in ["a", "b", "c"] {
         expected.push(link_name(step, &key));
         expected.push(format!("{step}.intoto.json"));
     }
     expected.sort();
     assert_eq!(files, expected);
-    assert_eq!(flow_provenance::keys::load_public_key(&dir.join("owner.pub")).unwrap(), key);
+    assert_eq!(
+        flow_provenance::keys::load_public_key(&dir.join("owner.pub")).unwrap(),
+        key
+    );
 
     let verified = session.flow(["verify", "--dir", "export"]).run();
     verified.expect_success();
-    assert_eq!(verified.stdout, "export: verified: a (succeeded), b (succeeded), c (succeeded)\n");
+    assert_eq!(
+        verified.stdout,
+        "export: verified: a (succeeded), b (succeeded), c (succeeded)\n"
+    );
     // The same with the key named explicitly.
-    session.flow(["verify", "--dir", "export", "--key", "data/keys/signing-key.pub"]).run().expect_success();
+    session
+        .flow([
+            "verify",
+            "--dir",
+            "export",
+            "--key",
+            "data/keys/signing-key.pub",
+        ])
+        .run()
+        .expect_success();
 
     // The layout matches each step's materials against the steps that made
     // them, and nothing else: c read b.txt and saw a.txt.
     let layout = payload_json(&read_envelope(&dir.join("root.layout")));
-    let rules: Vec<&Value> = layout["steps"].as_array().unwrap().iter().map(|s| &s["expected_materials"]).collect();
+    let rules: Vec<&Value> = layout["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["expected_materials"])
+        .collect();
     assert_eq!(rules[0], &serde_json::json!([["DISALLOW", "*"]]));
     assert_eq!(
         rules[1],
@@ -588,20 +782,37 @@ fn an_export_verifies_with_flow_and_with_the_reference_tools() {
     // The run record chains the step envelopes in execution order.
     let chain = payload_json(&read_envelope(&dir.join("run.json")));
     assert_eq!(chain["runId"], run);
-    let chained: Vec<&str> = chain["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    let chained: Vec<&str> = chain["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
     assert_eq!(chained, ["a", "b", "c"]);
-    assert_eq!(chain["steps"][1]["linkSha256"], read_envelope(&dir.join(link_name("b", &key))).sha256());
+    assert_eq!(
+        chain["steps"][1]["linkSha256"],
+        read_envelope(&dir.join(link_name("b", &key))).sha256()
+    );
 
-    let Some(venv) = venv("in-toto-verify and the SLSA v1 models on an export") else { return };
+    let Some(venv) = venv("in-toto-verify and the SLSA v1 models on an export") else {
+        return;
+    };
     let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-    assert!(checked.ok, "in-toto-verify rejected the export:\n{}", checked.text);
+    assert!(
+        checked.ok,
+        "in-toto-verify rejected the export:\n{}",
+        checked.text
+    );
     let statements = statements_in(&dir);
     assert_eq!(statements.len(), 3);
     let checked = check_statements(&venv, &dir.join("owner.pub"), &statements);
     assert!(checked.ok, "{}", checked.text);
     for step in ["a", "b", "c"] {
         assert!(
-            checked.text.contains(&format!("ok {}: ", dir.join(format!("{step}.intoto.json")).display())),
+            checked.text.contains(&format!(
+                "ok {}: ",
+                dir.join(format!("{step}.intoto.json")).display()
+            )),
             "{}",
             checked.text
         );
@@ -638,7 +849,11 @@ impl Tamper {
         let out = self.session.flow(args).run();
         out.expect_code(1);
         assert_eq!(out.stderr, "");
-        assert!(out.stdout.starts_with("export: verification FAILED\n"), "{}", out.stdout);
+        assert!(
+            out.stdout.starts_with("export: verification FAILED\n"),
+            "{}",
+            out.stdout
+        );
         out.stdout
     }
 
@@ -648,7 +863,11 @@ impl Tamper {
         let venv = venv(what)?;
         let owner = self.dir.join("owner.pub");
         let checked = in_toto_verify(&venv, &self.dir, key.unwrap_or(&owner));
-        assert!(!checked.ok, "in-toto-verify accepted a tampered export ({what}):\n{}", checked.text);
+        assert!(
+            !checked.ok,
+            "in-toto-verify accepted a tampered export ({what}):\n{}",
+            checked.text
+        );
         Some(checked.text)
     }
 }
@@ -656,13 +875,20 @@ impl Tamper {
 #[track_caller]
 fn assert_lines(stdout: &str, lines: &[String]) {
     for line in lines {
-        assert!(stdout.lines().any(|l| l == line), "missing line {line:?} in:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{stdout}"
+        );
     }
 }
 
 /// Decode a link, let `change` edit its payload, re-encode it (keeping or
 /// replacing the signature); returns (old envelope sha256, new envelope sha256).
-fn edit_link(path: &Path, change: impl FnOnce(&mut Value), resign: Option<&SigningKey>) -> (String, String) {
+fn edit_link(
+    path: &Path,
+    change: impl FnOnce(&mut Value),
+    resign: Option<&SigningKey>,
+) -> (String, String) {
     let mut envelope = read_envelope(path);
     let before = envelope.sha256();
     let mut payload = payload_json(&envelope);
@@ -670,7 +896,10 @@ fn edit_link(path: &Path, change: impl FnOnce(&mut Value), resign: Option<&Signi
     let bytes = serde_json::to_vec(&payload).unwrap();
     envelope = match resign {
         Some(key) => Envelope::sign(envelope.payload_type.clone(), bytes, key),
-        None => Envelope { payload: bytes, ..envelope },
+        None => Envelope {
+            payload: bytes,
+            ..envelope
+        },
     };
     write_envelope(path, &envelope);
     (before, envelope.sha256())
@@ -702,7 +931,10 @@ fn a_changed_artifact_digest_in_a_link_fails_both_verifiers() {
         ],
     );
     if let Some(text) = t.in_toto_fails(None, "a changed link payload") {
-        assert!(text.contains("Step 'a' requires at least '1' links validly signed"), "{text}");
+        assert!(
+            text.contains("Step 'a' requires at least '1' links validly signed"),
+            "{text}"
+        );
     }
 }
 
@@ -712,17 +944,24 @@ fn a_changed_artifact_resigned_with_the_owner_key_breaks_the_chain_between_steps
     // but b read a.txt with another digest than a now claims to have produced, and
     // the run record chained the original envelope.
     let t = Tamper::new();
-    let owner = flow_provenance::keys::load_signing_key(&t.session.data_dir().join("keys/signing-key.pem")).unwrap();
+    let owner =
+        flow_provenance::keys::load_signing_key(&t.session.data_dir().join("keys/signing-key.pem"))
+            .unwrap();
     let real = sha256_hex("from a");
     let fake = "0".repeat(64);
-    let (before, after) =
-        edit_link(&t.link("a"), |p| p["products"]["a.txt"]["sha256"] = Value::from(fake.clone()), Some(&owner));
+    let (before, after) = edit_link(
+        &t.link("a"),
+        |p| p["products"]["a.txt"]["sha256"] = Value::from(fake.clone()),
+        Some(&owner),
+    );
     let stdout = t.flow_fails(&[]);
     let (a, b) = (link_name("a", &t.key), link_name("b", &t.key));
     assert_lines(
         &stdout,
         &[
-            format!("step b ({b}): material a.txt has sha256 {real}, but step a produced sha256 {fake}"),
+            format!(
+                "step b ({b}): material a.txt has sha256 {real}, but step a produced sha256 {fake}"
+            ),
             format!("step a ({a}): envelope sha256 is {after}, but run.json chained {before}"),
         ],
     );
@@ -753,15 +992,27 @@ fn a_changed_statement_payload_fails_flow_verify_and_the_dsse_check() {
                 "b.intoto.json: the signature by key {} does not match the payload (payload, type or signature changed)",
                 t.key.keyid()
             ),
-            format!("step b (b.intoto.json): envelope sha256 is {after}, but run.json chained {before}"),
+            format!(
+                "step b (b.intoto.json): envelope sha256 is {after}, but run.json chained {before}"
+            ),
         ],
     );
-    let Some(venv) = venv("securesystemslib on a changed statement") else { return };
+    let Some(venv) = venv("securesystemslib on a changed statement") else {
+        return;
+    };
     // in-toto-verify reads links only, so the statement is checked with
     // securesystemslib's DSSE verification, which must refuse it.
     let checked = check_statements(&venv, &t.dir.join("owner.pub"), std::slice::from_ref(&path));
-    assert!(!checked.ok, "a changed statement passed the DSSE check:\n{}", checked.text);
-    assert!(checked.text.contains(&format!("FAIL {}: ", path.display())), "{}", checked.text);
+    assert!(
+        !checked.ok,
+        "a changed statement passed the DSSE check:\n{}",
+        checked.text
+    );
+    assert!(
+        checked.text.contains(&format!("FAIL {}: ", path.display())),
+        "{}",
+        checked.text
+    );
     // The untouched statements still pass.
     let others = vec![t.dir.join("a.intoto.json"), t.dir.join("c.intoto.json")];
     let checked = check_statements(&venv, &t.dir.join("owner.pub"), &others);
@@ -791,7 +1042,10 @@ fn a_changed_signature_fails_both_verifiers() {
         ],
     );
     if let Some(text) = t.in_toto_fails(None, "a changed signature") {
-        assert!(text.contains("Step 'c' requires at least '1' links validly signed"), "{text}");
+        assert!(
+            text.contains("Step 'c' requires at least '1' links validly signed"),
+            "{text}"
+        );
     }
 }
 
@@ -801,12 +1055,18 @@ fn the_wrong_key_fails_both_verifiers() {
     let out = t.session.flow(["keys", "generate", "--out", "other"]).run();
     out.expect_success();
     let other = t.session.path("other/signing-key.pub");
-    let other_id = flow_provenance::keys::load_public_key(&other).unwrap().keyid().to_string();
+    let other_id = flow_provenance::keys::load_public_key(&other)
+        .unwrap()
+        .keyid()
+        .to_string();
     let stdout = t.flow_fails(&["--key", "other/signing-key.pub"]);
     assert_lines(
         &stdout,
         &[
-            format!("owner.pub: owner key {} is not the trusted key {other_id}", t.key.keyid()),
+            format!(
+                "owner.pub: owner key {} is not the trusted key {other_id}",
+                t.key.keyid()
+            ),
             format!(
                 "root.layout: signed by key(s) [\"{}\"], none of which is trusted (trusted: [\"{other_id}\"])",
                 t.key.keyid()
@@ -817,7 +1077,13 @@ fn the_wrong_key_fails_both_verifiers() {
     // against the key the user trusts.
     std::fs::copy(&other, t.dir.join("owner.pub")).unwrap();
     let stdout = t.flow_fails(&["--key", "data/keys/signing-key.pub"]);
-    assert!(stdout.contains(&format!("owner.pub: owner key {other_id} is not the trusted key {}\n", t.key.keyid())), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "owner.pub: owner key {other_id} is not the trusted key {}\n",
+            t.key.keyid()
+        )),
+        "{stdout}"
+    );
     if let Some(text) = t.in_toto_fails(Some(&other), "verification with the wrong key") {
         assert!(text.contains("SignatureVerificationError"), "{text}");
     }
@@ -833,11 +1099,17 @@ fn a_deleted_link_fails_both_verifiers() {
         &stdout,
         &[
             format!("step b: missing link {b}"),
-            "step b: listed in run.json but its link or statement is missing (step removed)".to_string(),
+            "step b: listed in run.json but its link or statement is missing (step removed)"
+                .to_string(),
         ],
     );
     if let Some(text) = t.in_toto_fails(None, "a deleted link") {
-        assert!(text.contains("LinkNotFoundError: Step 'b' requires '1' link metadata file(s), found '0'."), "{text}");
+        assert!(
+            text.contains(
+                "LinkNotFoundError: Step 'b' requires '1' link metadata file(s), found '0'."
+            ),
+            "{text}"
+        );
     }
 }
 
@@ -849,7 +1121,8 @@ fn a_deleted_statement_fails_flow_verify() {
     assert_lines(
         &stdout,
         &[
-            "step c: listed in run.json but its link or statement is missing (step removed)".to_string(),
+            "step c: listed in run.json but its link or statement is missing (step removed)"
+                .to_string(),
             "step c: missing statement c.intoto.json".to_string(),
         ],
     );
@@ -865,7 +1138,13 @@ fn open_store(session: &Session) -> (flow_store::Store, flow_store::RunId) {
 }
 
 fn step_index(store: &flow_store::Store, run: &flow_store::RunId, step: &str) -> u32 {
-    store.steps(run).unwrap().into_iter().find(|s| s.step_id == step).expect("the step").index
+    store
+        .steps(run)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.step_id == step)
+        .expect("the step")
+        .index
 }
 
 #[test]
@@ -875,27 +1154,46 @@ fn a_step_removed_from_the_store_fails_flow_verify_and_its_export() {
     {
         let (store, id) = open_store(&session);
         let index = step_index(&store, &id, "b");
-        assert!(store.remove_step_attestation(&id, index).unwrap(), "b had an attestation");
+        assert!(
+            store.remove_step_attestation(&id, index).unwrap(),
+            "b had an attestation"
+        );
         store.flush().unwrap();
     }
     let out = session.flow(["verify", "last"]).run();
     out.expect_code(1);
     assert_eq!(out.stderr, "");
-    assert!(out.stdout.starts_with(&format!("run {run}: verification FAILED\n")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with(&format!("run {run}: verification FAILED\n")),
+        "{}",
+        out.stdout
+    );
     assert_lines(
         &out.stdout,
         &[
             format!("step b: missing link {}", link_name("b", &key)),
-            "step b: listed in run.json but its link or statement is missing (step removed)".to_string(),
+            "step b: listed in run.json but its link or statement is missing (step removed)"
+                .to_string(),
         ],
     );
     // What the store still has exports without b; in-toto-verify notices too.
     let dir = export(&session, "export");
     assert!(!dir.join(link_name("b", &key)).exists());
-    let Some(venv) = venv("in-toto-verify on the export of a store missing a step") else { return };
+    let Some(venv) = venv("in-toto-verify on the export of a store missing a step") else {
+        return;
+    };
     let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-    assert!(!checked.ok, "in-toto-verify accepted an export without step b:\n{}", checked.text);
-    assert!(checked.text.contains("LinkNotFoundError: Step 'b'"), "{}", checked.text);
+    assert!(
+        !checked.ok,
+        "in-toto-verify accepted an export without step b:\n{}",
+        checked.text
+    );
+    assert!(
+        checked.text.contains("LinkNotFoundError: Step 'b'"),
+        "{}",
+        checked.text
+    );
 }
 
 #[test]
@@ -907,23 +1205,41 @@ fn steps_reordered_in_the_store_fail_flow_verify() {
         let mut attestations = store.step_attestations(&id).unwrap();
         let steps = store.steps(&id).unwrap();
         let (a, b) = (step_index(&store, &id, "a"), step_index(&store, &id, "b"));
-        let position = |i: u32| attestations.iter().find(|(index, _)| *index == i).unwrap().1.position;
+        let position = |i: u32| {
+            attestations
+                .iter()
+                .find(|(index, _)| *index == i)
+                .unwrap()
+                .1
+                .position
+        };
         let (pa, pb) = (position(a), position(b));
         assert_eq!((pa, pb), (0, 1));
         for (index, attestation) in &mut attestations {
             if *index == a || *index == b {
                 attestation.position = if *index == a { pb } else { pa };
                 let record = steps.iter().find(|s| s.index == *index).unwrap();
-                let lines: Vec<_> =
-                    store.logs(&id, Some(&record.step_id)).unwrap().into_iter().map(|l| l.line).collect();
-                store.finish_step_attested(&id, record, &lines, Some(attestation)).unwrap();
+                let lines: Vec<_> = store
+                    .logs(&id, Some(&record.step_id))
+                    .unwrap()
+                    .into_iter()
+                    .map(|l| l.line)
+                    .collect();
+                store
+                    .finish_step_attested(&id, record, &lines, Some(attestation))
+                    .unwrap();
             }
         }
         store.flush().unwrap();
     }
     let out = session.flow(["verify", "last"]).run();
     out.expect_code(1);
-    assert!(out.stdout.starts_with(&format!("run {run}: verification FAILED\n")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .starts_with(&format!("run {run}: verification FAILED\n")),
+        "{}",
+        out.stdout
+    );
     assert_lines(
         &out.stdout,
         &[
@@ -954,7 +1270,11 @@ fn attest_show_summarises_a_step() {
     let plugin_sha256 = sha256_hex(std::fs::read(session.path("fs_probe.wasm")).unwrap());
     let shown = session.flow(["attest", "show", "last", "b"]).run();
     shown.expect_success();
-    let text = shown.stdout.replace(&plugin_sha256, "PLUGIN").replace(key.keyid(), "KEYID").replace(&key.keyid()[..8], "KEY8");
+    let text = shown
+        .stdout
+        .replace(&plugin_sha256, "PLUGIN")
+        .replace(key.keyid(), "KEYID")
+        .replace(&key.keyid()[..8], "KEY8");
     assert_eq!(
         session.normalize(&text),
         format!(
@@ -973,12 +1293,19 @@ fn attest_show_summarises_a_step() {
     // All steps, in execution order.
     let all = session.flow(["attest", "show", "last"]).run();
     all.expect_success();
-    let headers: Vec<&str> = all.stdout.lines().filter(|l| l.starts_with("step ")).collect();
+    let headers: Vec<&str> = all
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("step "))
+        .collect();
     assert_eq!(headers, ["step a", "step b", "step c"]);
 
     let missing = session.flow(["attest", "show", "last", "nope"]).run();
     missing.expect_code(2);
-    assert_eq!(missing.stderr, format!("error: run {run} has no step `nope`\n"));
+    assert_eq!(
+        missing.stderr,
+        format!("error: run {run} has no step `nope`\n")
+    );
 }
 
 #[test]
@@ -1003,9 +1330,14 @@ fn an_interrupted_run_has_no_provenance() {
     assert_eq!(verify.stdout, "");
     assert_eq!(
         verify.stderr,
-        format!("note: run {run} was interrupted (its flow process ended while it ran)\n{no_provenance}")
+        format!(
+            "note: run {run} was interrupted (its flow process ended while it ran)\n{no_provenance}"
+        )
     );
-    for args in [&["attest", "export", "last", "--out", "export"][..], &["attest", "show", "last"]] {
+    for args in [
+        &["attest", "export", "last", "--out", "export"][..],
+        &["attest", "show", "last"],
+    ] {
         let out = session.flow(args.iter().copied()).run();
         out.expect_code(2);
         assert_eq!(out.stdout, "");
@@ -1038,18 +1370,38 @@ fn files_of_an_earlier_step_a_step_does_not_need_verify_with_both_tools() {
     let session = Session::without_signing_key();
     session.plugin("fs_probe").file("flow.yaml", SIBLINGS);
     // One at a time: a completes before b and c start, so c sees a.txt too.
-    session.flow(["run", "-j", "1", "flow.yaml"]).run().expect_code(0);
+    session
+        .flow(["run", "-j", "1", "flow.yaml"])
+        .run()
+        .expect_code(0);
     let shown = show_json(&session);
     let c_materials = &decode_payload(&shown[2]["link"])["materials"];
-    assert!(c_materials.get("a.txt").is_some(), "c saw a.txt: {c_materials}");
+    assert!(
+        c_materials.get("a.txt").is_some(),
+        "c saw a.txt: {c_materials}"
+    );
 
     let verified = session.flow(["verify", "last"]).run();
     verified.expect_success();
-    assert!(verified.stdout.ends_with(": verified: a (succeeded), b (succeeded), c (succeeded)\n"), "{}", verified.stdout);
+    assert!(
+        verified
+            .stdout
+            .ends_with(": verified: a (succeeded), b (succeeded), c (succeeded)\n"),
+        "{}",
+        verified.stdout
+    );
     let dir = export(&session, "export");
-    let Some(venv) = venv("in-toto-verify on a run whose steps see an unrelated earlier step's files") else { return };
+    let Some(venv) =
+        venv("in-toto-verify on a run whose steps see an unrelated earlier step's files")
+    else {
+        return;
+    };
     let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-    assert!(checked.ok, "in-toto-verify rejected the export:\n{}", checked.text);
+    assert!(
+        checked.ok,
+        "in-toto-verify rejected the export:\n{}",
+        checked.text
+    );
 }
 
 #[test]
@@ -1058,7 +1410,10 @@ fn a_file_no_step_produced_fails_verification_naming_it() {
     session.plugin("fs_probe").file("flow.yaml", SIBLINGS);
     // A workspace that already holds a file: no step of the run made it.
     session.file("ws/planted.txt", "not from this run\n");
-    session.flow(["run", "-j", "1", "--workspace", "ws", "flow.yaml"]).run().expect_code(0);
+    session
+        .flow(["run", "-j", "1", "--workspace", "ws", "flow.yaml"])
+        .run()
+        .expect_code(0);
     let verified = session.flow(["verify", "last"]).run();
     verified.expect_code(1);
     let digest = sha256_hex("not from this run\n");
@@ -1066,11 +1421,21 @@ fn a_file_no_step_produced_fails_verification_naming_it() {
         "step a ({}): material planted.txt (sha256 {digest}) was produced by no step it needs and is not allowed",
         link_name("a", &data_dir_key(&session))
     );
-    assert!(verified.stdout.lines().any(|l| l == expected), "expected {expected:?} in:\n{}", verified.stdout);
+    assert!(
+        verified.stdout.lines().any(|l| l == expected),
+        "expected {expected:?} in:\n{}",
+        verified.stdout
+    );
 
     let dir = export(&session, "export");
-    let Some(venv) = venv("in-toto-verify on a run with a planted file") else { return };
+    let Some(venv) = venv("in-toto-verify on a run with a planted file") else {
+        return;
+    };
     let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-    assert!(!checked.ok, "in-toto-verify accepted a file no step produced:\n{}", checked.text);
+    assert!(
+        !checked.ok,
+        "in-toto-verify accepted a file no step produced:\n{}",
+        checked.text
+    );
     assert!(checked.text.contains("DISALLOW"), "{}", checked.text);
 }

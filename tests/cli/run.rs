@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::session::{run_id, Session};
+use crate::session::{Session, run_id};
 
 const HELLO: &str = r#"version: 1
 name: hello
@@ -101,29 +101,52 @@ fn json_prints_one_event_per_line_in_order() {
         ]
     );
     let run = events[0]["run"].as_str().expect("a run id");
-    assert!(events.iter().all(|e| e["run"] == run), "one run id throughout");
+    assert!(
+        events.iter().all(|e| e["run"] == run),
+        "one run id throughout"
+    );
     assert_eq!(events[0]["pipeline"], "hello");
     assert_eq!(events[0]["steps"], serde_json::json!(["greet", "shout"]));
     assert_eq!(
         events[0]["workspace"],
-        session.data_dir().join("workspaces").join(run).display().to_string()
+        session
+            .data_dir()
+            .join("workspaces")
+            .join(run)
+            .display()
+            .to_string()
     );
-    assert_eq!(events[4]["outputs"], serde_json::json!({"message": "hi world!"}));
-    let times: Vec<u64> = events.iter().map(|e| e["at"].as_u64().expect("at")).collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "timestamps in order: {times:?}");
+    assert_eq!(
+        events[4]["outputs"],
+        serde_json::json!({"message": "hi world!"})
+    );
+    let times: Vec<u64> = events
+        .iter()
+        .map(|e| e["at"].as_u64().expect("at"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps in order: {times:?}"
+    );
 }
 
 #[test]
 fn an_input_from_the_command_line_reaches_the_steps() {
     let session = Session::new();
     session.file("flow.yaml", HELLO);
-    session.flow(["run", "flow.yaml", "--input", "who=you"]).run().expect_success();
+    session
+        .flow(["run", "flow.yaml", "--input", "who=you"])
+        .run()
+        .expect_success();
     let show = session.flow(["--json", "show", "last"]).run();
     let show = show.json();
     assert_eq!(step(&show, "greet")["outputs"]["message"], "hi you");
     // The condition compared with "hi world": now false.
     assert_eq!(step(&show, "shout")["status"], "skipped");
-    assert_eq!(step(&show, "shout")["reason"], r#"condition `steps.greet.outputs.message == "hi world"` was false"#);
+    assert_eq!(
+        step(&show, "shout")["reason"],
+        r#"condition `steps.greet.outputs.message == "hi world"` was false"#
+    );
 }
 
 const TYPED_INPUTS: &str = r#"version: 1
@@ -140,7 +163,9 @@ steps:
 fn an_input_of_the_wrong_type() {
     let session = Session::new();
     session.file("flow.yaml", TYPED_INPUTS);
-    let out = session.flow(["run", "flow.yaml", "-i", "times=three"]).run();
+    let out = session
+        .flow(["run", "flow.yaml", "-i", "times=three"])
+        .run();
     out.expect_code(2);
     assert_eq!(out.stdout, "");
     assert_eq!(
@@ -148,7 +173,11 @@ fn an_input_of_the_wrong_type() {
         "error: input `times` must be an integer, found `three`\n    = help: give it as `--input times=<integer>`\n"
     );
     let runs = session.flow(["runs"]).run();
-    assert_eq!(session.normalize(&runs.stdout), "no runs yet in TMP/data\n", "nothing is recorded");
+    assert_eq!(
+        session.normalize(&runs.stdout),
+        "no runs yet in TMP/data\n",
+        "nothing is recorded"
+    );
 }
 
 #[test]
@@ -167,7 +196,9 @@ fn a_missing_required_input() {
 fn an_unknown_input_suggests_the_right_one() {
     let session = Session::new();
     session.file("flow.yaml", TYPED_INPUTS);
-    let out = session.flow(["run", "flow.yaml", "-i", "tims=3", "-i", "times=3"]).run();
+    let out = session
+        .flow(["run", "flow.yaml", "-i", "tims=3", "-i", "times=3"])
+        .run();
     out.expect_code(2);
     assert_eq!(
         out.stderr,
@@ -250,7 +281,9 @@ steps:
 fn a_failing_step_fails_the_run_lets_running_steps_finish_and_starts_nothing_new() {
     let session = Session::new();
     session.plugin("misbehave").file("flow.yaml", FAILING);
-    let out = session.flow(["--json", "run", "flow.yaml", "-j", "2"]).run();
+    let out = session
+        .flow(["--json", "run", "flow.yaml", "-j", "2"])
+        .run();
     out.expect_code(1);
     assert_eq!(out.stderr, "");
     let events = out.json_lines();
@@ -270,7 +303,10 @@ fn a_failing_step_fails_the_run_lets_running_steps_finish_and_starts_nothing_new
     assert_eq!(events[3]["reason"], "misbehave was told to fail");
     assert_eq!(events[4]["reason"], "needs `bad`, which failed");
     assert_eq!(events[6]["reason"], "not run: step `bad` failed");
-    assert_eq!(events[7]["failure"], "step `bad` failed: misbehave was told to fail");
+    assert_eq!(
+        events[7]["failure"],
+        "step `bad` failed: misbehave was told to fail"
+    );
 
     let show = session.flow(["show", "last"]).run();
     show.expect_success();
@@ -375,29 +411,50 @@ fn spans(events: &[Value]) -> Vec<(String, usize, usize)> {
 #[test]
 fn with_one_job_no_two_steps_overlap() {
     let session = Session::new();
-    session.plugin("misbehave").plugin("fs_probe").file("flow.yaml", THREE_INDEPENDENT);
-    let out = session.flow(["--json", "run", "flow.yaml", "-j", "1"]).run();
+    session
+        .plugin("misbehave")
+        .plugin("fs_probe")
+        .file("flow.yaml", THREE_INDEPENDENT);
+    let out = session
+        .flow(["--json", "run", "flow.yaml", "-j", "1"])
+        .run();
     out.expect_success();
     let spans = spans(&out.json_lines());
     assert_eq!(spans.len(), 3);
     for pair in spans.windows(2) {
-        assert!(pair[0].2 < pair[1].1, "{} started before {} finished: {spans:?}", pair[1].0, pair[0].0);
+        assert!(
+            pair[0].2 < pair[1].1,
+            "{} started before {} finished: {spans:?}",
+            pair[1].0,
+            pair[0].0
+        );
     }
 }
 
 #[test]
 fn with_two_jobs_independent_steps_overlap() {
     let session = Session::new();
-    session.plugin("misbehave").plugin("fs_probe").file("flow.yaml", THREE_INDEPENDENT);
-    let out = session.flow(["--json", "run", "flow.yaml", "-j", "2"]).run();
+    session
+        .plugin("misbehave")
+        .plugin("fs_probe")
+        .file("flow.yaml", THREE_INDEPENDENT);
+    let out = session
+        .flow(["--json", "run", "flow.yaml", "-j", "2"])
+        .run();
     out.expect_success();
     let spans = spans(&out.json_lines());
     assert_eq!(spans.len(), 3);
     // The first two start together; at most two run at any time.
-    assert!(spans[1].1 < spans[0].2, "the second step waited for the first: {spans:?}");
+    assert!(
+        spans[1].1 < spans[0].2,
+        "the second step waited for the first: {spans:?}"
+    );
     for (i, (step, start, _)) in spans.iter().enumerate() {
         let running = spans[..i].iter().filter(|(_, _, end)| end > start).count();
-        assert!(running < 2, "{step} started while {running} others ran: {spans:?}");
+        assert!(
+            running < 2,
+            "{step} started while {running} others ran: {spans:?}"
+        );
     }
 }
 
@@ -448,7 +505,11 @@ fn rendered_screen(raw: &str) -> Vec<String> {
             c => screen[row].push(c),
         }
     }
-    screen.into_iter().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty()).collect()
+    screen
+        .into_iter()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 #[test]
@@ -458,9 +519,15 @@ fn on_a_terminal_run_redraws_a_live_view_in_place() {
     let out = session.flow(["run", "flow.yaml"]).on_terminal().run();
     out.expect_code(0);
     // Redrawn in place: the cursor moves up over the previous frame.
-    assert!(out.stdout.contains("\x1b[3A"), "no redraw in {:?}", out.stdout);
-    let screen: Vec<String> =
-        rendered_screen(&out.stdout).iter().map(|l| session.normalize(l).trim_end().to_string()).collect();
+    assert!(
+        out.stdout.contains("\x1b[3A"),
+        "no redraw in {:?}",
+        out.stdout
+    );
+    let screen: Vec<String> = rendered_screen(&out.stdout)
+        .iter()
+        .map(|l| session.normalize(l).trim_end().to_string())
+        .collect();
     assert_eq!(
         screen,
         [

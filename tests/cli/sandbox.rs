@@ -4,13 +4,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::session::{run_id, Session};
+use crate::session::{Session, run_id};
 
 /// Run a one-step pipeline (`misbehave` and `fs_probe` copied in) and return
 /// `flow show --json last` of it.
 fn run_one(session: &Session, step: &str, expected_code: i32) -> Value {
     session.plugin("misbehave").plugin("fs_probe");
-    session.file("flow.yaml", format!("version: 1\nname: sandbox\nsteps:\n  probe:\n{step}"));
+    session.file(
+        "flow.yaml",
+        format!("version: 1\nname: sandbox\nsteps:\n  probe:\n{step}"),
+    );
     let out = session.flow(["run", "flow.yaml"]).run();
     out.expect_code(expected_code);
     let show = session.flow(["--json", "show", "last"]).run();
@@ -23,7 +26,11 @@ fn run_one(session: &Session, step: &str, expected_code: i32) -> Value {
 #[test]
 fn a_panic_fails_the_step_with_its_message() {
     let session = Session::new();
-    let step = run_one(&session, "    uses: ./misbehave.wasm\n    with: { mode: panic }\n", 1);
+    let step = run_one(
+        &session,
+        "    uses: ./misbehave.wasm\n    with: { mode: panic }\n",
+        1,
+    );
     assert_eq!(step["status"], "failed");
     let reason = step["reason"].as_str().expect("a reason");
     assert!(
@@ -34,7 +41,11 @@ fn a_panic_fails_the_step_with_its_message() {
     // The panic message is in the step's log too.
     let logs = session.flow(["logs", "last", "probe"]).run();
     logs.expect_success();
-    assert!(logs.stdout.contains("misbehave was told to panic\n"), "{}", logs.stdout);
+    assert!(
+        logs.stdout.contains("misbehave was told to panic\n"),
+        "{}",
+        logs.stdout
+    );
 }
 
 #[test]
@@ -60,13 +71,20 @@ run RUN failed in <dur> (1 timed out)
     let show = session.flow(["--json", "show", "last"]).run().json();
     assert_eq!(show["steps"][0]["status"], "timed_out");
     assert_eq!(show["steps"][0]["reason"], "timed out after 1s");
-    assert_eq!(show["run"]["failure"], "step `spin` timed out: timed out after 1s");
+    assert_eq!(
+        show["run"]["failure"],
+        "step `spin` timed out: timed out after 1s"
+    );
 }
 
 #[test]
 fn allocating_past_the_memory_limit_fails_the_step() {
     let session = Session::new();
-    let step = run_one(&session, "    uses: ./misbehave.wasm\n    with: { mode: alloc }\n    memory: 64MiB\n", 1);
+    let step = run_one(
+        &session,
+        "    uses: ./misbehave.wasm\n    with: { mode: alloc }\n    memory: 64MiB\n",
+        1,
+    );
     assert_eq!(step["status"], "failed");
     assert_eq!(step["reason"], "exceeded its memory limit of 64 MiB");
 }
@@ -74,7 +92,11 @@ fn allocating_past_the_memory_limit_fails_the_step() {
 #[test]
 fn a_stack_overflow_crashes_the_step_not_flow() {
     let session = Session::new();
-    let step = run_one(&session, "    uses: ./misbehave.wasm\n    with: { mode: stack }\n", 1);
+    let step = run_one(
+        &session,
+        "    uses: ./misbehave.wasm\n    with: { mode: stack }\n",
+        1,
+    );
     assert_eq!(step["status"], "failed");
     let reason = step["reason"].as_str().expect("a reason");
     assert!(reason.starts_with("the plugin crashed: "), "{reason}");
@@ -95,7 +117,10 @@ fn host_files_outside_the_grants_are_invisible() {
     out.expect_success();
     let show = session.flow(["--json", "show", "last"]).run().json();
     assert_eq!(show["steps"][0]["status"], "failed");
-    assert_eq!(show["steps"][0]["reason"], "cannot read /etc/passwd: No such file or directory (os error 44)");
+    assert_eq!(
+        show["steps"][0]["reason"],
+        "cannot read /etc/passwd: No such file or directory (os error 44)"
+    );
     assert_eq!(show["steps"][1]["status"], "failed");
     assert_eq!(
         show["steps"][1]["reason"],
@@ -115,7 +140,9 @@ fn host_files_outside_the_grants_are_invisible() {
 #[test]
 fn a_read_grant_shows_the_directory_at_its_own_path() {
     let session = Session::new();
-    session.file("granted/notes.txt", "granted text\n").file("granted/more.txt", "");
+    session
+        .file("granted/notes.txt", "granted text\n")
+        .file("granted/more.txt", "");
     let granted = session.path("granted").display().to_string();
     let step = run_one(
         &session,
@@ -145,7 +172,10 @@ fn writing_into_a_read_grant_fails() {
     assert_eq!(step["status"], "failed");
     assert_eq!(
         step["reason"],
-        format!("cannot write {}: Operation not permitted (os error 63)", target.display())
+        format!(
+            "cannot write {}: Operation not permitted (os error 63)",
+            target.display()
+        )
     );
     assert!(!target.exists(), "the file was written");
 }
@@ -164,18 +194,28 @@ fn writing_into_a_write_grant_reaches_the_host() {
         0,
     );
     assert_eq!(step["status"], "succeeded");
-    assert_eq!(std::fs::read_to_string(&target).expect("the written file"), "hello host");
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("the written file"),
+        "hello host"
+    );
 }
 
 #[test]
 fn a_relative_write_lands_in_the_run_workspace() {
     let session = Session::new();
-    let step = run_one(&session, "    uses: ./fs_probe.wasm\n    with: { write: made.txt, content: made }\n", 0);
+    let step = run_one(
+        &session,
+        "    uses: ./fs_probe.wasm\n    with: { write: made.txt, content: made }\n",
+        0,
+    );
     let show = session.flow(["--json", "show", "last"]).run().json();
     let run = show["run"]["id"].as_str().expect("run id").to_string();
     let workspace = session.data_dir().join("workspaces").join(&run);
     assert_eq!(step["outputs"]["cwd"], workspace.display().to_string());
-    assert_eq!(std::fs::read_to_string(workspace.join("made.txt")).expect("made.txt in the workspace"), "made");
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("made.txt")).expect("made.txt in the workspace"),
+        "made"
+    );
     assert!(!session.path("made.txt").exists());
 }
 
@@ -187,12 +227,26 @@ fn workspace_puts_the_run_workspace_where_asked() {
         "version: 1\nname: ws\nsteps:\n  probe:\n    uses: ./fs_probe.wasm\n    with: { write: made.txt, content: made }\n",
     );
     let workspace = session.path("my-workspace");
-    let out = session.flow(["run", "flow.yaml", "--workspace", "my-workspace"]).run();
+    let out = session
+        .flow(["run", "flow.yaml", "--workspace", "my-workspace"])
+        .run();
     out.expect_success();
-    assert_eq!(std::fs::read_to_string(workspace.join("made.txt")).expect("made.txt in --workspace"), "made");
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("made.txt")).expect("made.txt in --workspace"),
+        "made"
+    );
     let show = session.flow(["--json", "show", "last"]).run().json();
-    assert_eq!(show["steps"][0]["outputs"]["cwd"], workspace.display().to_string());
-    assert!(!session.data_dir().join("workspaces").join(run_id(&out.stdout)).exists());
+    assert_eq!(
+        show["steps"][0]["outputs"]["cwd"],
+        workspace.display().to_string()
+    );
+    assert!(
+        !session
+            .data_dir()
+            .join("workspaces")
+            .join(run_id(&out.stdout))
+            .exists()
+    );
 }
 
 #[test]
@@ -202,7 +256,9 @@ fn a_log_flood_is_truncated_and_flow_stays_responsive() {
         "flow.yaml",
         "version: 1\nname: flood\nsteps:\n  flood:\n    uses: ./misbehave.wasm\n    with: { mode: flood, count: 100000 }\n  quick:\n    uses: echo\n    with: { m: x }\n",
     );
-    let out = session.flow(["--json", "run", "flow.yaml", "-j", "2"]).run();
+    let out = session
+        .flow(["--json", "run", "flow.yaml", "-j", "2"])
+        .run();
     out.expect_success();
     let finished: Vec<String> = out
         .json_lines()
@@ -210,7 +266,11 @@ fn a_log_flood_is_truncated_and_flow_stays_responsive() {
         .filter(|e| e["event"] == "step-finished")
         .map(|e| e["step"].as_str().expect("step").to_string())
         .collect();
-    assert_eq!(finished, ["quick", "flood"], "the quick step finished while the flood went on");
+    assert_eq!(
+        finished,
+        ["quick", "flood"],
+        "the quick step finished while the flood went on"
+    );
 
     let show = session.flow(["show", "last"]).run();
     show.expect_success();
@@ -232,8 +292,18 @@ duration <dur>
     let logs = session.flow(["logs", "last", "flood"]).run();
     logs.expect_success();
     let lines: Vec<&str> = logs.stdout.lines().collect();
-    assert_eq!(lines[0], "flood line 0 ..........................................................");
-    assert_eq!(lines.last().copied(), Some("log truncated: the step wrote more than 1048576 bytes"));
-    assert!(logs.stdout.len() < (1 << 20) + 200, "kept {} bytes", logs.stdout.len());
+    assert_eq!(
+        lines[0],
+        "flood line 0 .........................................................."
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("log truncated: the step wrote more than 1048576 bytes")
+    );
+    assert!(
+        logs.stdout.len() < (1 << 20) + 200,
+        "kept {} bytes",
+        logs.stdout.len()
+    );
     assert!(!logs.stdout.contains("flood line 99999 "));
 }

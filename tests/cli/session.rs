@@ -28,7 +28,8 @@ impl Session {
         let mut session = Self::without_signing_key();
         let keys = session.dir.path().join(".signing-key");
         let key = flow_provenance::SigningKey::generate().expect("generate a signing key");
-        let paths = flow_provenance::keys::write_key_pair(&keys, &key).expect("write the session's signing key");
+        let paths = flow_provenance::keys::write_key_pair(&keys, &key)
+            .expect("write the session's signing key");
         session.signing_key = Some(paths.private_key);
         session
     }
@@ -38,8 +39,15 @@ impl Session {
     pub fn without_signing_key() -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         // Messages name canonical paths; so do the tests.
-        let root = dir.path().canonicalize().expect("canonicalize the temp dir");
-        Session { dir, root, signing_key: None }
+        let root = dir
+            .path()
+            .canonicalize()
+            .expect("canonicalize the temp dir");
+        Session {
+            dir,
+            root,
+            signing_key: None,
+        }
     }
 
     /// The session's directory (the working directory of every command).
@@ -151,14 +159,19 @@ impl Flow {
     /// The same command with a pseudo-terminal as its stdout (util-linux
     /// `script`) and without `--plain`, as a person at a terminal runs it.
     pub fn on_terminal(self) -> Flow {
-        let quote = |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
+        let quote =
+            |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
         let mut line = quote(self.command.get_program());
         for arg in self.command.get_args().filter(|a| *a != "--plain") {
             line.push(' ');
             line.push_str(&quote(arg));
         }
         let mut script = Command::new("script");
-        script.arg("-qec").arg(line).arg("/dev/null").stdin(Stdio::null());
+        script
+            .arg("-qec")
+            .arg(line)
+            .arg("/dev/null")
+            .stdin(Stdio::null());
         for (key, value) in self.command.get_envs() {
             match value {
                 Some(value) => script.env(key, value),
@@ -184,7 +197,11 @@ impl Flow {
         let mut child = self.command.spawn().expect("start flow");
         let stdout = Captured::start(child.stdout.take().expect("piped stdout"));
         let stderr = Captured::start(child.stderr.take().expect("piped stderr"));
-        Running { child, stdout, stderr }
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Start it, read one line of its stdout and close the pipe, the way
@@ -202,7 +219,11 @@ impl Flow {
         drop(pipe);
         let stdout = Captured::start(std::io::empty());
         stdout.text.lock().unwrap().extend_from_slice(&line);
-        Running { child, stdout, stderr }
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
     }
 }
 
@@ -225,7 +246,10 @@ impl Captured {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Captured { text, reader: Some(reader) }
+        Captured {
+            text,
+            reader: Some(reader),
+        }
     }
 
     fn snapshot(&self) -> String {
@@ -299,7 +323,12 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        Output { status, stdout: self.stdout.finish(), stderr: self.stderr.finish(), took: start.elapsed() }
+        Output {
+            status,
+            stdout: self.stdout.finish(),
+            stderr: self.stderr.finish(),
+            took: start.elapsed(),
+        }
     }
 }
 
@@ -331,7 +360,13 @@ impl Output {
     /// Assert the exit code, with both streams in the failure message.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), Some(code), "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -353,7 +388,8 @@ impl Output {
 
     /// Stdout as one JSON value.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -363,12 +399,17 @@ fn replace_run_ids(text: &str) -> String {
     let bytes = text.as_bytes();
     let fits = |at: usize| {
         at + SHAPE.len() <= bytes.len()
-            && SHAPE.iter().zip(&bytes[at..]).all(|(shape, b)| match shape {
-                b'd' => b.is_ascii_digit(),
-                b'x' => b.is_ascii_hexdigit() && !b.is_ascii_uppercase(),
-                other => b == other,
-            })
-            && bytes.get(at + SHAPE.len()).is_none_or(|b| !b.is_ascii_alphanumeric())
+            && SHAPE
+                .iter()
+                .zip(&bytes[at..])
+                .all(|(shape, b)| match shape {
+                    b'd' => b.is_ascii_digit(),
+                    b'x' => b.is_ascii_hexdigit() && !b.is_ascii_uppercase(),
+                    other => b == other,
+                })
+            && bytes
+                .get(at + SHAPE.len())
+                .is_none_or(|b| !b.is_ascii_alphanumeric())
             && (at == 0 || !bytes[at - 1].is_ascii_alphanumeric())
     };
     let mut out = String::with_capacity(text.len());
@@ -422,10 +463,14 @@ fn normalize_line(line: &str) -> String {
 }
 
 fn is_duration(word: &str) -> bool {
-    let Some(first) = word.chars().next() else { return false };
+    let Some(first) = word.chars().next() else {
+        return false;
+    };
     first.is_ascii_digit()
         && word.ends_with('s')
-        && word.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'h' | 'm' | 's'))
+        && word
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'h' | 'm' | 's'))
 }
 
 fn is_timestamp(word: &str) -> bool {
@@ -433,7 +478,9 @@ fn is_timestamp(word: &str) -> bool {
     word.len() == 24
         && word.ends_with('Z')
         && word.as_bytes()[10] == b'T'
-        && word.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | 'T' | 'Z'))
+        && word
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | 'T' | 'Z'))
 }
 
 /// A run id from a `run RUN started: ...` line.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::session::{run_id, Session};
+use crate::session::{Session, run_id};
 
 const HELLO: &str = r#"version: 1
 name: hello
@@ -29,7 +29,10 @@ fn runs_lists_newest_first() {
     let session = Session::new();
     let empty = session.flow(["runs"]).run();
     empty.expect_success();
-    assert_eq!(session.normalize(&empty.stdout), "no runs yet in TMP/data\n");
+    assert_eq!(
+        session.normalize(&empty.stdout),
+        "no runs yet in TMP/data\n"
+    );
 
     session.file("first.yaml", HELLO.replace("name: hello", "name: first"));
     session.file("second.yaml", HELLO.replace("name: hello", "name: second"));
@@ -45,7 +48,11 @@ RUN  succeeded    <time> <dur>  first
 "
     );
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert!(lines[1].starts_with(&second) && lines[2].starts_with(&first), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with(&second) && lines[2].starts_with(&first),
+        "{}",
+        out.stdout
+    );
 
     let limited = session.flow(["runs", "-n", "1"]).run();
     assert_eq!(limited.stdout.lines().count(), 2, "{}", limited.stdout);
@@ -58,11 +65,19 @@ fn show_finds_a_run_by_id_prefix_or_last() {
     session.file("flow.yaml", HELLO);
     let first = run_ok(&session, "flow.yaml");
     let second = run_ok(&session, "flow.yaml");
-    let common = first.chars().zip(second.chars()).take_while(|(a, b)| a == b).count();
+    let common = first
+        .chars()
+        .zip(second.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
 
     let by_id = session.flow(["show", &first]).run();
     by_id.expect_success();
-    assert!(by_id.stdout.starts_with(&format!("run       {first}\n")), "{}", by_id.stdout);
+    assert!(
+        by_id.stdout.starts_with(&format!("run       {first}\n")),
+        "{}",
+        by_id.stdout
+    );
 
     let prefix = &first[..common + 1];
     let by_prefix = session.flow(["show", prefix]).run();
@@ -71,7 +86,11 @@ fn show_finds_a_run_by_id_prefix_or_last() {
 
     let last = session.flow(["show", "last"]).run();
     last.expect_success();
-    assert!(last.stdout.starts_with(&format!("run       {second}\n")), "{}", last.stdout);
+    assert!(
+        last.stdout.starts_with(&format!("run       {second}\n")),
+        "{}",
+        last.stdout
+    );
 }
 
 #[test]
@@ -79,7 +98,10 @@ fn show_explains_an_unknown_or_ambiguous_run() {
     let session = Session::new();
     let none = session.flow(["show", "last"]).run();
     none.expect_code(2);
-    assert_eq!(session.normalize(&none.stderr), "error: no runs yet in TMP/data\n");
+    assert_eq!(
+        session.normalize(&none.stderr),
+        "error: no runs yet in TMP/data\n"
+    );
 
     session.file("flow.yaml", HELLO);
     let first = run_ok(&session, "flow.yaml");
@@ -88,16 +110,26 @@ fn show_explains_an_unknown_or_ambiguous_run() {
     let unknown = session.flow(["show", "nope"]).run();
     unknown.expect_code(2);
     assert_eq!(unknown.stdout, "");
-    assert_eq!(session.normalize(&unknown.stderr), "error: no run `nope` in TMP/data\n");
+    assert_eq!(
+        session.normalize(&unknown.stderr),
+        "error: no run `nope` in TMP/data\n"
+    );
 
-    let common = first.chars().zip(second.chars()).take_while(|(a, b)| a == b).count();
+    let common = first
+        .chars()
+        .zip(second.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
     let prefix = &first[..common];
     let ambiguous = session.flow(["show", prefix]).run();
     ambiguous.expect_code(2);
     let data = session.data_dir().display().to_string();
-    let message = |a: &str, b: &str| format!("error: `{prefix}` matches 2 runs in {data}: {a}, {b}; give more of the id\n");
+    let message = |a: &str, b: &str| {
+        format!("error: `{prefix}` matches 2 runs in {data}: {a}, {b}; give more of the id\n")
+    };
     assert!(
-        ambiguous.stderr == message(&first, &second) || ambiguous.stderr == message(&second, &first),
+        ambiguous.stderr == message(&first, &second)
+            || ambiguous.stderr == message(&second, &first),
         "{}",
         ambiguous.stderr
     );
@@ -111,7 +143,10 @@ fn logs_prints_a_run_or_one_step() {
 
     let all = session.flow(["logs", &run]).run();
     all.expect_success();
-    assert_eq!(all.stdout, "greet | message = hi world\nshout | message = hi world!\n");
+    assert_eq!(
+        all.stdout,
+        "greet | message = hi world\nshout | message = hi world!\n"
+    );
 
     let one = session.flow(["logs", &run, "shout"]).run();
     one.expect_success();
@@ -119,7 +154,10 @@ fn logs_prints_a_run_or_one_step() {
 
     let unknown = session.flow(["logs", "last", "shuot"]).run();
     unknown.expect_code(2);
-    assert_eq!(session.normalize(&unknown.stderr), "error: run RUN in TMP/data has no step `shuot`\n");
+    assert_eq!(
+        session.normalize(&unknown.stderr),
+        "error: run RUN in TMP/data has no step `shuot`\n"
+    );
 }
 
 #[test]
@@ -131,7 +169,9 @@ fn logs_stops_quietly_when_its_reader_goes_away() {
     );
     run_ok(&session, "flow.yaml");
     // `flow logs last flood | head -1`: the log is larger than a pipe holds.
-    let mut logs = session.flow(["logs", "last", "flood"]).spawn_with_closed_stdout_after_first_line();
+    let mut logs = session
+        .flow(["logs", "last", "flood"])
+        .spawn_with_closed_stdout_after_first_line();
     let out = logs.wait(Duration::from_secs(30));
     assert_eq!(out.stderr, "", "writing to a closed pipe is not an error");
     assert_eq!(out.code(), Some(0));
@@ -143,36 +183,58 @@ fn data_dir_comes_from_the_flag_or_the_environment() {
     session.file("flow.yaml", HELLO);
 
     let flag = session.path("from-flag");
-    let out = session.flow(["--data-dir", "from-flag", "run", "flow.yaml"]).run();
+    let out = session
+        .flow(["--data-dir", "from-flag", "run", "flow.yaml"])
+        .run();
     out.expect_success();
     assert!(flag.join("workspaces").join(run_id(&out.stdout)).is_dir());
 
     let env = session.path("from-env");
-    let out = session.flow(["run", "flow.yaml"]).env("FLOW_DATA_DIR", &env).run();
+    let out = session
+        .flow(["run", "flow.yaml"])
+        .env("FLOW_DATA_DIR", &env)
+        .run();
     out.expect_success();
     assert!(env.join("workspaces").join(run_id(&out.stdout)).is_dir());
 
     // Each dir holds its own run; the flag wins over the environment.
-    let listed = session.flow(["--data-dir", "from-flag", "runs"]).env("FLOW_DATA_DIR", &env).run();
+    let listed = session
+        .flow(["--data-dir", "from-flag", "runs"])
+        .env("FLOW_DATA_DIR", &env)
+        .run();
     listed.expect_success();
     assert_eq!(listed.stdout.lines().count(), 2, "{}", listed.stdout);
-    assert!(!session.data_dir().exists(), "the session's own data dir was not used");
+    assert!(
+        !session.data_dir().exists(),
+        "the session's own data dir was not used"
+    );
 }
 
 #[test]
 fn the_default_data_dir_is_dot_flow_beside_the_pipeline() {
     let session = Session::new();
     session.file("project/flow.yaml", HELLO);
-    let out = session.flow(["run", "project/flow.yaml"]).env_remove("FLOW_DATA_DIR").run();
+    let out = session
+        .flow(["run", "project/flow.yaml"])
+        .env_remove("FLOW_DATA_DIR")
+        .run();
     out.expect_success();
     let run = run_id(&out.stdout);
     assert!(session.path("project/.flow/workspaces").join(&run).is_dir());
     assert!(!session.path(".flow").exists());
 
     // From the project directory, `flow show` finds it.
-    let show = session.flow(["show", "last"]).env_remove("FLOW_DATA_DIR").current_dir(session.path("project")).run();
+    let show = session
+        .flow(["show", "last"])
+        .env_remove("FLOW_DATA_DIR")
+        .current_dir(session.path("project"))
+        .run();
     show.expect_success();
-    assert!(show.stdout.starts_with(&format!("run       {run}\n")), "{}", show.stdout);
+    assert!(
+        show.stdout.starts_with(&format!("run       {run}\n")),
+        "{}",
+        show.stdout
+    );
 }
 
 fn cached_files(session: &Session) -> BTreeMap<String, SystemTime> {
@@ -180,7 +242,10 @@ fn cached_files(session: &Session) -> BTreeMap<String, SystemTime> {
         .expect("the cache dir exists after a run")
         .map(|entry| {
             let entry = entry.expect("a cache entry");
-            let modified = entry.metadata().and_then(|m| m.modified()).expect("an mtime");
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .expect("an mtime");
             (entry.file_name().to_string_lossy().into_owned(), modified)
         })
         .collect()
@@ -195,11 +260,22 @@ fn a_second_run_reuses_the_compiled_components() {
     );
     run_ok(&session, "flow.yaml");
     let first = cached_files(&session);
-    assert_eq!(first.len(), 2, "one compiled component per plugin: {first:?}");
-    assert!(first.keys().all(|name| name.ends_with(".cwasm")), "{first:?}");
+    assert_eq!(
+        first.len(),
+        2,
+        "one compiled component per plugin: {first:?}"
+    );
+    assert!(
+        first.keys().all(|name| name.ends_with(".cwasm")),
+        "{first:?}"
+    );
 
     run_ok(&session, "flow.yaml");
-    assert_eq!(cached_files(&session), first, "the second run rewrote the cache");
+    assert_eq!(
+        cached_files(&session),
+        first,
+        "the second run rewrote the cache"
+    );
 }
 
 const SPIN: &str = r#"version: 1
@@ -224,7 +300,11 @@ fn ctrl_c_cancels_the_run() {
     running.signal("INT");
     let out = running.wait(Duration::from_secs(10));
     out.expect_code(1);
-    assert!(out.took < Duration::from_secs(5), "cancelling took {:?}", out.took);
+    assert!(
+        out.took < Duration::from_secs(5),
+        "cancelling took {:?}",
+        out.took
+    );
     assert_eq!(
         out.stderr,
         "\ncancelling: stopping running steps (press Ctrl-C again to quit at once)\n"
@@ -273,7 +353,10 @@ fn a_killed_run_is_shown_as_interrupted() {
     // The first command to open the data dir notices, and says so once.
     let runs = session.flow(["runs"]).run();
     runs.expect_code(0);
-    assert_eq!(runs.stderr, format!("note: run {run} was interrupted (its flow process ended while it ran)\n"));
+    assert_eq!(
+        runs.stderr,
+        format!("note: run {run} was interrupted (its flow process ended while it ran)\n")
+    );
     assert_eq!(
         session.normalize(&runs.stdout),
         "RUN                   STATUS       STARTED                    DURATION  PIPELINE

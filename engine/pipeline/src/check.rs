@@ -4,13 +4,13 @@
 //! then plugins, dependencies, parameters, grants and expressions.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean_help};
 use crate::expr::{Expression, Reference, Template};
 use crate::model::{FsAccess, Pipeline, StepDecl};
-use crate::plan::{FsGrant, Plan, PlannedParam, PlannedStep};
+use crate::plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
 use crate::plugin::{Capability, ParamType, PluginDescription, PluginResolver, json_type_name};
 
 /// CEL type names an expression may mention (`type(x) == int`).
@@ -41,12 +41,14 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
     let order = checker.order(&needs);
     let ancestors: Vec<BTreeSet<usize>> = (0..steps.len()).map(|i| ancestors(i, &needs)).collect();
     let mut fs_grants = Vec::with_capacity(steps.len());
+    let mut exec_grants = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
         if let Some(plugin) = &plugins[i] {
             checker.check_params(step, plugin);
             checker.check_capabilities(step, plugin);
         }
         fs_grants.push(checker.resolve_fs_grants(step));
+        exec_grants.push(checker.resolve_exec_grants(step));
         for (name, span) in &step.grants.unsupported {
             checker.error(*span, format!("`grants.{name}` is not supported yet"));
         }
@@ -109,6 +111,8 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
             memory: step.memory,
             continue_on_error: step.continue_on_error,
             fs_grants: fs_grants[i].clone(),
+            exec_grants: exec_grants[i].clone(),
+            env_grants: step.grants.env.clone(),
             span: step.span,
             uses_span: *uses_span,
             with_span: step.with_span,
@@ -121,6 +125,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         source: Arc::clone(&pipeline.source),
         base_dir: pipeline.base_dir.clone(),
         inputs: pipeline.inputs.clone(),
+        exec_confinement: pipeline.exec_confinement,
         steps: planned,
     })
 }
@@ -345,15 +350,20 @@ impl Checker<'_> {
                     "write access to a directory",
                     "add `grants: { fs: [{ path: <dir>, access: write }] }`".to_owned(),
                 ),
+                Capability::Exec => (
+                    !step.grants.exec.is_empty(),
+                    "to run host commands",
+                    "add `grants: { exec: [<command>] }` naming the commands it may run".to_owned(),
+                ),
+                Capability::Env => (
+                    !step.grants.env.is_empty(),
+                    "environment variables",
+                    "add `grants: { env: [<NAME>] }` naming the variables it may read".to_owned(),
+                ),
                 other => (
-                    step.grants
-                        .unsupported
-                        .iter()
-                        .any(|(k, _)| k == other.grant_key()),
+                    false,
                     match other {
-                        Capability::Env => "environment variables",
                         Capability::Net => "network access",
-                        Capability::Exec => "to run host commands",
                         _ => "secrets",
                     },
                     format!(
@@ -373,6 +383,50 @@ impl Checker<'_> {
                 .help = Some(help);
             }
         }
+    }
+
+    /// The directories each `exec` grant `reads`, made absolute (`~/` is the host
+    /// user's home) and checked to exist. The commands themselves are resolved by
+    /// the engine, which knows the host's `PATH`.
+    fn resolve_exec_grants(&mut self, step: &StepDecl) -> Vec<ExecGrant> {
+        let mut out = Vec::new();
+        for grant in &step.grants.exec {
+            let mut reads = Vec::new();
+            for (written, span) in &grant.reads {
+                let joined = match written.strip_prefix("~/") {
+                    Some(rest) => match std::env::var_os("HOME") {
+                        Some(home) => Path::new(&home).join(rest),
+                        None => {
+                            self.error(
+                                *span,
+                                format!("cannot expand `{written}`: `HOME` is not set"),
+                            );
+                            continue;
+                        }
+                    },
+                    None if Path::new(written).is_absolute() => PathBuf::from(written),
+                    None => self.pipeline.base_dir.join(written),
+                };
+                match std::fs::canonicalize(&joined) {
+                    Ok(canonical) if canonical.is_dir() => reads.push(canonical),
+                    Ok(_) => {
+                        self.error(*span, format!("`{written}` is not a directory"));
+                    }
+                    Err(_) => {
+                        self.error(*span, format!("directory `{written}` does not exist"))
+                            .help = Some(
+                            "paths are relative to the directory of the pipeline file; `~/` is your home".into(),
+                        );
+                    }
+                }
+            }
+            out.push(ExecGrant {
+                command: grant.command.clone(),
+                span: grant.span,
+                reads,
+            });
+        }
+        out
     }
 
     fn resolve_fs_grants(&mut self, step: &StepDecl) -> Vec<FsGrant> {

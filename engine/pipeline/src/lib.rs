@@ -46,8 +46,11 @@ use std::path::Path;
 pub use check::check;
 pub use diag::{Diagnostic, Diagnostics, Location, Note, Position, Severity, SourceFile, Span};
 pub use expr::{EvalContext, EvalError, Expression, Reference, StepOutcome, Template};
-pub use model::{FsAccess, InputDecl, InputType, Pipeline, StepDecl};
-pub use plan::{FsGrant, Plan, PlannedParam, PlannedStep};
+pub use model::{
+    EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, Pipeline,
+    StepDecl,
+};
+pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
 pub use plugin::{
     Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
 };

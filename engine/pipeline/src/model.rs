@@ -29,10 +29,16 @@ pub struct Pipeline {
     pub(crate) description: Option<String>,
     pub(crate) inputs: Vec<InputDecl>,
     pub(crate) steps: Vec<StepDecl>,
+    pub(crate) exec_confinement: Option<(ExecConfinement, Span)>,
     pub(crate) problems: Vec<Diagnostic>,
 }
 
 impl Pipeline {
+    /// The `exec-confinement` policy, with where it was written.
+    pub fn exec_confinement(&self) -> Option<(ExecConfinement, Span)> {
+        self.exec_confinement
+    }
+
     /// The file's text and the path shown for it.
     pub fn source(&self) -> &Arc<SourceFile> {
         &self.source
@@ -164,14 +170,56 @@ pub struct FsGrantDecl {
     pub access: FsAccess,
 }
 
+/// One `grants.exec` entry as written: a host command the step may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecGrantDecl {
+    /// The command: a bare name looked up on `PATH`, or an absolute path.
+    pub command: String,
+    /// Where the command was written.
+    pub span: Span,
+    /// Host directories the command may read when confined (its toolchain, e.g.
+    /// `~/.rustup`), as written, with their positions. Not visible to the plugin.
+    pub reads: Vec<(String, Span)>,
+}
+
+/// One `grants.env` entry: a variable a step's commands get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvGrantDecl {
+    /// The variable's name.
+    pub name: String,
+    /// Where the name was written.
+    pub span: Span,
+    /// The value given in the file, or `None` to pass the host's value through.
+    pub value: Option<String>,
+}
+
 /// A step's `grants`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GrantsDecl {
     /// Directories the step may read or write.
     pub fs: Vec<FsGrantDecl>,
-    /// Grant kinds that are written in the file but not supported yet (`env`, `net`, `exec`,
+    /// Host commands the step may run.
+    pub exec: Vec<ExecGrantDecl>,
+    /// Environment variables for the step's commands (and the plugin itself).
+    pub env: Vec<EnvGrantDecl>,
+    /// Where the `exec` key was written, if it was.
+    pub exec_span: Option<Span>,
+    /// Grant kinds that are written in the file but not supported yet (`net`,
     /// `secrets`), with where their key was written. The checker refuses them.
     pub unsupported: Vec<(String, Span)>,
+}
+
+/// Whether granted host commands must run confined (top-level `exec-confinement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecConfinement {
+    /// Confine them with bubblewrap; refuse the pipeline where that is not possible.
+    Required,
+    /// Confine them where bubblewrap works; otherwise run them with a clean
+    /// environment only (the default).
+    #[default]
+    Preferred,
+    /// Never confine them.
+    Off,
 }
 
 /// One `with:` entry of a step.
@@ -313,6 +361,15 @@ pub fn parse_uses(text: &str, base_dir: &Path) -> Result<PluginRef, String> {
 
 /// Whether `text` is `[A-Za-z_][A-Za-z0-9_]*`, or with `-` also allowed after the first
 /// character when `dashes`.
+/// A POSIX environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn is_identifier(text: &str, dashes: bool) -> bool {
     let mut chars = text.chars();
     chars
@@ -414,6 +471,7 @@ impl<'a> Reader<'a> {
             description: None,
             inputs: Vec::new(),
             steps: Vec::new(),
+            exec_confinement: None,
             problems: Vec::new(),
         };
         // Keys missing from the whole file are reported at its first character.
@@ -423,7 +481,14 @@ impl<'a> Reader<'a> {
         };
         self.unknown_keys(
             entries,
-            &["version", "name", "description", "inputs", "steps"],
+            &[
+                "version",
+                "name",
+                "description",
+                "inputs",
+                "exec-confinement",
+                "steps",
+            ],
             "in the pipeline",
         );
         let find = |key: &str| entries.iter().find(|e| e.key_text() == key);
@@ -461,6 +526,22 @@ impl<'a> Reader<'a> {
         }
         if let Some(entry) = find("description") {
             pipeline.description = self.string(&entry.value, "`description`");
+        }
+        if let Some(entry) = find("exec-confinement") {
+            pipeline.exec_confinement = match entry.value.as_str() {
+                Some("required") => Some((ExecConfinement::Required, entry.value.span)),
+                Some("preferred") => Some((ExecConfinement::Preferred, entry.value.span)),
+                Some("off") => Some((ExecConfinement::Off, entry.value.span)),
+                _ => {
+                    self.error(
+                        entry.value.span,
+                        "`exec-confinement` must be `required`, `preferred` or `off`",
+                    )
+                    .help =
+                        Some("`required` refuses to run host commands without bubblewrap".into());
+                    None
+                }
+            };
         }
         if let Some(entry) = find("inputs")
             && let Some(inputs) = self.mapping(&entry.value, "`inputs`")
@@ -815,14 +896,18 @@ impl<'a> Reader<'a> {
             let key = entry.key_text();
             match key {
                 "fs" => grants.fs = self.read_fs_grants(&entry.value, place),
-                "env" | "secrets" => {
-                    for (name, span) in
-                        self.strings(&entry.value, &format!("`grants.{key}`"), false)
-                    {
+                "env" => grants.env = self.read_env_grants(&entry.value),
+                "exec" => {
+                    grants.exec = self.read_exec_grants(&entry.value, place);
+                    grants.exec_span = Some(entry.key.span);
+                }
+                "secrets" => {
+                    for (name, span) in self.strings(&entry.value, "`grants.secrets`", false) {
                         if !is_identifier(&name, false) {
-                            self.error(span, format!("invalid name `{name}` in `grants.{key}`"));
+                            self.error(span, format!("invalid name `{name}` in `grants.secrets`"));
                         }
                     }
+                    grants.unsupported.push((key.to_owned(), entry.key.span));
                 }
                 "net" => {
                     for (host, span) in self.strings(&entry.value, "`grants.net`", false) {
@@ -836,25 +921,152 @@ impl<'a> Reader<'a> {
                                 .help = Some("write `host:port`, e.g. `example.com:443`".into());
                         }
                     }
+                    grants.unsupported.push((key.to_owned(), entry.key.span));
                 }
-                "exec" => {
-                    for (command, span) in self.strings(&entry.value, "`grants.exec`", false) {
-                        if command.is_empty() || command.contains(char::is_whitespace) {
-                            self.error(
-                                span,
-                                format!("invalid command `{command}` in `grants.exec`"),
-                            )
-                            .help = Some("name one command, without arguments".into());
-                        }
-                    }
-                }
-                _ => continue,
-            }
-            if key != "fs" {
-                grants.unsupported.push((key.to_owned(), entry.key.span));
+                _ => {}
             }
         }
         grants
+    }
+
+    /// `exec: [cargo, /usr/bin/make, { command: cargo, reads: [~/.rustup] }]`.
+    fn read_exec_grants(&mut self, node: &Node, place: &str) -> Vec<ExecGrantDecl> {
+        let NodeKind::Sequence(items) = &node.kind else {
+            self.error(
+                node.span,
+                format!("`grants.exec` must be a list, found {}", node.type_name()),
+            )
+            .help = Some("write `exec: [cargo, make]`".into());
+            return Vec::new();
+        };
+        let mut out: Vec<ExecGrantDecl> = Vec::new();
+        for item in items {
+            let grant = if let NodeKind::Mapping(fields) = &item.kind {
+                self.unknown_keys(
+                    fields,
+                    &["command", "reads"],
+                    &format!("in an `exec` grant of {place}"),
+                );
+                let find = |key: &str| fields.iter().find(|e| e.key_text() == key);
+                let Some(command) = find("command") else {
+                    self.error(item.span, "an `exec` grant needs a `command`");
+                    continue;
+                };
+                let Some(name) = self.string(&command.value, "`command`") else {
+                    continue;
+                };
+                let reads = match find("reads") {
+                    Some(r) => self.strings(&r.value, "`reads`", false),
+                    None => Vec::new(),
+                };
+                ExecGrantDecl {
+                    command: name,
+                    span: command.value.span,
+                    reads,
+                }
+            } else {
+                let Some(name) = self.string(item, "each `grants.exec` entry") else {
+                    continue;
+                };
+                ExecGrantDecl {
+                    command: name,
+                    span: item.span,
+                    reads: Vec::new(),
+                }
+            };
+            if grant.command.is_empty() || grant.command.contains(char::is_whitespace) {
+                self.error(
+                    grant.span,
+                    format!("invalid command `{}` in `grants.exec`", grant.command),
+                )
+                .help = Some("name one command, without arguments".into());
+                continue;
+            }
+            let name = grant
+                .command
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(first) = out
+                .iter()
+                .find(|g| g.command.rsplit('/').next() == Some(name.as_str()))
+            {
+                let first = first.span;
+                let file = Arc::clone(self.file);
+                self.error(grant.span, format!("command `{name}` is granted twice"))
+                    .notes
+                    .push(crate::diag::Note {
+                        location: Some(crate::diag::Location { file, span: first }),
+                        message: "first granted here".into(),
+                    });
+                continue;
+            }
+            out.push(grant);
+        }
+        out
+    }
+
+    /// `env: [HOME, CARGO_HOME]` (the host's values) or `env: { RUSTFLAGS: "-Dwarnings" }`.
+    fn read_env_grants(&mut self, node: &Node) -> Vec<EnvGrantDecl> {
+        let mut out = Vec::new();
+        if let NodeKind::Mapping(entries) = &node.kind {
+            for entry in entries {
+                let value = match &entry.value.kind {
+                    NodeKind::Scalar {
+                        value: Scalar::String(s),
+                        ..
+                    } => Some(s.clone()),
+                    NodeKind::Scalar {
+                        value: Scalar::Null,
+                        ..
+                    } => None,
+                    NodeKind::Scalar { text, .. } => Some(text.clone()),
+                    _ => {
+                        self.error(
+                            entry.value.span,
+                            format!(
+                                "the value of `{}` must be text, found {}",
+                                entry.key_text(),
+                                entry.value.type_name()
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                out.push(EnvGrantDecl {
+                    name: entry.key_text().to_owned(),
+                    span: entry.key.span,
+                    value,
+                });
+            }
+        } else {
+            for (name, span) in self.strings(node, "`grants.env`", false) {
+                out.push(EnvGrantDecl {
+                    name,
+                    span,
+                    value: None,
+                });
+            }
+        }
+        out.retain(|grant| {
+            let valid = is_env_name(&grant.name);
+            if !valid {
+                self.error(
+                    grant.span,
+                    format!("invalid variable name `{}` in `grants.env`", grant.name),
+                )
+                .help = Some("names are letters, digits and `_`, not starting with a digit".into());
+            } else if grant.name == "PATH" && grant.value.is_some() {
+                self.error(grant.span, "`PATH` cannot be set in `grants.env`")
+                    .help = Some(
+                    "commands run with the directories of the granted commands and the system's; grant `PATH` by name to pass the host's".into(),
+                );
+                return false;
+            }
+            valid
+        });
+        out
     }
 
     fn read_fs_grants(&mut self, node: &Node, place: &str) -> Vec<FsGrantDecl> {

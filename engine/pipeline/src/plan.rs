@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean_help};
 use crate::expr::{EvalContext, Expression, Template};
-use crate::model::{FsAccess, InputDecl};
+use crate::model::{EnvGrantDecl, ExecConfinement, FsAccess, InputDecl};
 use crate::plugin::{ParamType, PluginDescription, PluginRef, json_type_name};
 
 /// A checked pipeline, ready to run.
@@ -33,6 +33,8 @@ pub struct Plan {
     pub inputs: Vec<InputDecl>,
     /// The steps, in topological order; `steps[i].index == i`.
     pub steps: Vec<PlannedStep>,
+    /// The `exec-confinement` policy as written, if it was.
+    pub exec_confinement: Option<(ExecConfinement, Span)>,
 }
 
 /// A directory a step may use, resolved and checked to exist.
@@ -44,6 +46,17 @@ pub struct FsGrant {
     pub written: String,
     /// What the step may do there.
     pub access: FsAccess,
+}
+
+/// One `grants.exec` entry, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecGrant {
+    /// The command as written: a bare name or an absolute path.
+    pub command: String,
+    /// Where it was written.
+    pub span: Span,
+    /// Absolute, canonical directories the command may read when confined.
+    pub reads: Vec<PathBuf>,
 }
 
 /// One `with:` entry of a planned step.
@@ -90,6 +103,10 @@ pub struct PlannedStep {
     pub continue_on_error: bool,
     /// The directories it may use.
     pub fs_grants: Vec<FsGrant>,
+    /// Host commands it may run (resolved to files by the engine).
+    pub exec_grants: Vec<ExecGrant>,
+    /// Environment variables granted to its commands.
+    pub env_grants: Vec<EnvGrantDecl>,
     /// Where the step id was written.
     pub span: Span,
     /// Where its `uses:` value was written.

@@ -164,7 +164,13 @@ fn trim_quoted_end(file: &SourceFile, span: Span) -> Span {
     while end > span.start.column + 1 && chars.get(end - 2).is_some_and(|c| c.is_whitespace()) {
         end -= 1;
     }
-    Span::new(span.start, Position { line: span.end.line, column: end })
+    Span::new(
+        span.start,
+        Position {
+            line: span.end.line,
+            column: end,
+        },
+    )
 }
 
 /// Resolves a plain scalar per the YAML 1.2 core schema.
@@ -529,8 +535,20 @@ mod tests {
         let root = root.expect("a root");
         let inner = &root.as_mapping().expect("map")[0].value;
         let fields = inner.as_mapping().expect("inner map");
-        assert_eq!(fields[0].value.span.end, Position { line: 1, column: 12 });
-        assert_eq!(fields[1].value.span.end, Position { line: 1, column: 21 });
+        assert_eq!(
+            fields[0].value.span.end,
+            Position {
+                line: 1,
+                column: 12
+            }
+        );
+        assert_eq!(
+            fields[1].value.span.end,
+            Position {
+                line: 1,
+                column: 21
+            }
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ fn noop_evidence() -> StepEvidence {
         products: BTreeMap::new(),
         needs: vec!["checkout".into()],
         notes: vec![],
+        dependencies: vec![],
+        commands: vec![],
     }
 }
 

@@ -107,7 +107,10 @@ impl LayoutSpec {
                 )));
             }
             if !seen.insert(step.name.as_str()) {
-                return Err(ProvenanceError::Layout(format!("step {:?} appears twice", step.name)));
+                return Err(ProvenanceError::Layout(format!(
+                    "step {:?} appears twice",
+                    step.name
+                )));
             }
         }
         Ok(())
@@ -205,7 +208,12 @@ pub fn layout_json(spec: &LayoutSpec) -> Result<Value, ProvenanceError> {
         .map(|step| {
             let sources: Vec<&str> = match &step.sources {
                 Some(sources) => sources.iter().map(String::as_str).collect(),
-                None => closure.get(step.name.as_str()).into_iter().flatten().copied().collect(),
+                None => closure
+                    .get(step.name.as_str())
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect(),
             };
             let mut materials: Vec<Value> = sources
                 .iter()
@@ -321,9 +329,15 @@ mod tests {
         let json = layout_json(&spec(vec![a, b, c.clone()])).expect("valid");
         assert_eq!(
             json["steps"][2]["expected_materials"],
-            serde_json::json!([["MATCH", "*", "WITH", "PRODUCTS", "FROM", "a"], ["DISALLOW", "*"]])
+            serde_json::json!([
+                ["MATCH", "*", "WITH", "PRODUCTS", "FROM", "a"],
+                ["DISALLOW", "*"]
+            ])
         );
-        assert_eq!(json["steps"][0]["expected_materials"], serde_json::json!([["DISALLOW", "*"]]));
+        assert_eq!(
+            json["steps"][0]["expected_materials"],
+            serde_json::json!([["DISALLOW", "*"]])
+        );
         c.sources = Some(vec!["zz".into()]);
         let err = layout_json(&spec(vec![c])).expect_err("unknown source");
         assert!(err.to_string().contains("not another step"), "{err}");

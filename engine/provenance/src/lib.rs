@@ -41,7 +41,7 @@ pub use digest::{DigestCache, Root, SkippedFile, Snapshot, products};
 pub use dsse::{DsseError, Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
 pub use keys::{KeyError, PublicKey, SigningKey};
 pub use layout::{LayoutSpec, LayoutStep, sign_layout};
-pub use record::{Outcome, StepAttestation, StepEvidence, attest_step};
+pub use record::{Dependency, Outcome, StepAttestation, StepEvidence, attest_step};
 pub use verify::{Bundle, Failure, Report, VerifyOptions, verify};
 
 /// Errors building or signing provenance documents.

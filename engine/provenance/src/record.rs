@@ -93,6 +93,28 @@ pub struct StepEvidence {
     /// Notes for a reader, e.g. files a snapshot could not read ([`crate::SkippedFile`]).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Dependencies beyond the plugin and the materials: the host commands the step
+    /// was granted (by path and sha256) and what the plugin claimed (e.g. the commit
+    /// a checkout came from, by `gitCommit`).
+    #[serde(default)]
+    pub dependencies: Vec<Dependency>,
+    /// The host commands the step ran, in order, as the host saw them
+    /// (`{name, args, cwd, exitCode?, signal?, confined}`).
+    #[serde(default)]
+    pub commands: Vec<serde_json::Value>,
+}
+
+/// A resolved dependency that is not a file of the run: a resource descriptor with any
+/// digest algorithms (`sha256`, `gitCommit`...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// Where it is: `file:///usr/bin/make`, `git+file:///src/app@refs/heads/main`.
+    pub uri: String,
+    /// A short name, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Algorithm -> lower-case hex digest.
+    pub digest: BTreeMap<String, String>,
 }
 
 /// A step's two signed documents.
@@ -153,6 +175,14 @@ mod tests {
             products: BTreeMap::new(),
             needs: vec!["checkout".into()],
             notes: vec!["/w/sock: not a regular file, directory or symlink".into()],
+            dependencies: vec![Dependency {
+                uri: "git+file:///src/app@refs/heads/main".into(),
+                name: Some("app".into()),
+                digest: [("gitCommit".to_owned(), "a".repeat(40))]
+                    .into_iter()
+                    .collect(),
+            }],
+            commands: vec![serde_json::json!({"name": "cargo", "args": ["build"], "exitCode": 0})],
         }
     }
 
@@ -195,6 +225,14 @@ mod tests {
         assert_eq!(
             predicate["buildDefinition"]["resolvedDependencies"][0],
             serde_json::json!({"uri": "https://plugins.flow.dev/cargo@1", "digest": {"sha256": "22".repeat(32)}})
+        );
+        assert_eq!(
+            predicate["buildDefinition"]["resolvedDependencies"][1],
+            serde_json::json!({"uri": "git+file:///src/app@refs/heads/main", "name": "app", "digest": {"gitCommit": "a".repeat(40)}})
+        );
+        assert_eq!(
+            predicate["runDetails"]["byproducts"][0]["annotations"]["commands"],
+            serde_json::json!([{"name": "cargo", "args": ["build"], "exitCode": 0}])
         );
         let link: serde_json::Value = serde_json::from_slice(&link).expect("json");
         assert_eq!(

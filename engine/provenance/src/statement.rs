@@ -10,11 +10,13 @@
 //!     externalParameters    {pipeline:{name, file, digest:{sha256}}, step, params}
 //!     internalParameters    {runId, needs, grants}
 //!     resolvedDependencies  [{uri: plugin reference, digest:{sha256}}]
+//!                           + granted host commands [{uri: file://path, name, digest:{sha256}}]
+//!                           + what the plugin claimed [{uri, name?, digest:{gitCommit...}}]
 //!                           + materials as [{name, digest:{sha256}}]
 //!   runDetails
 //!     builder               {id: https://flow.dev/engine@<version>, version:{<engine>: <version>}}
 //!     metadata              {invocationId: <run>/<step>, startedOn, finishedOn}
-//!     byproducts            [{name: "outcome", annotations:{outcome, failureReason?, notes?}}]
+//!     byproducts            [{name: "outcome", annotations:{outcome, failureReason?, notes?, commands?}}]
 //! ```
 //!
 //! **Subject of a step without products.** The attestation framework requires at least
@@ -95,7 +97,7 @@ struct StatementDocument<'a> {
 /// A resource descriptor: `{digest:{sha256}, name?, uri?}`.
 #[derive(Serialize)]
 struct Descriptor<'a> {
-    digest: Sha256Digest<'a>,
+    digest: DigestSet<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +107,14 @@ struct Descriptor<'a> {
 #[derive(Serialize)]
 struct Sha256Digest<'a> {
     sha256: Cow<'a, str>,
+}
+
+/// A descriptor's digest: sha256 only (files, plugins) or any algorithms.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DigestSet<'a> {
+    Sha256(Sha256Digest<'a>),
+    Any(&'a BTreeMap<String, String>),
 }
 
 #[derive(Serialize)]
@@ -167,6 +177,8 @@ struct OutcomeDescriptor<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OutcomeAnnotations<'a> {
+    #[serde(skip_serializing_if = "<[Value]>::is_empty")]
+    commands: &'a [Value],
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -185,31 +197,36 @@ struct Metadata {
 impl<'a> StatementDocument<'a> {
     fn of(e: &'a StepEvidence, link_payload: &[u8]) -> Self {
         let artifact = |(name, digest): (&'a String, &'a String)| Descriptor {
-            digest: Sha256Digest {
+            digest: DigestSet::Sha256(Sha256Digest {
                 sha256: Cow::Borrowed(digest),
-            },
+            }),
             name: Some(Cow::Borrowed(name)),
             uri: None,
         };
         let subject = if e.products.is_empty() {
             vec![Descriptor {
-                digest: Sha256Digest {
+                digest: DigestSet::Sha256(Sha256Digest {
                     sha256: Cow::Owned(hex::encode(Sha256::digest(link_payload))),
-                },
+                }),
                 name: Some(Cow::Owned(step_subject_name(&e.run_id, &e.step_id))),
                 uri: None,
             }]
         } else {
             e.products.iter().map(artifact).collect()
         };
-        let mut dependencies = Vec::with_capacity(e.materials.len() + 1);
+        let mut dependencies = Vec::with_capacity(e.materials.len() + e.dependencies.len() + 1);
         dependencies.push(Descriptor {
-            digest: Sha256Digest {
+            digest: DigestSet::Sha256(Sha256Digest {
                 sha256: Cow::Borrowed(&e.plugin_sha256),
-            },
+            }),
             name: None,
             uri: Some(&e.plugin),
         });
+        dependencies.extend(e.dependencies.iter().map(|d| Descriptor {
+            digest: DigestSet::Any(&d.digest),
+            name: d.name.as_deref().map(Cow::Borrowed),
+            uri: Some(&d.uri),
+        }));
         dependencies.extend(e.materials.iter().map(artifact));
         StatementDocument {
             type_: STATEMENT_TYPE,
@@ -243,6 +260,7 @@ impl<'a> StatementDocument<'a> {
                     },
                     byproducts: [OutcomeDescriptor {
                         annotations: OutcomeAnnotations {
+                            commands: &e.commands,
                             failure_reason: e.failure_reason.as_deref(),
                             notes: &e.notes,
                             outcome: e.outcome.as_str(),

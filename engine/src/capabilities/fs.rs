@@ -18,7 +18,11 @@ pub struct DirGrant {
 }
 
 /// Preopen the workspace and the granted directories.
-pub(crate) fn prepare(builder: &mut WasiCtxBuilder, workspace: &Path, dirs: &[DirGrant]) -> Result<(), RuntimeError> {
+pub(crate) fn prepare(
+    builder: &mut WasiCtxBuilder,
+    workspace: &Path,
+    dirs: &[DirGrant],
+) -> Result<(), RuntimeError> {
     preopen(builder, workspace, true)?;
     for dir in dirs {
         preopen(builder, &dir.path, dir.writable)?;
@@ -31,10 +35,16 @@ fn preopen(builder: &mut WasiCtxBuilder, path: &Path, writable: bool) -> Result<
         path: path.to_path_buf(),
         reason: "the path is not valid UTF-8".into(),
     })?;
-    let perms = if writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
-    builder.preopened_dir(path, guest, perms).map_err(|e| RuntimeError::Grant {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let perms = if writable {
+        FsPerms::ReadWrite
+    } else {
+        FsPerms::ReadOnly
+    };
+    builder
+        .preopened_dir(path, guest, perms)
+        .map_err(|e| RuntimeError::Grant {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     Ok(())
 }

@@ -33,7 +33,10 @@ pub struct LogSink(Arc<Mutex<StepLog>>);
 const MAX_LINE: usize = 16 * 1024;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl LogSink {
@@ -52,7 +55,9 @@ impl LogSink {
     fn lock(&self) -> MutexGuard<'_, StepLog> {
         // A panic while holding the lock cannot leave the log inconsistent in
         // a way that matters; keep logging.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Append a whole line.
@@ -104,7 +109,12 @@ impl LogSink {
             .lines
             .iter()
             .rev()
-            .filter(|l| matches!(l.stream, LogSource::Stderr | LogSource::Plugin(LogLevel::Error)))
+            .filter(|l| {
+                matches!(
+                    l.stream,
+                    LogSource::Stderr | LogSource::Plugin(LogLevel::Error)
+                )
+            })
             .take(n)
             .map(|l| l.text.clone())
             .collect();
@@ -133,12 +143,20 @@ impl StepLog {
                 seq,
                 at: now_ms(),
                 stream: LogSource::Host,
-                text: format!("log truncated: the step wrote more than {} bytes", self.limit),
+                text: format!(
+                    "log truncated: the step wrote more than {} bytes",
+                    self.limit
+                ),
             });
             return;
         }
         self.bytes += len;
-        self.lines.push(LogLine { seq, at: now_ms(), stream: source, text: text.to_string() });
+        self.lines.push(LogLine {
+            seq,
+            at: now_ms(),
+            stream: source,
+            text: text.to_string(),
+        });
     }
 }
 
@@ -163,7 +181,10 @@ impl IsTerminal for CapturedOutput {
 
 impl StdoutStream for CapturedOutput {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LogWriter { sink: self.sink.clone(), source: self.source })
+        Box::new(LogWriter {
+            sink: self.sink.clone(),
+            source: self.source,
+        })
     }
 }
 
@@ -173,7 +194,11 @@ struct LogWriter {
 }
 
 impl tokio::io::AsyncWrite for LogWriter {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.sink.write(self.source, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -217,7 +242,12 @@ mod tests {
         let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(
             texts,
-            ["hello", "oops", "world", "log truncated: the step wrote more than 20 bytes"]
+            [
+                "hello",
+                "oops",
+                "world",
+                "log truncated: the step wrote more than 20 bytes"
+            ]
         );
         assert_eq!(lines[1].stream, LogSource::Stderr);
         assert_eq!(bytes, 17);

@@ -4,12 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flow_provenance::keys::{load_key_pair, load_public_key, load_signing_key, write_key_pair, KeyPairPaths};
+use flow_provenance::keys::{
+    KeyPairPaths, load_key_pair, load_public_key, load_signing_key, write_key_pair,
+};
 use flow_provenance::link::LinkPayload;
-use flow_provenance::{verify, Bundle, Envelope, KeyError, PublicKey, SigningKey, StepAttestation, VerifyOptions};
+use flow_provenance::{
+    Bundle, Envelope, KeyError, PublicKey, SigningKey, StepAttestation, VerifyOptions, verify,
+};
 use flow_store::{RunId, Store};
 
-use super::{exit, Failure, Style};
+use super::{Failure, Style, exit};
 
 /// Where a data dir keeps its key pair.
 pub(crate) fn keys_dir(data_dir: &Path) -> PathBuf {
@@ -19,11 +23,17 @@ pub(crate) fn keys_dir(data_dir: &Path) -> PathBuf {
 /// The key `flow run` signs with: `--signing-key` / `FLOW_SIGNING_KEY`, else
 /// the data dir's, else a new one created in the data dir (said once, on
 /// stderr): provenance is never skipped silently.
-pub(crate) fn signing_key(flag: Option<&Path>, data_dir: &Path) -> Result<Arc<SigningKey>, Failure> {
+pub(crate) fn signing_key(
+    flag: Option<&Path>,
+    data_dir: &Path,
+) -> Result<Arc<SigningKey>, Failure> {
     if let Some(path) = flag {
-        return load_signing_key(path)
-            .map(Arc::new)
-            .map_err(|e| Failure::Invalid(format!("error: cannot load the signing key {}: {e}", path.display())));
+        return load_signing_key(path).map(Arc::new).map_err(|e| {
+            Failure::Invalid(format!(
+                "error: cannot load the signing key {}: {e}",
+                path.display()
+            ))
+        });
     }
     let dir = keys_dir(data_dir);
     let paths = KeyPairPaths::in_dir(&dir);
@@ -33,7 +43,8 @@ pub(crate) fn signing_key(flag: Option<&Path>, data_dir: &Path) -> Result<Arc<Si
             .map_err(|e| Failure::Io(format!("cannot load the data dir's signing key: {e}")));
     }
     let key = SigningKey::generate().map_err(|e| Failure::Internal(e.to_string()))?;
-    let written = write_key_pair(&dir, &key).map_err(|e| Failure::Io(format!("cannot save a signing key: {e}")))?;
+    let written = write_key_pair(&dir, &key)
+        .map_err(|e| Failure::Io(format!("cannot save a signing key: {e}")))?;
     eprintln!(
         "note: created a signing key for this data dir: {} (key id {}); every run's provenance is signed with it",
         written.private_key.display(),
@@ -77,9 +88,14 @@ fn bundle_from_store(store: &Store, run: &RunId) -> Result<Bundle, Failure> {
             .iter()
             .find(|s| s.index == index)
             .map(|s| s.step_id.clone())
-            .ok_or_else(|| corrupt(format!("an attestation for step #{index}, which the run does not have")))?;
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "an attestation for step #{index}, which the run does not have"
+                ))
+            })?;
         let parse = |text: &str| {
-            Envelope::from_json(text.as_bytes()).map_err(|e| corrupt(format!("step `{step_id}`: {e}")))
+            Envelope::from_json(text.as_bytes())
+                .map_err(|e| corrupt(format!("step `{step_id}`: {e}")))
         };
         step_attestations.push(StepAttestation {
             statement: parse(&stored.statement)?,
@@ -105,7 +121,9 @@ fn bundle_from_store(store: &Store, run: &RunId) -> Result<Bundle, Failure> {
 pub(crate) fn export(store: &Store, query: &str, out: &Path) -> Result<u8, Failure> {
     let run = store.resolve(query)?;
     let bundle = bundle_from_store(store, &run)?;
-    bundle.write_dir(out).map_err(|e| Failure::Io(format!("cannot export: {e}")))?;
+    bundle
+        .write_dir(out)
+        .map_err(|e| Failure::Io(format!("cannot export: {e}")))?;
     println!(
         "exported run {run} to {}: root.layout, owner.pub, run.json, {} links and {} statements",
         out.display(),
@@ -116,10 +134,17 @@ pub(crate) fn export(store: &Store, query: &str, out: &Path) -> Result<u8, Failu
 }
 
 /// `flow verify RUN` or `flow verify --dir DIR`.
-pub(crate) fn verify_run(store: Option<&Store>, query: Option<&str>, dir: Option<&Path>, key: Option<&Path>, data_dir: &Path) -> Result<u8, Failure> {
+pub(crate) fn verify_run(
+    store: Option<&Store>,
+    query: Option<&str>,
+    dir: Option<&Path>,
+    key: Option<&Path>,
+    data_dir: &Path,
+) -> Result<u8, Failure> {
     let (bundle, what) = match (query, dir) {
         (_, Some(dir)) => (
-            Bundle::read_dir(dir).map_err(|e| Failure::Invalid(format!("error: cannot read the export: {e}")))?,
+            Bundle::read_dir(dir)
+                .map_err(|e| Failure::Invalid(format!("error: cannot read the export: {e}")))?,
             dir.display().to_string(),
         ),
         (Some(query), None) => {
@@ -131,13 +156,22 @@ pub(crate) fn verify_run(store: Option<&Store>, query: Option<&str>, dir: Option
     };
     // Trust the key the user names, else this data dir's own key when it has one.
     let trusted = match key {
-        Some(path) => Some(load_public_key(path).map_err(|e| Failure::Invalid(format!("error: {e}")))?),
+        Some(path) => {
+            Some(load_public_key(path).map_err(|e| Failure::Invalid(format!("error: {e}")))?)
+        }
         None => {
             let paths = KeyPairPaths::in_dir(&keys_dir(data_dir));
-            if dir.is_none() && paths.public_key.exists() { load_public_key(&paths.public_key).ok() } else { None }
+            if dir.is_none() && paths.public_key.exists() {
+                load_public_key(&paths.public_key).ok()
+            } else {
+                None
+            }
         }
     };
-    let options = VerifyOptions { trusted_owner: trusted, ..VerifyOptions::default() };
+    let options = VerifyOptions {
+        trusted_owner: trusted,
+        ..VerifyOptions::default()
+    };
     let report = verify(&bundle, &options);
     if report.is_ok() {
         println!("{what}: {report}");
@@ -150,7 +184,12 @@ pub(crate) fn verify_run(store: Option<&Store>, query: Option<&str>, dir: Option
 }
 
 /// `flow attest show RUN [STEP]`.
-pub(crate) fn show(store: &Store, query: &str, step: Option<&str>, style: Style) -> Result<u8, Failure> {
+pub(crate) fn show(
+    store: &Store,
+    query: &str,
+    step: Option<&str>,
+    style: Style,
+) -> Result<u8, Failure> {
     let run = store.resolve(query)?;
     let bundle = bundle_from_store(store, &run)?;
     let mut shown = 0;
@@ -170,13 +209,22 @@ pub(crate) fn show(store: &Store, query: &str, step: Option<&str>, style: Style)
             continue;
         }
         let payload = LinkPayload::parse(&link.payload).ok();
-        let statement_body: serde_json::Value = serde_json::from_slice(&statement.payload).unwrap_or_default();
+        let statement_body: serde_json::Value =
+            serde_json::from_slice(&statement.payload).unwrap_or_default();
         let dependency = &statement_body["predicate"]["buildDefinition"]["resolvedDependencies"][0];
         println!("step {step_id}");
         if let Some(payload) = &payload {
-            let outcome = payload.byproducts.get("outcome").and_then(|v| v.as_str()).unwrap_or("?");
+            let outcome = payload
+                .byproducts
+                .get("outcome")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
             println!("  outcome    {outcome}");
-            if let Some(reason) = payload.byproducts.get("failure-reason").and_then(|v| v.as_str()) {
+            if let Some(reason) = payload
+                .byproducts
+                .get("failure-reason")
+                .and_then(|v| v.as_str())
+            {
                 println!("  reason     {}", reason.lines().next().unwrap_or(""));
             }
         }
@@ -185,12 +233,18 @@ pub(crate) fn show(store: &Store, query: &str, step: Option<&str>, style: Style)
             dependency["uri"].as_str().unwrap_or("?"),
             dependency["digest"]["sha256"].as_str().unwrap_or("?")
         );
-        println!("  signed by  {}", link.keyids().collect::<Vec<_>>().join(", "));
+        println!(
+            "  signed by  {}",
+            link.keyids().collect::<Vec<_>>().join(", ")
+        );
         if let Some(payload) = &payload {
             println!("  materials  {}", files(payload.materials.len()));
             println!("  products   {}", files(payload.products.len()));
             for (name, digests) in &payload.products {
-                println!("    {name}  sha256:{}", digests.get("sha256").map(String::as_str).unwrap_or("?"));
+                println!(
+                    "    {name}  sha256:{}",
+                    digests.get("sha256").map(String::as_str).unwrap_or("?")
+                );
             }
         }
         println!("  link       {link_file}");
@@ -198,11 +252,17 @@ pub(crate) fn show(store: &Store, query: &str, step: Option<&str>, style: Style)
     if let Some(step) = step
         && shown == 0
     {
-        return Err(Failure::Invalid(format!("error: run {run} has no step `{step}`")));
+        return Err(Failure::Invalid(format!(
+            "error: run {run} has no step `{step}`"
+        )));
     }
     Ok(exit::SUCCESS)
 }
 
 fn files(n: usize) -> String {
-    if n == 1 { "1 file".into() } else { format!("{n} files") }
+    if n == 1 {
+        "1 file".into()
+    } else {
+        format!("{n} files")
+    }
 }

@@ -171,7 +171,10 @@ pub fn main() -> ExitCode {
     } else {
         Style::Live
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -188,7 +191,8 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     // sled's own warnings (such as the blobs it drops when it recovers from a
     // killed process) mean nothing to a user; the store reports what matters.
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn,sled=error"));
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn,sled=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -200,11 +204,14 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
     let result = match cli.command {
         Command::Run(args) => run(&cli.global, args, style).await,
         Command::Check { file } => check(&cli.global, &file).await,
-        Command::Runs { limit } => open_store(&cli.global, None).and_then(|s| report::runs(&s, limit, style)),
-        Command::Show { run } => open_store(&cli.global, None).and_then(|s| report::show(&s, &run, style)),
-        Command::Logs { run, step } => {
-            open_store(&cli.global, None).and_then(|s| report::logs(&s, &run, step.as_deref(), style))
+        Command::Runs { limit } => {
+            open_store(&cli.global, None).and_then(|s| report::runs(&s, limit, style))
         }
+        Command::Show { run } => {
+            open_store(&cli.global, None).and_then(|s| report::show(&s, &run, style))
+        }
+        Command::Logs { run, step } => open_store(&cli.global, None)
+            .and_then(|s| report::logs(&s, &run, step.as_deref(), style)),
         Command::Plugins => plugins(&cli.global, style).await,
         Command::Keys(KeysCommand::Generate { out }) => {
             attest::generate(&out.unwrap_or_else(|| attest::keys_dir(&data_dir(&cli.global, None))))
@@ -212,9 +219,8 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         Command::Attest(AttestCommand::Export { run, out }) => {
             open_store(&cli.global, None).and_then(|s| attest::export(&s, &run, &out))
         }
-        Command::Attest(AttestCommand::Show { run, step }) => {
-            open_store(&cli.global, None).and_then(|s| attest::show(&s, &run, step.as_deref(), style))
-        }
+        Command::Attest(AttestCommand::Show { run, step }) => open_store(&cli.global, None)
+            .and_then(|s| attest::show(&s, &run, step.as_deref(), style)),
         Command::Verify { run, dir, key } => {
             let store = match &run {
                 Some(_) => Some(open_store(&cli.global, None)),
@@ -301,7 +307,10 @@ fn data_dir(global: &Global, pipeline: Option<&Path>) -> PathBuf {
     if let Some(dir) = &global.data_dir {
         return dir.clone();
     }
-    let base = pipeline.and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = pipeline
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     base.join(".flow")
 }
 
@@ -339,13 +348,57 @@ fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
 async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
     let engine = engine(global, None)?;
     let pipeline = engine.load_pipeline(file).await?;
+    let commands: Vec<serde_json::Value> = pipeline
+        .plan
+        .steps
+        .iter()
+        .zip(&pipeline.exec.steps)
+        .flat_map(|(step, commands)| {
+            commands.iter().map(move |c| {
+                serde_json::json!({
+                    "step": step.id,
+                    "name": c.name,
+                    "path": c.resolved.path.display().to_string(),
+                    "realPath": c.resolved.real_path.display().to_string(),
+                    "sha256": c.resolved.sha256,
+                })
+            })
+        })
+        .collect();
     if global.json {
-        println!(
-            "{}",
-            serde_json::json!({"file": file.display().to_string(), "ok": true, "steps": pipeline.plan.steps.len()})
-        );
+        let mut out = serde_json::json!({"file": file.display().to_string(), "ok": true, "steps": pipeline.plan.steps.len()});
+        if let Some(summary) = &pipeline.exec.summary {
+            out["exec"] = serde_json::json!({"confined": pipeline.exec.confine, "summary": summary, "commands": commands});
+        }
+        println!("{out}");
     } else {
-        println!("{}: ok ({} steps)", file.display(), pipeline.plan.steps.len());
+        println!(
+            "{}: ok ({} steps)",
+            file.display(),
+            pipeline.plan.steps.len()
+        );
+        if let Some(summary) = &pipeline.exec.summary {
+            println!("{summary}");
+            for c in &commands {
+                let (path, real) = (
+                    c["path"].as_str().unwrap_or(""),
+                    c["realPath"].as_str().unwrap_or(""),
+                );
+                let shown = if path == real {
+                    path.to_owned()
+                } else {
+                    format!("{path} -> {real}")
+                };
+                println!(
+                    "  {}: {} = {} (sha256:{})",
+                    c["step"].as_str().unwrap_or(""),
+                    c["name"].as_str().unwrap_or(""),
+                    shown,
+                    &c["sha256"].as_str().unwrap_or("")
+                        [..12.min(c["sha256"].as_str().unwrap_or("").len())]
+                );
+            }
+        }
     }
     Ok(exit::SUCCESS)
 }
@@ -354,7 +407,10 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     let engine = engine(global, args.jobs)?;
     let pipeline = engine.load_pipeline(&args.file).await?;
     let store = open_store(global, Some(&args.file))?;
-    let key = attest::signing_key(args.signing_key.as_deref(), &data_dir(global, Some(&args.file)))?;
+    let key = attest::signing_key(
+        args.signing_key.as_deref(),
+        &data_dir(global, Some(&args.file)),
+    )?;
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -367,9 +423,16 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
         }
     });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let printer = tokio::spawn(progress::render(rx, style, pipeline.plan.steps.iter().map(|s| s.id.clone()).collect()));
-    let mut options =
-        RunOptions::new(store.clone()).inputs(args.inputs).cancel(cancel).events(tx).signing_key(key);
+    let printer = tokio::spawn(progress::render(
+        rx,
+        style,
+        pipeline.plan.steps.iter().map(|s| s.id.clone()).collect(),
+    ));
+    let mut options = RunOptions::new(store.clone())
+        .inputs(args.inputs)
+        .cancel(cancel)
+        .events(tx)
+        .signing_key(key);
     if let Some(dir) = args.workspace {
         options = options.workspace(dir);
     }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use flow_engine::units::format_duration;
 use flow_engine::Event;
+use flow_engine::units::format_duration;
 use flow_store::StepStatus;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -33,7 +33,8 @@ pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps
                 if let Event::StepStarted { step, .. } = &event {
                     started.insert(step.clone());
                 }
-                let ran = matches!(&event, Event::StepFinished { step, .. } if started.contains(step));
+                let ran =
+                    matches!(&event, Event::StepFinished { step, .. } if started.contains(step));
                 if let Some(line) = plain_line(&event, width, ran) {
                     println!("{line}");
                 }
@@ -47,14 +48,32 @@ pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps
 /// even when it rounds to 0ms).
 fn plain_line(event: &Event, width: usize, ran: bool) -> Option<String> {
     Some(match event {
-        Event::RunStarted { run, pipeline, steps, .. } => {
-            format!("run {run} started: {pipeline} ({} step{})", steps.len(), plural(steps.len()))
+        Event::RunStarted {
+            run,
+            pipeline,
+            steps,
+            ..
+        } => {
+            format!(
+                "run {run} started: {pipeline} ({} step{})",
+                steps.len(),
+                plural(steps.len())
+            )
         }
         Event::StepStarted { step, .. } => format!("{step:<width$}  started"),
-        Event::StepFinished { step, status, reason, duration_ms, .. } => {
+        Event::StepFinished {
+            step,
+            status,
+            reason,
+            duration_ms,
+            ..
+        } => {
             let mut line = format!("{step:<width$}  {status}");
             if ran || *duration_ms > 0 || *status == StepStatus::Succeeded {
-                line.push_str(&format!(" in {}", format_duration(Duration::from_millis(*duration_ms))));
+                line.push_str(&format!(
+                    " in {}",
+                    format_duration(Duration::from_millis(*duration_ms))
+                ));
             }
             if let Some(reason) = reason {
                 line.push_str(&format!(": {}", first_line(reason)));
@@ -90,13 +109,28 @@ pub(crate) fn symbol(status: StepStatus, color: bool) -> String {
         StepStatus::Pending => ("·", "2"),
         StepStatus::Running => ("*", "36"),
     };
-    if color { format!("\x1b[{code}m{mark}\x1b[0m") } else { mark.to_string() }
+    if color {
+        format!("\x1b[{code}m{mark}\x1b[0m")
+    } else {
+        mark.to_string()
+    }
 }
 
 async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
     let width = steps.iter().map(String::len).max().unwrap_or(0);
-    let mut views: BTreeMap<String, StepView> =
-        steps.iter().map(|s| (s.clone(), StepView { status: None, started: None, took: None })).collect();
+    let mut views: BTreeMap<String, StepView> = steps
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                StepView {
+                    status: None,
+                    started: None,
+                    took: None,
+                },
+            )
+        })
+        .collect();
     let mut drawn = 0usize;
     let mut tick = 0usize;
     let mut header = String::new();
@@ -147,9 +181,18 @@ fn redraw(
     let mut lines = vec![header.to_string()];
     let compact = steps.len() > LIVE_ALL_STEPS;
     if compact {
-        let done = views.values().filter(|v| v.status.is_some_and(|s| s.is_terminal())).count();
-        let running = views.values().filter(|v| v.status == Some(StepStatus::Running)).count();
-        lines.push(format!("  {done}/{} steps done, {running} running", steps.len()));
+        let done = views
+            .values()
+            .filter(|v| v.status.is_some_and(|s| s.is_terminal()))
+            .count();
+        let running = views
+            .values()
+            .filter(|v| v.status == Some(StepStatus::Running))
+            .count();
+        lines.push(format!(
+            "  {done}/{} steps done, {running} running",
+            steps.len()
+        ));
     }
     for id in steps {
         let Some(view) = views.get(id) else { continue };
@@ -159,10 +202,16 @@ fn redraw(
         }
         let elapsed = match (status, view.started, view.took) {
             (StepStatus::Running, Some(start), _) => format_duration(start.elapsed()),
-            (_, _, Some(took)) if status.is_terminal() && view.started.is_some() => format_duration(took),
+            (_, _, Some(took)) if status.is_terminal() && view.started.is_some() => {
+                format_duration(took)
+            }
             _ => String::new(),
         };
-        let mark = if status == StepStatus::Running { SPINNER[tick % SPINNER.len()].to_string() } else { symbol(status, true) };
+        let mark = if status == StepStatus::Running {
+            SPINNER[tick % SPINNER.len()].to_string()
+        } else {
+            symbol(status, true)
+        };
         lines.push(format!("  {mark} {id:<width$}  {status:<9} {elapsed}"));
     }
     for line in &lines {
@@ -195,6 +244,9 @@ mod tests {
             outputs: BTreeMap::new(),
             at: 0,
         };
-        assert_eq!(plain_line(&event, 6, true).as_deref(), Some("greet   failed in 1.5s: boom"));
+        assert_eq!(
+            plain_line(&event, 6, true).as_deref(),
+            Some("greet   failed in 1.5s: boom")
+        );
     }
 }

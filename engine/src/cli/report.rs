@@ -5,13 +5,13 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flow_engine::RunSummary;
 use flow_engine::runtime::{LoadedPlugin, RuntimeError};
 use flow_engine::units::format_duration;
-use flow_engine::RunSummary;
-use flow_store::{format_rfc3339, LogStream, RunRecord, StepRecord, StepStatus, Store};
+use flow_store::{LogStream, RunRecord, StepRecord, StepStatus, Store, format_rfc3339};
 
 use super::progress::{first_line, symbol};
-use super::{exit, Failure, Style};
+use super::{Failure, Style, exit};
 
 /// Colour marks only for a person at a terminal.
 fn color() -> bool {
@@ -50,7 +50,13 @@ pub(crate) fn summary(store: &Store, summary: &RunSummary) {
         if !matches!(step.status, StepStatus::Failed | StepStatus::TimedOut) {
             continue;
         }
-        println!("  {} {} {}: {}", symbol(step.status, color()), step.step_id, step.status, first_line(step.reason.as_deref().unwrap_or("")));
+        println!(
+            "  {} {} {}: {}",
+            symbol(step.status, color()),
+            step.step_id,
+            step.status,
+            first_line(step.reason.as_deref().unwrap_or(""))
+        );
         for extra in step.reason.as_deref().unwrap_or("").lines().skip(1) {
             println!("    {extra}");
         }
@@ -79,7 +85,10 @@ pub(crate) fn runs(store: &Store, limit: usize, style: Style) -> Result<u8, Fail
         return Ok(exit::SUCCESS);
     }
     let width = runs.iter().map(|r| r.id.as_str().len()).max().unwrap_or(2);
-    println!("{:<width$}  {:<11}  {:<24}  {:>9}  PIPELINE", "RUN", "STATUS", "STARTED", "DURATION");
+    println!(
+        "{:<width$}  {:<11}  {:<24}  {:>9}  PIPELINE",
+        "RUN", "STATUS", "STARTED", "DURATION"
+    );
     for run in &runs {
         println!(
             "{:<width$}  {:<11}  {:<24}  {:>9}  {}",
@@ -95,9 +104,12 @@ pub(crate) fn runs(store: &Store, limit: usize, style: Style) -> Result<u8, Fail
 
 pub(crate) fn show(store: &Store, query: &str, style: Style) -> Result<u8, Failure> {
     let id = store.resolve(query)?;
-    let run: RunRecord = store
-        .run(&id)?
-        .ok_or_else(|| Failure::Invalid(format!("error: no run `{query}` in {}", store.dir().display())))?;
+    let run: RunRecord = store.run(&id)?.ok_or_else(|| {
+        Failure::Invalid(format!(
+            "error: no run `{query}` in {}",
+            store.dir().display()
+        ))
+    })?;
     let steps = store.steps(&id)?;
     if style == Style::Json {
         let value = serde_json::json!({ "run": run, "steps": steps });
@@ -113,8 +125,16 @@ pub(crate) fn show(store: &Store, query: &str, style: Style) -> Result<u8, Failu
         println!("failure   {}", first_line(failure));
     }
     println!();
-    let width = steps.iter().map(|s| s.step_id.len()).max().unwrap_or(4).max(4);
-    println!("  {:<width$}  {:<9}  {:>8}  PLUGIN", "STEP", "STATUS", "DURATION");
+    let width = steps
+        .iter()
+        .map(|s| s.step_id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "  {:<width$}  {:<9}  {:>8}  PLUGIN",
+        "STEP", "STATUS", "DURATION"
+    );
     for step in &steps {
         print_step(step, width);
     }
@@ -144,7 +164,12 @@ fn print_step(step: &StepRecord, width: usize) {
     }
 }
 
-pub(crate) fn logs(store: &Store, query: &str, step: Option<&str>, style: Style) -> Result<u8, Failure> {
+pub(crate) fn logs(
+    store: &Store,
+    query: &str,
+    step: Option<&str>,
+    style: Style,
+) -> Result<u8, Failure> {
     let id = store.resolve(query)?;
     let lines = store.logs(&id, step)?;
     let width = lines.iter().map(|l| l.step_id.len()).max().unwrap_or(0);
@@ -166,7 +191,11 @@ pub(crate) fn logs(store: &Store, query: &str, step: Option<&str>, style: Style)
             if step.is_some() {
                 writeln!(out, "{}", entry.line.text)
             } else {
-                writeln!(out, "{:<width$} {marker} {}", entry.step_id, entry.line.text)
+                writeln!(
+                    out,
+                    "{:<width$} {marker} {}",
+                    entry.step_id, entry.line.text
+                )
             }
         };
         if written.is_err() {
@@ -177,7 +206,10 @@ pub(crate) fn logs(store: &Store, query: &str, step: Option<&str>, style: Style)
     Ok(exit::SUCCESS)
 }
 
-pub(crate) fn plugins(plugins: &[(String, Result<Arc<LoadedPlugin>, RuntimeError>)], style: Style) -> Result<u8, Failure> {
+pub(crate) fn plugins(
+    plugins: &[(String, Result<Arc<LoadedPlugin>, RuntimeError>)],
+    style: Style,
+) -> Result<u8, Failure> {
     let mut failed = false;
     for (name, loaded) in plugins {
         let plugin = match loaded {
@@ -193,10 +225,12 @@ pub(crate) fn plugins(plugins: &[(String, Result<Arc<LoadedPlugin>, RuntimeError
             let params: Vec<_> = d
                 .params
                 .iter()
-                .map(|p| serde_json::json!({
-                    "name": p.name, "type": p.ty.described(), "required": p.required,
-                    "default": p.default, "description": p.description,
-                }))
+                .map(|p| {
+                    serde_json::json!({
+                        "name": p.name, "type": p.ty.described(), "required": p.required,
+                        "default": p.default, "description": p.description,
+                    })
+                })
                 .collect();
             let value = serde_json::json!({
                 "name": d.name, "version": d.version, "digest": plugin.digest.to_string(),
@@ -241,5 +275,9 @@ pub(crate) fn plugins(plugins: &[(String, Result<Arc<LoadedPlugin>, RuntimeError
         }
         println!();
     }
-    Ok(if failed { exit::INTERNAL } else { exit::SUCCESS })
+    Ok(if failed {
+        exit::INTERNAL
+    } else {
+        exit::SUCCESS
+    })
 }

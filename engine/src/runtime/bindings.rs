@@ -4,6 +4,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "flow:plugin/step",
+    imports: { "flow:plugin/exec.run": async },
     exports: { default: async },
 });
 

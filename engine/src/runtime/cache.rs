@@ -10,8 +10,8 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use wasmtime::component::Component;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 use super::PluginDigest;
 
@@ -38,11 +38,16 @@ impl ComponentCache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        ComponentCache { dir, compat: format!("{:016x}", hasher.finish()) }
+        ComponentCache {
+            dir,
+            compat: format!("{:016x}", hasher.finish()),
+        }
     }
 
     fn path_for(&self, digest: &PluginDigest) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(format!("{}-{}.cwasm", digest.hex(), self.compat)))
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{}-{}.cwasm", digest.hex(), self.compat)))
     }
 
     /// The compiled component for these wasm bytes: from the cache, or
@@ -69,7 +74,9 @@ impl ComponentCache {
                         tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable cached component")
                     }
                 },
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot read a cached component"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read a cached component")
+                }
             }
         }
         let compiled = engine.precompile_component(wasm)?;
@@ -94,7 +101,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("component"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("component"),
         std::process::id()
     ));
     let result = (|| {
@@ -113,7 +122,10 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
     }
     #[cfg(not(unix))]
     {

@@ -32,8 +32,16 @@ impl StepLimiter {
 }
 
 impl ResourceLimiter for StepLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let total = self.memory_in_use.saturating_sub(current).saturating_add(desired);
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self
+            .memory_in_use
+            .saturating_sub(current)
+            .saturating_add(desired);
         if total > self.memory_limit {
             self.memory_exceeded = true;
             return Err(wasmtime::format_err!(
@@ -46,7 +54,12 @@ impl ResourceLimiter for StepLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 

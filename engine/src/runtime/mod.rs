@@ -17,11 +17,17 @@ use std::time::{Duration, Instant};
 use flow_pipeline::plugin::{Capability, OutputSpec, ParamSpec, ParamType, PluginDescription};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use cache::{CacheOutcome, ComponentCache};
 
+use crate::capabilities::claims::Claims;
+use crate::capabilities::exec::{ExecPolicy, ExecState};
+use crate::capabilities::files::WritableRoots;
 use crate::capabilities::fs::{self, DirGrant};
 use crate::capabilities::log::{CapturedOutput, LogSink, LogSource};
 use bindings::types as wit;
@@ -91,7 +97,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { cache_dir: None, max_concurrent_steps: 4, pooling: true }
+        RuntimeConfig {
+            cache_dir: None,
+            max_concurrent_steps: 4,
+            pooling: true,
+        }
     }
 }
 
@@ -185,6 +195,10 @@ pub struct StepInvocation<'a> {
     pub cancel: &'a CancelFlag,
     /// Where its output goes.
     pub log: &'a LogSink,
+    /// The host commands and variables it is granted, if any.
+    pub exec: Option<Arc<ExecPolicy>>,
+    /// Where it records provenance claims and the commands it ran.
+    pub claims: &'a Claims,
 }
 
 /// Why a step did not succeed.
@@ -209,9 +223,15 @@ impl fmt::Display for StepFailure {
         match self {
             StepFailure::Failed(m) => write!(f, "{m}"),
             StepFailure::Crashed(m) => write!(f, "the plugin crashed: {m}"),
-            StepFailure::TimedOut(d) => write!(f, "timed out after {}", crate::units::format_duration(*d)),
+            StepFailure::TimedOut(d) => {
+                write!(f, "timed out after {}", crate::units::format_duration(*d))
+            }
             StepFailure::OutOfMemory(limit) => {
-                write!(f, "exceeded its memory limit of {}", crate::units::format_bytes(*limit))
+                write!(
+                    f,
+                    "exceeded its memory limit of {}",
+                    crate::units::format_bytes(*limit)
+                )
             }
             StepFailure::Cancelled => write!(f, "cancelled"),
             StepFailure::Host(m) => write!(f, "{m}"),
@@ -219,9 +239,10 @@ impl fmt::Display for StepFailure {
     }
 }
 
-/// Why the store stopped a guest (set by the epoch callback).
+/// Why the store stopped a guest (set by the epoch callback, or by a host
+/// call that was interrupted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
+pub(crate) enum Stop {
     TimedOut,
     Cancelled,
 }
@@ -236,15 +257,29 @@ pub(crate) struct StepState {
     pub(crate) output_error: Option<String>,
     deadline: Instant,
     cancel: CancelFlag,
-    stop: Option<Stop>,
+    pub(crate) stop: Option<Stop>,
+    pub(crate) writable: WritableRoots,
+    pub(crate) exec: ExecState,
+    pub(crate) claims: Claims,
 }
 
 impl bindings::flow::plugin::types::Host for StepState {}
 
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
+}
+
+/// The grants a store's host calls enforce.
+#[derive(Default)]
+struct StepGrants {
+    writable: WritableRoots,
+    exec: Option<Arc<ExecPolicy>>,
+    claims: Claims,
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -287,7 +322,10 @@ pub struct Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("cache", &self.cache).field("pooling", &self.pooling).finish()
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .field("pooling", &self.pooling)
+            .finish()
     }
 }
 
@@ -336,24 +374,45 @@ impl Runtime {
             )));
             match Engine::new(&pooled) {
                 Ok(engine) => {
-                    tracing::debug!(concurrent = config.max_concurrent_steps, "pooling allocator in use");
+                    tracing::debug!(
+                        concurrent = config.max_concurrent_steps,
+                        "pooling allocator in use"
+                    );
                     (engine, true)
                 }
                 Err(e) => {
                     tracing::info!(error = %e, "pooling allocator unavailable; using on-demand allocation");
-                    (Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?, false)
+                    (
+                        Engine::new(&base_config())
+                            .map_err(|e| RuntimeError::Engine(e.to_string()))?,
+                        false,
+                    )
                 }
             }
         } else {
-            (Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?, false)
+            (
+                Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?,
+                false,
+            )
         };
         let mut linker = Linker::<StepState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        bindings::Step::add_to_linker::<StepState, wasmtime::component::HasSelf<StepState>>(&mut linker, |s| s)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        bindings::Step::add_to_linker::<StepState, wasmtime::component::HasSelf<StepState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let cache = ComponentCache::new(&engine, config.cache_dir.clone());
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Runtime { engine, linker, cache, loaded: Mutex::new(HashMap::new()), pooling, _ticker: ticker })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+            pooling,
+            _ticker: ticker,
+        })
     }
 
     /// Whether the pooling allocator is in use.
@@ -368,26 +427,40 @@ impl Runtime {
         if let Some(plugin) = self.lock_loaded().get(&digest) {
             return Ok(plugin.clone());
         }
-        let invalid = |reason: String| RuntimeError::InvalidPlugin { origin: origin.to_string(), reason };
+        let invalid = |reason: String| RuntimeError::InvalidPlugin {
+            origin: origin.to_string(),
+            reason,
+        };
         if !wasm.starts_with(b"\0asm") {
-            return Err(invalid("the file is not WebAssembly (no `\\0asm` header)".into()));
+            return Err(invalid(
+                "the file is not WebAssembly (no `\\0asm` header)".into(),
+            ));
         }
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         let bytes = wasm.to_vec();
-        let (component, outcome) = tokio::task::spawn_blocking(move || cache.load(&engine, &digest, &bytes))
-            .await
-            .map_err(|e| invalid(format!("compilation stopped: {e}")))?
-            .map_err(|e| invalid(error_chain(&e)))?;
+        let (component, outcome) =
+            tokio::task::spawn_blocking(move || cache.load(&engine, &digest, &bytes))
+                .await
+                .map_err(|e| invalid(format!("compilation stopped: {e}")))?
+                .map_err(|e| invalid(error_chain(&e)))?;
         let pre = self.pre_link(&component).map_err(|e| {
             invalid(format!(
                 "it does not match the flow:plugin@0.1 contract (build it with flow-plugin-sdk): {}",
                 error_chain(&e)
             ))
         })?;
-        let description = self.describe(&pre).await.map_err(|e| invalid(format!("describe() failed: {e}")))?;
+        let description = self
+            .describe(&pre)
+            .await
+            .map_err(|e| invalid(format!("describe() failed: {e}")))?;
         tracing::debug!(plugin = origin, %digest, cache = ?outcome, "plugin loaded");
-        let plugin = Arc::new(LoadedPlugin { digest, description: Arc::new(description), cache: outcome, pre });
+        let plugin = Arc::new(LoadedPlugin {
+            digest,
+            description: Arc::new(description),
+            cache: outcome,
+            pre,
+        });
         self.lock_loaded().insert(digest, plugin.clone());
         Ok(plugin)
     }
@@ -401,7 +474,15 @@ impl Runtime {
         bindings::StepPre::new(instance_pre)
     }
 
-    fn new_store(&self, wasi: WasiCtx, log: LogSink, limits: StepLimits, cancel: CancelFlag) -> Store<StepState> {
+    fn new_store(
+        &self,
+        wasi: WasiCtx,
+        log: LogSink,
+        limits: StepLimits,
+        cancel: CancelFlag,
+        grants: StepGrants,
+    ) -> Store<StepState> {
+        let deadline = Instant::now() + limits.timeout;
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
@@ -409,9 +490,16 @@ impl Runtime {
             log,
             outputs: BTreeMap::new(),
             output_error: None,
-            deadline: Instant::now() + limits.timeout,
-            cancel,
+            deadline,
+            cancel: cancel.clone(),
             stop: None,
+            writable: grants.writable,
+            exec: ExecState {
+                policy: grants.exec,
+                deadline,
+                cancel,
+            },
+            claims: grants.claims,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -433,14 +521,33 @@ impl Runtime {
         store
     }
 
-    async fn describe(&self, pre: &bindings::StepPre<StepState>) -> Result<PluginDescription, String> {
+    async fn describe(
+        &self,
+        pre: &bindings::StepPre<StepState>,
+    ) -> Result<PluginDescription, String> {
         let log = LogSink::new(64 * 1024);
-        let limits = StepLimits { memory: DESCRIBE_MEMORY, timeout: DESCRIBE_TIMEOUT };
-        let mut store = self.new_store(WasiCtxBuilder::new().build(), log.clone(), limits, CancelFlag::new());
-        let instance = pre.instantiate_async(&mut store).await.map_err(|e| error_chain(&e))?;
+        let limits = StepLimits {
+            memory: DESCRIBE_MEMORY,
+            timeout: DESCRIBE_TIMEOUT,
+        };
+        let mut store = self.new_store(
+            WasiCtxBuilder::new().build(),
+            log.clone(),
+            limits,
+            CancelFlag::new(),
+            StepGrants::default(),
+        );
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| error_chain(&e))?;
         let info = instance.call_describe(&mut store).await.map_err(|e| {
             let stderr = log.last_error_lines(3);
-            if stderr.is_empty() { error_chain(&e) } else { format!("{} ({})", stderr.join(" "), error_chain(&e)) }
+            if stderr.is_empty() {
+                error_chain(&e)
+            } else {
+                format!("{} ({})", stderr.join(" "), error_chain(&e))
+            }
         })?;
         description_from_wit(info)
     }
@@ -464,8 +571,41 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .env("PWD", step.workspace.to_string_lossy());
-        fs::prepare(&mut builder, step.workspace, step.dirs).map_err(|e| StepFailure::Host(e.to_string()))?;
-        let mut store = self.new_store(builder.build(), step.log.clone(), step.limits, step.cancel.clone());
+        if let Some(policy) = &step.exec {
+            for (name, value) in &policy.env {
+                builder.env(name, value);
+            }
+            if !policy.missing_env.is_empty() {
+                step.log.line(
+                    LogSource::Host,
+                    &format!(
+                        "granted but not set on the host: {}",
+                        policy.missing_env.join(", ")
+                    ),
+                );
+            }
+        }
+        fs::prepare(&mut builder, step.workspace, step.dirs)
+            .map_err(|e| StepFailure::Host(e.to_string()))?;
+        let mut writable = vec![step.workspace.to_path_buf()];
+        writable.extend(
+            step.dirs
+                .iter()
+                .filter(|d| d.writable)
+                .map(|d| d.path.clone()),
+        );
+        let grants = StepGrants {
+            writable: WritableRoots(writable),
+            exec: step.exec.clone(),
+            claims: step.claims.clone(),
+        };
+        let mut store = self.new_store(
+            builder.build(),
+            step.log.clone(),
+            step.limits,
+            step.cancel.clone(),
+            grants,
+        );
 
         let request = wit::RunRequest {
             run_id: step.run_id.to_string(),
@@ -475,7 +615,10 @@ impl Runtime {
             dirs: step
                 .dirs
                 .iter()
-                .map(|d| wit::GrantedDir { path: d.path.to_string_lossy().into_owned(), writable: d.writable })
+                .map(|d| wit::GrantedDir {
+                    path: d.path.to_string_lossy().into_owned(),
+                    writable: d.writable,
+                })
                 .collect(),
         };
         let result = match plugin.pre.instantiate_async(&mut store).await {
@@ -523,7 +666,10 @@ fn classify_trap(error: &wasmtime::Error, state: &StepState, limits: StepLimits)
 /// message to stderr before it traps; that is the best reason to show.
 fn panic_message(stderr: &[String]) -> Option<String> {
     let at = stderr.iter().rposition(|l| l.contains("panicked at "))?;
-    let location = stderr[at].split("panicked at ").nth(1)?.trim_end_matches(':');
+    let location = stderr[at]
+        .split("panicked at ")
+        .nth(1)?
+        .trim_end_matches(':');
     let message: Vec<&str> = stderr[at + 1..]
         .iter()
         .map(String::as_str)
@@ -576,7 +722,14 @@ fn description_from_wit(info: wit::PluginInfo) -> Result<PluginDescription, Stri
         description: info.description,
         params,
         extra_params: info.extra_params,
-        outputs: info.outputs.into_iter().map(|o| OutputSpec { name: o.name, description: o.description }).collect(),
+        outputs: info
+            .outputs
+            .into_iter()
+            .map(|o| OutputSpec {
+                name: o.name,
+                description: o.description,
+            })
+            .collect(),
         outputs_from_params: info.outputs_from_params,
         capabilities: info
             .capabilities
@@ -607,7 +760,10 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        assert_eq!(panic_message(&stderr).as_deref(), Some("panicked at src/lib.rs:46:24: told to panic"));
+        assert_eq!(
+            panic_message(&stderr).as_deref(),
+            Some("panicked at src/lib.rs:46:24: told to panic")
+        );
         assert_eq!(panic_message(&["plain error".to_string()]), None);
     }
 }

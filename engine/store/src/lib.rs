@@ -66,8 +66,8 @@ mod timestamp;
 
 pub use error::{Result, StoreError};
 pub use records::{
-    LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus, StepAttestation, StepLogLine,
-    StepRecord, StepStatus,
+    LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus, StepAttestation,
+    StepLogLine, StepRecord, StepStatus,
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{

@@ -13,7 +13,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
 use crate::keys;
 use crate::records::{
-    LogLine, RunAttestation, RunRecord, RunStatus, StepAttestation, StepLogLine, StepRecord, StepStatus,
+    LogLine, RunAttestation, RunRecord, RunStatus, StepAttestation, StepLogLine, StepRecord,
+    StepStatus,
 };
 use crate::run_id::RunId;
 use crate::timestamp::now_millis;
@@ -194,7 +195,11 @@ impl Store {
 
     /// [`Store::finish_run`], with the run's signed provenance (layout and step chain)
     /// written in the same transaction.
-    pub fn finish_run_attested(&self, run: &RunRecord, attestation: Option<&RunAttestation>) -> Result<()> {
+    pub fn finish_run_attested(
+        &self,
+        run: &RunRecord,
+        attestation: Option<&RunAttestation>,
+    ) -> Result<()> {
         let key = keys::run(&run.id);
         let value = self.encode("run record", run)?;
         let attestation_value = match attestation {
@@ -612,7 +617,9 @@ impl Store {
                 .and_then(|at| key.get(at..))
                 .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
                 .map(u32::from_be_bytes)
-                .ok_or_else(|| self.corrupt(ATTESTATIONS, &key, "the key holds no step index".into()))?;
+                .ok_or_else(|| {
+                    self.corrupt(ATTESTATIONS, &key, "the key holds no step index".into())
+                })?;
             out.push((index, self.decode(ATTESTATIONS, &key, &value)?));
         }
         Ok(out)
@@ -634,7 +641,12 @@ impl Store {
     /// The signed provenance of a run as a whole, once it finished.
     pub fn run_attestation(&self, run: &RunId) -> Result<Option<RunAttestation>> {
         let key = keys::run(run);
-        match self.inner.run_attestations.get(key).map_err(|e| self.storage(e))? {
+        match self
+            .inner
+            .run_attestations
+            .get(key)
+            .map_err(|e| self.storage(e))?
+        {
             Some(value) => Ok(Some(self.decode(RUN_ATTESTATIONS, key, &value)?)),
             None => Ok(None),
         }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use flow_store::{
-    LogLevel, LogLine, LogStream, RUN_INTERRUPTED, RunAttestation, RunId, RunRecord, RunStatus, SCHEMA_VERSION,
-    StepAttestation,
-    STEP_INTERRUPTED, STEP_NEVER_STARTED, StepRecord, StepStatus, Store, StoreError,
+    LogLevel, LogLine, LogStream, RUN_INTERRUPTED, RunAttestation, RunId, RunRecord, RunStatus,
+    SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, StepAttestation, StepRecord, StepStatus,
+    Store, StoreError,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -672,23 +672,52 @@ fn attestations_are_written_with_their_step_and_run() -> TestResult {
         keyid: "k".into(),
     };
     // Out of index order, as parallel steps finish.
-    store.finish_step_attested(&run.id, &step("b", 1, StepStatus::Failed), &[], Some(&attestation("b")))?;
-    store.finish_step_attested(&run.id, &step("a", 0, StepStatus::Succeeded), &lines(2, "a"), Some(&attestation("a")))?;
+    store.finish_step_attested(
+        &run.id,
+        &step("b", 1, StepStatus::Failed),
+        &[],
+        Some(&attestation("b")),
+    )?;
+    store.finish_step_attested(
+        &run.id,
+        &step("a", 0, StepStatus::Succeeded),
+        &lines(2, "a"),
+        Some(&attestation("a")),
+    )?;
     let stored = store.step_attestations(&run.id)?;
     assert_eq!(stored, vec![(0, attestation("a")), (1, attestation("b"))]);
     assert_eq!(store.steps(&run.id)?.len(), 2);
 
     // A write that fails writes no attestation either.
     let ghost = id("ghost");
-    assert!(store.finish_step_attested(&ghost, &step("a", 0, StepStatus::Succeeded), &[], Some(&attestation("x"))).is_err());
+    assert!(
+        store
+            .finish_step_attested(
+                &ghost,
+                &step("a", 0, StepStatus::Succeeded),
+                &[],
+                Some(&attestation("x"))
+            )
+            .is_err()
+    );
     assert!(store.step_attestations(&ghost)?.is_empty());
 
     assert_eq!(store.run_attestation(&run.id)?, None);
-    let finished = RunRecord { status: RunStatus::Succeeded, finished_at: Some(2), ..run.clone() };
-    let run_attestation =
-        RunAttestation { layout: "L".into(), chain: "C".into(), owner_public_key: "P".into() };
+    let finished = RunRecord {
+        status: RunStatus::Succeeded,
+        finished_at: Some(2),
+        ..run.clone()
+    };
+    let run_attestation = RunAttestation {
+        layout: "L".into(),
+        chain: "C".into(),
+        owner_public_key: "P".into(),
+    };
     store.finish_run_attested(&finished, Some(&run_attestation))?;
     assert_eq!(store.run_attestation(&run.id)?, Some(run_attestation));
-    assert_eq!(store.run(&run.id)?.map(|r| r.status), Some(RunStatus::Succeeded));
+    assert_eq!(
+        store.run(&run.id)?.map(|r| r.status),
+        Some(RunStatus::Succeeded)
+    );
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `echo`: its outputs are its `with:` params. Used by examples and tests.
 
-use flow_plugin_sdk::{export_plugin, Context, Description, Plugin, StepError};
+use flow_plugin_sdk::{Context, Description, Plugin, StepError, export_plugin};
 use serde_json::{Map, Value};
 
 struct Echo;

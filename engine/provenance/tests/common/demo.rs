@@ -143,6 +143,8 @@ pub fn build_with(out: &Path, change_between_steps: bool) -> anyhow::Result<Demo
                 .iter()
                 .map(|s| format!("{}: {}", s.path.display(), s.reason))
                 .collect(),
+            dependencies: Vec::new(),
+            commands: Vec::new(),
         };
         let attestation = attest_step(&evidence, &key)?;
         run.push(outcome, &attestation);

@@ -1,7 +1,7 @@
 //! A test plugin that lists, reads and writes files where it is told, and
 //! reports what it saw. Never shipped in the `flow` binary.
 
-use flow_plugin_sdk::{export_plugin, Context, Description, Param, Plugin, StepError};
+use flow_plugin_sdk::{Context, Description, Param, Plugin, StepError, export_plugin};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -22,14 +22,18 @@ impl Plugin for FsProbe {
     type Params = Params;
 
     fn describe() -> Description {
-        Description::new("fs-probe", env!("CARGO_PKG_VERSION"), "Lists, reads and writes files (tests only)")
-            .param(Param::string("list", "a directory to list"))
-            .param(Param::string("read", "a file to read"))
-            .param(Param::string("write", "a file to write"))
-            .param(Param::string("content", "what to write").default("probe\n"))
-            .output("entries", "the sorted names in `list`, comma-separated")
-            .output("content", "the text of `read`")
-            .output("cwd", "the working directory")
+        Description::new(
+            "fs-probe",
+            env!("CARGO_PKG_VERSION"),
+            "Lists, reads and writes files (tests only)",
+        )
+        .param(Param::string("list", "a directory to list"))
+        .param(Param::string("read", "a file to read"))
+        .param(Param::string("write", "a file to write"))
+        .param(Param::string("content", "what to write").default("probe\n"))
+        .output("entries", "the sorted names in `list`, comma-separated")
+        .output("content", "the text of `read`")
+        .output("cwd", "the working directory")
     }
 
     fn run(params: Params, ctx: &mut Context) -> Result<(), StepError> {
@@ -44,7 +48,8 @@ impl Plugin for FsProbe {
             ctx.set_output("entries", &names.join(","));
         }
         if let Some(file) = params.read {
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
             ctx.set_output("content", &text);
         }
         if let Some(file) = params.write {

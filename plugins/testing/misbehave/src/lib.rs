@@ -1,7 +1,7 @@
 //! A test plugin that misbehaves on purpose, to prove the host contains it.
 //! Never shipped in the `flow` binary.
 
-use flow_plugin_sdk::{export_plugin, Context, Description, Param, Plugin, StepError};
+use flow_plugin_sdk::{Context, Description, Param, Plugin, StepError, export_plugin};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -28,17 +28,21 @@ impl Plugin for Misbehave {
     type Params = Params;
 
     fn describe() -> Description {
-        Description::new("misbehave", env!("CARGO_PKG_VERSION"), "Misbehaves as told (tests only)")
-            .param(
-                Param::string(
-                    "mode",
-                    "panic | loop | alloc | stack | read | write | fail | flood | ok",
-                )
-                .required(),
+        Description::new(
+            "misbehave",
+            env!("CARGO_PKG_VERSION"),
+            "Misbehaves as told (tests only)",
+        )
+        .param(
+            Param::string(
+                "mode",
+                "panic | loop | alloc | stack | read | write | fail | flood | ok",
             )
-            .param(Param::string("path", "the path for read and write"))
-            .param(Param::integer("count", "lines for flood"))
-            .output("content", "what `read` read")
+            .required(),
+        )
+        .param(Param::string("path", "the path for read and write"))
+        .param(Param::integer("count", "lines for flood"))
+        .output("content", "what `read` read")
     }
 
     fn run(params: Params, ctx: &mut Context) -> Result<(), StepError> {
@@ -64,19 +68,23 @@ impl Plugin for Misbehave {
             }
             "read" => {
                 let path = params.path.ok_or("`read` needs `path`")?;
-                let content = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+                let content = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {path}: {e}"))?;
                 ctx.set_output("content", &content);
                 Ok(())
             }
             "write" => {
                 let path = params.path.ok_or("`write` needs `path`")?;
-                std::fs::write(&path, b"written by misbehave\n").map_err(|e| format!("cannot write {path}: {e}"))?;
+                std::fs::write(&path, b"written by misbehave\n")
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
                 Ok(())
             }
             "fail" => Err(StepError::new("misbehave was told to fail")),
             "flood" => {
                 for i in 0..params.count.unwrap_or(100_000) {
-                    println!("flood line {i} ..........................................................");
+                    println!(
+                        "flood line {i} .........................................................."
+                    );
                 }
                 Ok(())
             }

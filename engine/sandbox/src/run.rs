@@ -1,0 +1,446 @@
+//! Running a resolved command, confined or not, streaming its output, killing its
+//! process tree.
+
+use std::future::Future;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::pin::pin;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::confine::{self, Confinement, EXEC_DIR, confinement};
+use crate::resolve::{ResolveError, ResolvedCommand};
+
+/// After the command exited (and its process group was killed), how long to keep reading
+/// output from processes that escaped the group and still hold the pipes open.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Size of each read from the command's stdout or stderr.
+const CHUNK: usize = 16 * 1024;
+
+/// A host directory (or file) visible inside the sandbox, at the same absolute path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Absolute, normalised host path; it must exist.
+    pub path: PathBuf,
+    /// Whether the command may write to it.
+    pub writable: bool,
+}
+
+impl Bind {
+    /// A read-only bind of `path`.
+    pub fn read_only(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            writable: false,
+        }
+    }
+
+    /// A writable bind of `path`.
+    pub fn writable(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            writable: true,
+        }
+    }
+}
+
+/// Everything needed to run a command once.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// The command, as resolved when the pipeline was checked.
+    pub command: ResolvedCommand,
+    /// Arguments, not including `argv[0]`.
+    pub args: Vec<String>,
+    /// Working directory: absolute, existing, and inside one of `binds` (checked whether
+    /// confined or not, so that a spec does not behave differently where bubblewrap is
+    /// missing).
+    pub cwd: PathBuf,
+    /// The complete environment: the command starts with exactly these variables.
+    pub env: Vec<(String, String)>,
+    /// The only host paths, besides the system directories, visible when confined.
+    pub binds: Vec<Bind>,
+    /// Whether the network is reachable when confined (unconfined commands always have it).
+    pub network: bool,
+    /// Whether to run under bubblewrap; the caller decides from [`confinement()`] and
+    /// its policy. Requires [`Confinement::Available`].
+    pub confine: bool,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Why a command was stopped before it finished on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The step's deadline passed.
+    Timeout,
+    /// The run was cancelled (Ctrl-C, or the run failed elsewhere).
+    Cancelled,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Exit code, if it exited. When confined, a command killed by signal `N` shows up as
+    /// code `128 + N` (bubblewrap's convention), and bubblewrap's own failures as code 1
+    /// with a `bwrap: ...` message on stderr.
+    pub code: Option<i32>,
+    /// The signal that killed it, if one did (unconfined; or bubblewrap itself, when
+    /// confined, e.g. `SIGKILL` when stopped).
+    pub signal: Option<i32>,
+    /// Set when the `stop` future resolved first and the process tree was killed.
+    pub stopped: Option<StopReason>,
+    /// Wall time from start until the command was reaped and its output drained.
+    pub duration: Duration,
+    /// Whether it ran under bubblewrap.
+    pub confined: bool,
+}
+
+impl Outcome {
+    /// Whether the command exited with code 0 on its own.
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && self.stopped.is_none()
+    }
+}
+
+/// Why a command could not be run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The working directory is unusable.
+    #[error("working directory {} for `{name}`: {reason}", .cwd.display())]
+    InvalidCwd {
+        /// The command's grant.
+        name: String,
+        /// The working directory.
+        cwd: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A bind is unusable.
+    #[error("bind {} for `{name}`: {reason}", .path.display())]
+    InvalidBind {
+        /// The command's grant.
+        name: String,
+        /// The bind's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An environment variable cannot be passed.
+    #[error("environment variable {var:?} for `{name}`: {reason}")]
+    InvalidEnv {
+        /// The command's grant.
+        name: String,
+        /// The variable's name.
+        var: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An argument contains a NUL byte.
+    #[error("argument {index} of `{name}` contains a NUL byte")]
+    InvalidArg {
+        /// The command's grant.
+        name: String,
+        /// Index in [`CommandSpec::args`].
+        index: usize,
+    },
+    /// The command changed since it was resolved, or is gone.
+    #[error(transparent)]
+    Changed(#[from] ResolveError),
+    /// Confinement was asked for but is not available.
+    #[error("cannot confine `{name}`: {reason}")]
+    ConfinementUnavailable {
+        /// The command's grant.
+        name: String,
+        /// Why (from [`Confinement::Unavailable`], or building the sandbox).
+        reason: String,
+    },
+    /// The process could not be started.
+    #[error("failed to start `{name}`{}: {source}", if *.confined { " under bwrap" } else { "" })]
+    Spawn {
+        /// The command's grant.
+        name: String,
+        /// Whether it was to be confined (then it is `bwrap` that failed to start).
+        confined: bool,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for the process failed.
+    #[error("waiting for `{name}`: {source}")]
+    Wait {
+        /// The command's grant.
+        name: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Runs `spec` to completion, or until `stop` resolves.
+///
+/// Before starting, checks the spec (cwd, binds, environment, arguments) and that the
+/// command is unchanged on disk ([`ResolvedCommand::check_unchanged`]).
+///
+/// The command starts in a new process group, with stdin from `/dev/null`, and with
+/// exactly the environment in the spec. Its stdout and stderr are passed to `on_output` in
+/// chunks as they arrive (both streams concurrently, each in order); it is called from
+/// within the returned future, so it should be quick and must not block.
+///
+/// When `stop` resolves first, the whole process group is sent `SIGKILL` and the command
+/// is reaped; the outcome then has [`Outcome::stopped`] set. When the command exits on its
+/// own, whatever it left behind in its process group (background jobs) is killed too.
+/// Output is then drained until both pipes close, for at most a second (a process that
+/// left the group, e.g. with `setsid`, may hold them open; unconfined, it keeps running).
+/// If the returned future is dropped early, the process group is killed as well.
+pub async fn run(
+    spec: &CommandSpec,
+    mut on_output: impl FnMut(Stream, &[u8]) + Send,
+    stop: impl Future<Output = StopReason> + Send,
+) -> Result<Outcome, RunError> {
+    validate(spec)?;
+    spec.command.check_unchanged()?;
+    let name = &spec.command.name;
+
+    let mut cmd = if spec.confine {
+        let bwrap = match confinement() {
+            Confinement::Available { path, .. } => path,
+            Confinement::Unavailable { reason } => {
+                return Err(RunError::ConfinementUnavailable {
+                    name: name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        };
+        let args =
+            confine::bwrap_args(spec).map_err(|reason| RunError::ConfinementUnavailable {
+                name: name.clone(),
+                reason,
+            })?;
+        tracing::debug!(command = %name, ?args, "starting under bwrap");
+        let mut cmd = Command::new(bwrap);
+        cmd.args(args).current_dir("/");
+        cmd
+    } else {
+        tracing::debug!(command = %name, args = ?spec.args, cwd = %spec.cwd.display(), "starting");
+        let mut cmd = Command::new(&spec.command.real_path);
+        cmd.arg0(spec.command.argv0())
+            .args(&spec.args)
+            .current_dir(&spec.cwd);
+        cmd
+    };
+    cmd.env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
+        name: name.clone(),
+        confined: spec.confine,
+        source,
+    })?;
+    let group = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .filter(|&pid| pid > 1)
+        .map(ProcessGroup);
+    let (Some(group), Some(mut stdout), Some(mut stderr)) =
+        (group, child.stdout.take(), child.stderr.take())
+    else {
+        // Not reachable with piped stdio on a fresh child; do not leave it running.
+        let _ = child.start_kill();
+        return Err(RunError::Spawn {
+            name: name.clone(),
+            confined: spec.confine,
+            source: io::Error::other("the started process has no pid or pipes"),
+        });
+    };
+
+    let mut stop = pin!(stop);
+    let mut stopped = None;
+    let mut status: Option<ExitStatus> = None;
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let (mut out_open, mut err_open) = (true, true);
+    let mut out_buf = vec![0u8; CHUNK];
+    let mut err_buf = vec![0u8; CHUNK];
+
+    while status.is_none() || out_open || err_open {
+        tokio::select! {
+            biased;
+            reason = &mut stop, if stopped.is_none() && status.is_none() => {
+                tracing::debug!(command = %name, ?reason, "stopping: killing the process group");
+                group.kill();
+                stopped = Some(reason);
+            }
+            exited = child.wait(), if status.is_none() => {
+                let exited = exited.map_err(|source| RunError::Wait { name: name.clone(), source })?;
+                // Background processes the command left behind in its group.
+                group.kill();
+                status = Some(exited);
+                drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+            }
+            () = sleep_until(drain_until), if drain_until.is_some() => {
+                tracing::debug!(command = %name, "output pipes still open after exit; not reading further");
+                break;
+            }
+            read = stderr.read(&mut err_buf), if err_open => match read {
+                Ok(0) => err_open = false,
+                Ok(n) => on_output(Stream::Stderr, &err_buf[..n]),
+                Err(e) => {
+                    tracing::debug!(command = %name, error = %e, "reading stderr");
+                    err_open = false;
+                }
+            },
+            read = stdout.read(&mut out_buf), if out_open => match read {
+                Ok(0) => out_open = false,
+                Ok(n) => on_output(Stream::Stdout, &out_buf[..n]),
+                Err(e) => {
+                    tracing::debug!(command = %name, error = %e, "reading stdout");
+                    out_open = false;
+                }
+            },
+        }
+    }
+    group.disarm();
+
+    let status = status.unwrap_or_else(|| unreachable!("the loop ends only after the wait"));
+    Ok(Outcome {
+        code: status.code(),
+        signal: std::os::unix::process::ExitStatusExt::signal(&status),
+        stopped,
+        duration: started.elapsed(),
+        confined: spec.confine,
+    })
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The command's process group (its id is the command's pid, from `process_group(0)`).
+///
+/// Killed on drop unless disarmed, so that a dropped `run` future leaves nothing behind.
+///
+/// About pid reuse: the group id cannot be reused while any member is alive, and the
+/// leader is not reaped before the stop kill. The kill of leftovers right after reaping
+/// could, in theory, hit a new group if the pid space wrapped around between the two
+/// system calls.
+struct ProcessGroup(i32);
+
+impl ProcessGroup {
+    fn kill(&self) {
+        // SAFETY: kill(2) has no memory-safety preconditions. The negative pid addresses the
+        // process group whose id is the positive pid of our child (started with
+        // process_group(0)), checked > 1 at construction, so never 0 or -1 (which would
+        // address our own group or every process).
+        let rc = unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        if rc != 0 {
+            // ESRCH: the group is already empty.
+            tracing::trace!(pgid = self.0, error = %io::Error::last_os_error(), "kill process group");
+        }
+    }
+
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn validate(spec: &CommandSpec) -> Result<(), RunError> {
+    let name = &spec.command.name;
+    let bad_cwd = |reason: String| RunError::InvalidCwd {
+        name: name.clone(),
+        cwd: spec.cwd.clone(),
+        reason,
+    };
+    for bind in &spec.binds {
+        let bad = |reason: String| RunError::InvalidBind {
+            name: name.clone(),
+            path: bind.path.clone(),
+            reason,
+        };
+        check_normalised(&bind.path).map_err(bad)?;
+        if bind.path == Path::new("/") {
+            return Err(bad("binding `/` would expose the whole host".to_owned()));
+        }
+        if confine::conflicts_with_exec_dir(&bind.path) {
+            return Err(bad(format!(
+                "overlaps {EXEC_DIR}, which the sandbox uses for itself"
+            )));
+        }
+        if let Err(e) = std::fs::metadata(&bind.path) {
+            return Err(bad(e.to_string()));
+        }
+    }
+    check_normalised(&spec.cwd).map_err(bad_cwd)?;
+    if !spec.binds.iter().any(|b| spec.cwd.starts_with(&b.path)) {
+        return Err(bad_cwd("not inside any bind".to_owned()));
+    }
+    match std::fs::metadata(&spec.cwd) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(bad_cwd("not a directory".to_owned())),
+        Err(e) => return Err(bad_cwd(e.to_string())),
+    }
+    for (var, value) in &spec.env {
+        let reason = if var.is_empty() {
+            Some("empty name")
+        } else if var.contains('=') {
+            Some("the name contains `=`")
+        } else if var.contains('\0') || value.contains('\0') {
+            Some("contains a NUL byte")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(RunError::InvalidEnv {
+                name: name.clone(),
+                var: var.clone(),
+                reason,
+            });
+        }
+    }
+    if let Some(index) = spec.args.iter().position(|a| a.contains('\0')) {
+        return Err(RunError::InvalidArg {
+            name: name.clone(),
+            index,
+        });
+    }
+    Ok(())
+}
+
+/// Absolute, without `.` or `..` components.
+fn check_normalised(path: &Path) -> Result<(), String> {
+    if !path.is_absolute() {
+        return Err("not an absolute path".to_owned());
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+    {
+        return Err("contains `.` or `..`".to_owned());
+    }
+    Ok(())
+}

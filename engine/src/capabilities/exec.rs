@@ -1,0 +1,349 @@
+//! The exec capability: host commands a step is granted (`grants.exec`).
+//!
+//! Commands are resolved to files, and hashed, when the pipeline is loaded
+//! ([`ExecPlan::resolve`]); a plugin then asks for one by its granted name and
+//! the host runs it through [`flow_sandbox`]: a clean environment (the granted
+//! variables and a `PATH` of the granted commands' directories and the
+//! system's), confined by bubblewrap where available (only the workspace, the
+//! step's granted directories and the commands' `reads` are visible; no
+//! network), its output streamed into the step log, and its whole process
+//! tree killed at the step's timeout or on cancellation.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use flow_pipeline::{Diagnostic, Diagnostics, ExecConfinement, FsAccess, Plan, PlannedStep};
+use flow_sandbox::{Bind, CommandSpec, ResolvedCommand, StopReason, Stream};
+
+use crate::capabilities::log::LogSource;
+use crate::runtime::bindings::flow::plugin::exec as wit_exec;
+use crate::runtime::{CancelFlag, Stop};
+
+/// The system directories commands find their tools in, after the granted commands' own.
+const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// One granted command, resolved.
+#[derive(Debug, Clone)]
+pub struct GrantedCommand {
+    /// The name the plugin asks for: the grant's file name (`cargo` for `/usr/bin/cargo`).
+    pub name: String,
+    /// The file, its real path and sha256.
+    pub resolved: Arc<ResolvedCommand>,
+    /// Directories it may read when confined.
+    pub reads: Vec<PathBuf>,
+}
+
+/// Every step's granted commands, and whether they run confined.
+#[derive(Debug, Clone, Default)]
+pub struct ExecPlan {
+    /// Per step (plan order).
+    pub steps: Vec<Vec<GrantedCommand>>,
+    /// Whether commands run under bubblewrap.
+    pub confine: bool,
+    /// For `flow check`: how commands will run, in a sentence. `None` when no step
+    /// has commands.
+    pub summary: Option<String>,
+}
+
+impl ExecPlan {
+    /// Resolve every step's `grants.exec` on this host's `PATH`, and decide on
+    /// confinement. Every problem is reported at once, with its place in the file.
+    pub fn resolve(plan: &Plan) -> Result<ExecPlan, Diagnostics> {
+        let path_env = std::env::var_os("PATH");
+        let mut problems = Vec::new();
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            let mut commands = Vec::new();
+            for grant in &step.exec_grants {
+                match flow_sandbox::resolve(&grant.command, path_env.as_deref()) {
+                    Ok(resolved) => commands.push(GrantedCommand {
+                        name: grant
+                            .command
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(&grant.command)
+                            .to_owned(),
+                        resolved: Arc::new(resolved),
+                        reads: grant.reads.clone(),
+                    }),
+                    Err(e) => problems.push(
+                        Diagnostic::error(&plan.source, grant.span, e.to_string()).with_help(
+                            "grant a command on the host's PATH by name, or by its absolute path",
+                        ),
+                    ),
+                }
+            }
+            steps.push(commands);
+        }
+        let any = plan.steps.iter().any(|s| !s.exec_grants.is_empty());
+        let policy = plan.exec_confinement.map(|(p, _)| p).unwrap_or_default();
+        let available = match flow_sandbox::confinement() {
+            flow_sandbox::Confinement::Available { version, .. } => Ok(version.clone()),
+            flow_sandbox::Confinement::Unavailable { reason } => Err(reason.clone()),
+        };
+        let (confine, summary) = match (policy, available) {
+            (ExecConfinement::Off, _) => (
+                false,
+                "host commands run unconfined (`exec-confinement: off`)".to_owned(),
+            ),
+            (_, Ok(version)) => (
+                true,
+                format!("host commands run confined by bubblewrap {version}"),
+            ),
+            (ExecConfinement::Required, Err(reason)) => {
+                if any && let Some((_, span)) = plan.exec_confinement {
+                    problems.push(
+                        Diagnostic::error(
+                            &plan.source,
+                            span,
+                            format!("`exec-confinement: required`, but commands cannot be confined here: {reason}"),
+                        )
+                        .with_help("install bubblewrap (`bwrap`), or write `exec-confinement: preferred`"),
+                    );
+                }
+                (false, String::new())
+            }
+            (ExecConfinement::Preferred, Err(reason)) => (
+                false,
+                format!("host commands run NOT confined, with a clean environment only: {reason}"),
+            ),
+        };
+        if !problems.is_empty() {
+            problems.sort_by_key(|d| d.primary.as_ref().map(|l| l.span.start));
+            return Err(Diagnostics(problems));
+        }
+        Ok(ExecPlan {
+            steps,
+            confine,
+            summary: any.then_some(summary),
+        })
+    }
+
+    /// What a step may run and with which environment, built when it starts
+    /// (the host's values of `grants.env` names are read then).
+    pub fn policy(&self, step: &PlannedStep, workspace: &Path) -> Option<Arc<ExecPolicy>> {
+        let commands = self.steps.get(step.index).cloned().unwrap_or_default();
+        if commands.is_empty() && step.env_grants.is_empty() {
+            return None;
+        }
+        let mut env = Vec::new();
+        let mut missing = Vec::new();
+        for grant in &step.env_grants {
+            match &grant.value {
+                Some(value) => env.push((grant.name.clone(), value.clone())),
+                None => match std::env::var(&grant.name) {
+                    Ok(value) => env.push((grant.name.clone(), value)),
+                    Err(_) => missing.push(grant.name.clone()),
+                },
+            }
+        }
+        let granted_names = step.env_grants.iter().map(|g| g.name.clone()).collect();
+        let mut binds = vec![Bind {
+            path: workspace.to_path_buf(),
+            writable: true,
+        }];
+        binds.extend(step.fs_grants.iter().map(|g| Bind {
+            path: g.path.clone(),
+            writable: g.access == FsAccess::Write,
+        }));
+        let mut reads: Vec<PathBuf> = commands
+            .iter()
+            .flat_map(|c| c.reads.iter().cloned())
+            .collect();
+        reads.sort();
+        reads.dedup();
+        let cwd_roots = binds.iter().map(|b| b.path.clone()).collect();
+        binds.extend(reads.into_iter().map(|path| Bind {
+            path,
+            writable: false,
+        }));
+        Some(Arc::new(ExecPolicy {
+            commands,
+            env,
+            missing_env: missing,
+            granted_names,
+            binds,
+            cwd_roots,
+            workspace: workspace.to_path_buf(),
+            confine: self.confine,
+        }))
+    }
+}
+
+/// What one step may run.
+#[derive(Debug)]
+pub struct ExecPolicy {
+    commands: Vec<GrantedCommand>,
+    /// The granted variables and their values.
+    pub(crate) env: Vec<(String, String)>,
+    /// Granted names the host does not have (reported in the log).
+    pub(crate) missing_env: Vec<String>,
+    granted_names: BTreeSet<String>,
+    binds: Vec<Bind>,
+    cwd_roots: Vec<PathBuf>,
+    workspace: PathBuf,
+    confine: bool,
+}
+
+impl ExecPolicy {
+    fn command(&self, name: &str) -> Result<&GrantedCommand, String> {
+        self.commands.iter().find(|c| c.name == name).ok_or_else(|| {
+            let granted: Vec<&str> = self.commands.iter().map(|c| c.name.as_str()).collect();
+            if granted.is_empty() {
+                format!("`{name}` is not granted: this step may run no host commands (`grants.exec`)")
+            } else {
+                format!("`{name}` is not granted: this step may run only {}", granted.join(", "))
+            }
+        })
+    }
+
+    fn cwd(&self, cwd: Option<&str>) -> Result<PathBuf, String> {
+        let Some(cwd) = cwd else {
+            return Ok(self.workspace.clone());
+        };
+        let path = Path::new(cwd);
+        if !path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return Err(format!(
+                "the working directory `{cwd}` must be an absolute path without `.` or `..`"
+            ));
+        }
+        let real = path
+            .canonicalize()
+            .map_err(|e| format!("the working directory `{cwd}`: {e}"))?;
+        if !self.cwd_roots.iter().any(|root| real.starts_with(root)) {
+            return Err(format!(
+                "the working directory `{cwd}` is outside the workspace and the granted directories"
+            ));
+        }
+        Ok(real)
+    }
+
+    fn environment(&self, extra: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
+        let mut env = self.env.clone();
+        for (name, value) in extra {
+            if !self.granted_names.contains(&name) {
+                return Err(format!("variable `{name}` is not granted (`grants.env`)"));
+            }
+            env.retain(|(n, _)| *n != name);
+            env.push((name, value));
+        }
+        if !env.iter().any(|(n, _)| n == "PATH") {
+            let mut dirs: Vec<String> = Vec::new();
+            for command in &self.commands {
+                if let Some(dir) = command.resolved.path.parent().and_then(Path::to_str)
+                    && !dirs.iter().any(|d| d == dir)
+                {
+                    dirs.push(dir.to_owned());
+                }
+            }
+            dirs.push(SYSTEM_PATH.to_owned());
+            env.push(("PATH".to_owned(), dirs.join(":")));
+        }
+        Ok(env)
+    }
+}
+
+/// What the exec host call needs from the step's store.
+pub(crate) struct ExecState {
+    pub(crate) policy: Option<Arc<ExecPolicy>>,
+    pub(crate) deadline: Instant,
+    pub(crate) cancel: CancelFlag,
+}
+
+impl wit_exec::Host for crate::runtime::StepState {
+    async fn run(&mut self, command: wit_exec::Command) -> Result<wit_exec::ExitStatus, String> {
+        let Some(policy) = self.exec.policy.clone() else {
+            return Err(format!(
+                "`{}` is not granted: this step may run no host commands (`grants.exec`)",
+                command.name
+            ));
+        };
+        let granted = policy.command(&command.name)?;
+        granted
+            .resolved
+            .check_unchanged()
+            .map_err(|e| e.to_string())?;
+        let cwd = policy.cwd(command.cwd.as_deref())?;
+        let env = policy.environment(command.env)?;
+        let spec = CommandSpec {
+            command: (*granted.resolved).clone(),
+            args: command.args.clone(),
+            cwd: cwd.clone(),
+            env,
+            binds: policy.binds.clone(),
+            network: false,
+            confine: policy.confine,
+        };
+        let shown = std::iter::once(granted.name.as_str())
+            .chain(command.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let how = if policy.confine {
+            "confined"
+        } else {
+            "not confined"
+        };
+        self.log.line(
+            LogSource::Host,
+            &format!("$ {shown}  ({how}, in {})", cwd.display()),
+        );
+        let log = self.log.clone();
+        let (deadline, cancel) = (self.exec.deadline, self.exec.cancel.clone());
+        let stop = async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline.into()) => StopReason::Timeout,
+                () = cancel.cancelled() => StopReason::Cancelled,
+            }
+        };
+        let on_output = move |stream: Stream, bytes: &[u8]| {
+            let source = match stream {
+                Stream::Stdout => LogSource::Stdout,
+                Stream::Stderr => LogSource::Stderr,
+            };
+            log.write(source, bytes);
+        };
+        let outcome = flow_sandbox::run(&spec, on_output, stop)
+            .await
+            .map_err(|e| format!("cannot run `{}`: {e}", granted.name))?;
+        let mut record = serde_json::json!({
+            "name": granted.name,
+            "path": granted.resolved.real_path.display().to_string(),
+            "args": command.args,
+            "cwd": cwd.display().to_string(),
+            "confined": outcome.confined,
+            "durationMs": outcome.duration.as_millis() as u64,
+        });
+        if let Some(code) = outcome.code {
+            record["exitCode"] = code.into();
+        }
+        if let Some(signal) = outcome.signal {
+            record["signal"] = signal.into();
+        }
+        self.claims.add_command(record);
+        if let Some(stopped) = outcome.stopped {
+            self.stop = Some(match stopped {
+                StopReason::Timeout => Stop::TimedOut,
+                StopReason::Cancelled => Stop::Cancelled,
+            });
+            return Err(format!(
+                "`{}` was killed: the step {}",
+                granted.name,
+                match stopped {
+                    StopReason::Timeout => "ran past its timeout",
+                    StopReason::Cancelled => "was cancelled",
+                }
+            ));
+        }
+        Ok(wit_exec::ExitStatus {
+            code: outcome.code,
+            signal: outcome.signal,
+            confined: outcome.confined,
+        })
+    }
+}
