@@ -6,6 +6,7 @@
 mod session;
 
 mod check;
+mod exec;
 mod plugins;
 mod provenance;
 mod run;

@@ -242,7 +242,11 @@ impl ExecPolicy {
                     dirs.push(dir.to_owned());
                 }
             }
-            dirs.push(SYSTEM_PATH.to_owned());
+            for dir in SYSTEM_PATH.split(':') {
+                if !dirs.iter().any(|d| d == dir) {
+                    dirs.push(dir.to_owned());
+                }
+            }
             env.push(("PATH".to_owned(), dirs.join(":")));
         }
         Ok(env)

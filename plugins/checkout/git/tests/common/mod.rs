@@ -344,3 +344,69 @@ pub fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// All `.rs` files under `dir` (outside `.git`), sorted.
+pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if e.file_name() == ".git" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Builds a repository with history from crate sources in the cargo registry: about
+/// `max_files` files over four commits (crates added, files edited, crates deleted), repacked
+/// with long delta chains. Returns `false` if the registry has too few crates.
+pub fn generate_registry_repo(dir: &Path, max_files: usize) -> bool {
+    let crates = registry_crates();
+    if crates.len() < 10 {
+        return false;
+    }
+    init(dir);
+    let mut files = 0;
+    let mut next = 0;
+    let mut added = Vec::new();
+    let mut add_until = |limit: usize, files: &mut usize, next: &mut usize| {
+        while *files < limit && *next < crates.len() {
+            let src = &crates[*next];
+            let name = src.file_name().unwrap().to_owned();
+            *files += copy_tree(src, &dir.join("crates").join(&name));
+            added.push(name);
+            *next += 1;
+        }
+    };
+    add_until(max_files * 6 / 10, &mut files, &mut next);
+    commit_all(dir, "add crates");
+    let edit = |round: usize| {
+        let mut rs = Vec::new();
+        rust_files(dir, &mut rs);
+        for (i, p) in rs.iter().enumerate() {
+            if i % 5 == round % 5 {
+                let mut data = std::fs::read(p).unwrap();
+                data.splice(0..0, format!("// edited in round {round}\n").into_bytes());
+                let mid = data.len() / 2;
+                data.splice(mid..mid, format!("\n// middle edit {round}\n").into_bytes());
+                std::fs::write(p, data).unwrap();
+            }
+        }
+    };
+    edit(1);
+    commit_all(dir, "edit");
+    add_until(max_files, &mut files, &mut next);
+    for name in added.iter().take(2) {
+        std::fs::remove_dir_all(dir.join("crates").join(name)).unwrap();
+    }
+    commit_all(dir, "add more, delete two");
+    edit(2);
+    commit_all(dir, "edit again");
+    git(dir, &["repack", "-q", "-a", "-d", "-f", "--depth=50", "--window=20"]);
+    true
+}
