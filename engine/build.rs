@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins embedded in the `flow` binary: (name, cargo package).
-const BUILTIN: &[(&str, &str)] = &[("echo", "flow-plugin-echo"), ("build", "flow-plugin-build")];
+const BUILTIN: &[(&str, &str)] = &[
+    ("echo", "flow-plugin-echo"),
+    ("build", "flow-plugin-build"),
+    ("checkout", "flow-plugin-checkout"),
+];
 /// Plugins built for tests only.
 const TESTING: &[&str] = &["flow-plugin-misbehave", "flow-plugin-fs-probe"];
 

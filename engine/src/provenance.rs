@@ -164,6 +164,10 @@ impl Recorder {
         let mut readable = vec![Root::workspace(&self.workspace)];
         let mut writable = vec![Root::workspace(&self.workspace)];
         for grant in &step.fs_grants {
+            // `hash: false` leaves the directory out of materials and products alike.
+            if !grant.hash {
+                continue;
+            }
             readable.push(Root::host(&grant.path));
             if grant.access == FsAccess::Write {
                 writable.push(Root::host(&grant.path));
@@ -199,6 +203,7 @@ impl Recorder {
             "fs": step.fs_grants.iter().map(|g| serde_json::json!({
                 "path": g.path.display().to_string(),
                 "access": match g.access { FsAccess::Read => "read", FsAccess::Write => "write" },
+                "hashed": g.hash,
             })).collect::<Vec<_>>(),
         });
         if !commands.is_empty() {

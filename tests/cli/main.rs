@@ -6,6 +6,7 @@
 mod session;
 
 mod check;
+mod checkout;
 mod exec;
 mod plugins;
 mod provenance;

@@ -443,6 +443,7 @@ impl Checker<'_> {
                     path: canonical,
                     written: grant.path.clone(),
                     access: grant.access,
+                    hash: grant.hash,
                 }),
                 Ok(_) => {
                     self.error(

@@ -168,6 +168,10 @@ pub struct FsGrantDecl {
     pub span: Span,
     /// The access granted.
     pub access: FsAccess,
+    /// Whether its files are hashed into the step's provenance as materials
+    /// (`hash: false` when the step identifies what it read itself, e.g. a
+    /// checkout by its commit).
+    pub hash: bool,
 }
 
 /// One `grants.exec` entry as written: a host command the step may run.
@@ -1085,7 +1089,7 @@ impl<'a> Reader<'a> {
             };
             self.unknown_keys(
                 fields,
-                &["path", "access"],
+                &["path", "access", "hash"],
                 &format!("in an `fs` grant of {place}"),
             );
             let find = |key: &str| fields.iter().find(|e| e.key_text() == key);
@@ -1114,12 +1118,30 @@ impl<'a> Reader<'a> {
                     None
                 }
             };
+            let hash = match find("hash") {
+                Some(h) => match &h.value.kind {
+                    NodeKind::Scalar {
+                        value: Scalar::Bool(b),
+                        ..
+                    } => *b,
+                    _ => {
+                        self.error(h.value.span, "`hash` must be `true` or `false`");
+                        true
+                    }
+                },
+                None => true,
+            };
             if let (Some((path, span)), Some(access)) = (path, access) {
                 if path.is_empty() {
                     self.error(span, "`path` is empty");
                     continue;
                 }
-                out.push(FsGrantDecl { path, span, access });
+                out.push(FsGrantDecl {
+                    path,
+                    span,
+                    access,
+                    hash,
+                });
             }
         }
         out

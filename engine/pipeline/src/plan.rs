@@ -46,6 +46,8 @@ pub struct FsGrant {
     pub written: String,
     /// What the step may do there.
     pub access: FsAccess,
+    /// Whether its files are hashed as materials of the step's provenance.
+    pub hash: bool,
 }
 
 /// One `grants.exec` entry, checked.

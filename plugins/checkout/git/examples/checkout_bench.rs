@@ -16,7 +16,8 @@ use flow_git::{FsSink, Repository};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut repo, mut rev, mut runs, mut generate, mut files) = (None, None, 7usize, None, 20_000usize);
+    let (mut repo, mut rev, mut runs, mut generate, mut files) =
+        (None, None, 7usize, None, 20_000usize);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
@@ -30,7 +31,8 @@ fn main() {
         generate_registry_repo(&dir, files);
         repo = Some(dir);
     }
-    let repo_path = repo.expect("usage: checkout_bench REPO [REV] [--runs N] | --generate DIR [--files N]");
+    let repo_path =
+        repo.expect("usage: checkout_bench REPO [REV] [--runs N] | --generate DIR [--files N]");
     let rev = rev.unwrap_or_else(|| "HEAD".into());
     let repo = Repository::open(&repo_path).expect("open repository");
     let resolved = repo.resolve(Some(&rev)).expect("resolve");
@@ -79,7 +81,11 @@ fn main() {
 
     let report = report.expect("at least one run");
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("repository: {} @ {rev} ({})", repo_path.display(), resolved.commit);
+    println!(
+        "repository: {} @ {rev} ({})",
+        repo_path.display(),
+        resolved.commit
+    );
     println!(
         "checkout: {} files ({} executable), {} symlinks, {} dirs, {:.1} MiB, {} submodules, {} LFS pointers",
         report.files,
@@ -214,6 +220,17 @@ fn generate_registry_repo(dir: &Path, max_files: usize) {
         }
         commit(&format!("round {round}"));
     }
-    git(dir, &["repack", "-q", "-a", "-d", "-f", "--depth=50", "--window=50"]);
+    git(
+        dir,
+        &[
+            "repack",
+            "-q",
+            "-a",
+            "-d",
+            "-f",
+            "--depth=50",
+            "--window=50",
+        ],
+    );
     eprintln!("generated {} with about {files} files", dir.display());
 }

@@ -35,7 +35,10 @@ fn registry_sources_with_history() {
             .unwrap();
         git(&dir, &["verify-pack", "-v", idx.to_str().unwrap()])
     };
-    assert!(types.lines().any(|l| l.split_whitespace().count() >= 7), "expected deltas");
+    assert!(
+        types.lines().any(|l| l.split_whitespace().count() >= 7),
+        "expected deltas"
+    );
     let report = check_against_git(&dir, &dir.join(".git"), "HEAD");
     assert!(report.files >= 2500, "{report:?}");
     check_against_git(&dir, &dir.join(".git"), "HEAD~2");

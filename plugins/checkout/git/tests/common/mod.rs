@@ -407,6 +407,17 @@ pub fn generate_registry_repo(dir: &Path, max_files: usize) -> bool {
     commit_all(dir, "add more, delete two");
     edit(2);
     commit_all(dir, "edit again");
-    git(dir, &["repack", "-q", "-a", "-d", "-f", "--depth=50", "--window=20"]);
+    git(
+        dir,
+        &[
+            "repack",
+            "-q",
+            "-a",
+            "-d",
+            "-f",
+            "--depth=50",
+            "--window=20",
+        ],
+    );
     true
 }
