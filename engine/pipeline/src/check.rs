@@ -130,6 +130,37 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
     })
 }
 
+/// A host path as written in `reads`: `~/x` is under the user's home, and a
+/// leading `${NAME:-fallback}` (or `${NAME}`) is the host variable's value, or the
+/// fallback (itself expanded) when it is unset or empty.
+fn expand_host_path(written: &str) -> Result<PathBuf, String> {
+    if let Some(rest) = written.strip_prefix("${") {
+        let Some((inner, tail)) = rest.split_once('}') else {
+            return Err(format!("unclosed `${{` in `{written}`"));
+        };
+        let (name, fallback) = match inner.split_once(":-") {
+            Some((name, fallback)) => (name, Some(fallback)),
+            None => (inner, None),
+        };
+        let base = match std::env::var(name) {
+            Ok(value) if !value.is_empty() => PathBuf::from(value),
+            _ => match fallback {
+                Some(fallback) => expand_host_path(fallback)?,
+                None => return Err(format!("cannot expand `{written}`: `{name}` is not set")),
+            },
+        };
+        let tail = tail.trim_start_matches('/');
+        return Ok(if tail.is_empty() { base } else { base.join(tail) });
+    }
+    if let Some(rest) = written.strip_prefix("~/") {
+        return match std::env::var_os("HOME") {
+            Some(home) => Ok(Path::new(&home).join(rest)),
+            None => Err(format!("cannot expand `{written}`: `HOME` is not set")),
+        };
+    }
+    Ok(PathBuf::from(written))
+}
+
 /// Every step `i` needs, directly or not (cycles included, without looping).
 fn ancestors(i: usize, needs: &[Vec<usize>]) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
@@ -393,19 +424,17 @@ impl Checker<'_> {
         for grant in &step.grants.exec {
             let mut reads = Vec::new();
             for (written, span) in &grant.reads {
-                let joined = match written.strip_prefix("~/") {
-                    Some(rest) => match std::env::var_os("HOME") {
-                        Some(home) => Path::new(&home).join(rest),
-                        None => {
-                            self.error(
-                                *span,
-                                format!("cannot expand `{written}`: `HOME` is not set"),
-                            );
-                            continue;
-                        }
-                    },
-                    None if Path::new(written).is_absolute() => PathBuf::from(written),
-                    None => self.pipeline.base_dir.join(written),
+                let expanded = match expand_host_path(written) {
+                    Ok(expanded) => expanded,
+                    Err(message) => {
+                        self.error(*span, message);
+                        continue;
+                    }
+                };
+                let joined = if expanded.is_absolute() {
+                    expanded
+                } else {
+                    self.pipeline.base_dir.join(expanded)
                 };
                 match std::fs::canonicalize(&joined) {
                     Ok(canonical) if canonical.is_dir() => reads.push(canonical),
@@ -415,7 +444,7 @@ impl Checker<'_> {
                     Err(_) => {
                         self.error(*span, format!("directory `{written}` does not exist"))
                             .help = Some(
-                            "paths are relative to the directory of the pipeline file; `~/` is your home".into(),
+                            "paths are relative to the directory of the pipeline file; `~/` is your home, `${NAME:-fallback}` a host variable".into(),
                         );
                     }
                 }

@@ -1,0 +1,1 @@
+//! flow-scan (work in progress)
