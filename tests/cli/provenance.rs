@@ -76,7 +76,7 @@ fn succeeded_chain() -> (Session, String) {
 }
 
 /// `flow attest export last --out <name>`; returns the directory.
-fn export(session: &Session, name: &str) -> PathBuf {
+pub(crate) fn export(session: &Session, name: &str) -> PathBuf {
     let out = session
         .flow(["attest", "export", "last", "--out", name])
         .run();
@@ -140,7 +140,7 @@ fn decode_payload(envelope: &Value) -> Value {
 
 /// The venv with in-toto 3.1.0 and in-toto-attestation, or `None` (after saying
 /// so on stderr) when `FLOW_INTOTO_VENV` is not set.
-fn venv(what: &str) -> Option<PathBuf> {
+pub(crate) fn venv(what: &str) -> Option<PathBuf> {
     match std::env::var_os("FLOW_INTOTO_VENV").filter(|v| !v.is_empty()) {
         None => {
             eprintln!("NOT RUN: FLOW_INTOTO_VENV is not set ({what})");
@@ -161,9 +161,9 @@ fn venv(what: &str) -> Option<PathBuf> {
 }
 
 /// What a reference tool did.
-struct ToolRun {
-    ok: bool,
-    text: String,
+pub(crate) struct ToolRun {
+    pub(crate) ok: bool,
+    pub(crate) text: String,
 }
 
 /// Run a command to completion within a minute (fails the test otherwise).
@@ -200,7 +200,7 @@ fn run_tool(mut command: Command) -> ToolRun {
 }
 
 /// `in-toto-verify --layout DIR/root.layout --verification-keys KEY --link-dir DIR`.
-fn in_toto_verify(venv: &Path, dir: &Path, key: &Path) -> ToolRun {
+pub(crate) fn in_toto_verify(venv: &Path, dir: &Path, key: &Path) -> ToolRun {
     let mut command = Command::new(venv.join("bin/in-toto-verify"));
     command
         .arg("--layout")
@@ -216,7 +216,7 @@ fn in_toto_verify(venv: &Path, dir: &Path, key: &Path) -> ToolRun {
 /// engine/provenance/tests/python/check_statement.py: securesystemslib's DSSE
 /// verification and strict parsing with in-toto-attestation's Statement v1 and
 /// SLSA Provenance v1 models.
-fn check_statements(venv: &Path, key: &Path, statements: &[PathBuf]) -> ToolRun {
+pub(crate) fn check_statements(venv: &Path, key: &Path, statements: &[PathBuf]) -> ToolRun {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("provenance/tests/python/check_statement.py");
     let mut command = Command::new(venv.join("bin/python"));
@@ -224,7 +224,7 @@ fn check_statements(venv: &Path, key: &Path, statements: &[PathBuf]) -> ToolRun 
     run_tool(command)
 }
 
-fn statements_in(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn statements_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read the export")
         .map(|e| e.expect("an entry").path())
