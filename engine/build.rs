@@ -69,6 +69,12 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // wasmtime runs wasm SIMD natively; inflate, hashing and copying in the
+    // plugins use it.
+    cmd.env(
+        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "-Ctarget-feature=+simd128",
+    );
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build the plugins: {e}"));

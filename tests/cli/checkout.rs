@@ -407,16 +407,19 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
 }
 
 fn real_home_dir(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default))
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
+    })
 }
 
 #[test]
 fn the_checkout_build_example_runs_and_its_provenance_verifies() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     if !root.join(".git").exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs from a clone, with its .git");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs from a clone, with its .git"
+        );
         eprintln!("NOT RUN: {} is not a git clone", root.display());
         return;
     }
@@ -431,17 +434,34 @@ fn the_checkout_build_example_runs_and_its_provenance_verifies() {
     out.expect_success();
     let (show, workspace) = last_run(&session);
     let built = workspace.join("src/target/release/sample");
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&built).unwrap()));
-    assert_eq!(show["steps"][2]["outputs"]["artifacts"], format!("{sha}  src/target/release/sample\n"));
-    assert_eq!(show["steps"][2]["outputs"]["commit"], git(root, &["rev-parse", "HEAD"]));
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        std::fs::read(&built).unwrap(),
+    ));
+    assert_eq!(
+        show["steps"][2]["outputs"]["artifacts"],
+        format!("{sha}  src/target/release/sample\n")
+    );
+    assert_eq!(
+        show["steps"][2]["outputs"]["commit"],
+        git(root, &["rev-parse", "HEAD"])
+    );
     let ran = Command::new(&built).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&ran.stdout), "hello from a crate flow checked out and built\n");
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        "hello from a crate flow checked out and built\n"
+    );
 
     session.flow(["verify", "last"]).run().expect_success();
     let dir = crate::provenance::export(&session, "export");
-    let Some(venv) = crate::provenance::venv("the checkout-build example's export") else { return };
+    let Some(venv) = crate::provenance::venv("the checkout-build example's export") else {
+        return;
+    };
     let checked = crate::provenance::in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-    assert!(checked.ok, "in-toto-verify rejected the example's export:\n{}", checked.text);
+    assert!(
+        checked.ok,
+        "in-toto-verify rejected the example's export:\n{}",
+        checked.text
+    );
     let statements = crate::provenance::statements_in(&dir);
     let checked = crate::provenance::check_statements(&venv, &dir.join("owner.pub"), &statements);
     assert!(checked.ok, "{}", checked.text);

@@ -113,10 +113,15 @@ impl Plugin for Checkout {
 
     fn run(params: Params, ctx: &mut Context) -> Result<(), StepError> {
         let repo_path = repository_path(&params, ctx)?;
+        let opened = Instant::now();
         let repo = Repository::open(&repo_path).map_err(|e| StepError::new(e.to_string()))?;
         let resolved = repo
             .resolve(params.reference.as_deref())
             .map_err(|e| StepError::new(e.to_string()))?;
+        ctx.debug(&format!(
+            "opened the repository and resolved the revision in {} ms",
+            opened.elapsed().as_millis()
+        ));
         let dest = destination(ctx.workspace(), &params.path)?;
         let shown = params.reference.as_deref().unwrap_or("HEAD");
         ctx.info(&format!(

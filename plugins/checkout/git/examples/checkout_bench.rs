@@ -47,6 +47,13 @@ fn main() {
         let r = repo.resolve(Some(&rev)).unwrap();
         report = Some(repo.checkout(r.tree, &mut FsSink::new(out)).unwrap());
     });
+    // The same checkout into a sink that discards everything: the cost of reading objects.
+    let decode_only = time_runs(runs, scratch.path(), |out| {
+        std::fs::create_dir_all(out).unwrap();
+        let repo = Repository::open(&repo_path).unwrap();
+        let r = repo.resolve(Some(&rev)).unwrap();
+        repo.checkout(r.tree, &mut NullSink).unwrap();
+    });
     let git_checkout = time_runs(runs, scratch.path(), |out| {
         std::fs::create_dir_all(out).unwrap();
         let status = Command::new("git")
@@ -99,6 +106,10 @@ fn main() {
     println!("median of {runs} runs:");
     println!("  flow-git checkout      {:8.1} ms", ms(ours));
     println!(
+        "  flow-git, no writes    {:8.1} ms   (object reading only)",
+        ms(decode_only)
+    );
+    println!(
         "  git checkout -f        {:8.1} ms   (flow-git/git = {:.2})",
         ms(git_checkout),
         ms(ours) / ms(git_checkout)
@@ -108,6 +119,22 @@ fn main() {
         ms(git_archive),
         ms(ours) / ms(git_archive)
     );
+}
+
+/// Discards everything.
+struct NullSink;
+
+impl flow_git::Sink for NullSink {
+    fn create_dir(&mut self, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_file(&mut self, _: &str, data: &[u8], _: bool) -> std::io::Result<()> {
+        std::hint::black_box(data);
+        Ok(())
+    }
+    fn symlink(&mut self, _: &[u8], _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Median duration of `runs` runs of `f`, each into a fresh directory (removed untimed).
@@ -189,7 +216,7 @@ fn generate_registry_repo(dir: &Path, max_files: usize) {
     std::fs::create_dir_all(dir).unwrap();
     git(dir, &["init", "-q"]);
     let (mut files, mut next) = (0, 0);
-    let mut add_until = |limit: usize, files: &mut usize, next: &mut usize| {
+    let add_until = |limit: usize, files: &mut usize, next: &mut usize| {
         while *files < limit && *next < crates.len() {
             let src = &crates[*next];
             *files += copy_tree(src, &dir.join("crates").join(src.file_name().unwrap()));

@@ -47,9 +47,12 @@ impl Data {
     }
 }
 
+/// A cached base: its kind, content and last-use tick.
+type CacheEntry = (ObjectKind, Rc<Vec<u8>>, u64);
+
 /// Least-recently-used cache of delta bases, bounded in bytes, keyed by (pack, offset).
 struct BaseCache {
-    map: HashMap<(u32, u64), (ObjectKind, Rc<Vec<u8>>, u64)>,
+    map: HashMap<(u32, u64), CacheEntry>,
     lru: BTreeMap<u64, (u32, u64)>,
     bytes: usize,
     limit: usize,

@@ -78,7 +78,7 @@ impl PackIndex {
             .checked_mul(20 + 4 + 4)
             .and_then(|n| n.checked_add(IDX_HEADER + 40))
             .ok_or_else(|| corrupt("object count overflows".into()))?;
-        if data.len() < min_len || (data.len() - min_len) % 8 != 0 {
+        if data.len() < min_len || !(data.len() - min_len).is_multiple_of(8) {
             return Err(corrupt(format!(
                 "file size {} does not match its object count {count}",
                 data.len()

@@ -129,10 +129,8 @@ fn ambiguous_short_ids() {
             let content = format!("blob number {i}\n");
             let id = ObjectId::hash_object(ObjectKind::Blob, content.as_bytes());
             let prefix = id.to_hex()[..4].to_owned();
-            match seen.insert(prefix, content.clone()) {
-                Some(other) => Some((other, content)),
-                None => None,
-            }
+            seen.insert(prefix, content.clone())
+                .map(|other| (other, content))
         })
         .unwrap();
     let ida = git_stdin(&dir, &["hash-object", "-w", "--stdin"], a.as_bytes());
