@@ -232,6 +232,41 @@ fn bad_grants_are_refused_before_anything_runs() {
     let out = session.flow(["run", "flow.yaml"]).run();
     out.expect_code(2);
     assert!(!session.data_dir().join("workspaces").exists());
+
+    // A command the step could rewrite, itself or through a symbolic link.
+    let tools = session.path("tools").canonicalize().unwrap();
+    std::fs::set_permissions(
+        tools.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let link_dir = session.path("bin");
+    std::fs::create_dir_all(&link_dir).unwrap();
+    std::os::unix::fs::symlink(tools.join("run.sh"), link_dir.join("helper")).unwrap();
+    pipeline(
+        &session,
+        &format!(
+            "  a:
+    uses: build
+    grants:
+      fs: [{{ path: tools, access: write }}]
+      exec: [{}, {}]
+    with: {{ command: [sh] }}
+",
+            tools.join("run.sh").display(),
+            link_dir.canonicalize().unwrap().join("helper").display()
+        ),
+    );
+    let out = session.flow(["check", "flow.yaml"]).run();
+    out.expect_code(2);
+    assert_eq!(
+        out.stderr
+            .matches("is inside a directory this step may write")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -25,6 +25,13 @@ pub(crate) const EXEC_DIR: &str = "/run/flow-exec";
 /// Host directories made visible, read-only, in every sandbox (if present). A symlink
 /// among them (merged `/usr`: `/bin -> usr/bin`) is recreated as the same symlink.
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"];
+/// Files of `/etc` hidden (replaced by an empty file) inside the sandbox.
+const SECRET_FILES: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+];
 
 /// Where coreutils' `env` is looked for (it must exist inside the sandbox, and the
 /// system directories are bound at the same paths): bubblewrap always sets `PWD` in the
@@ -225,6 +232,13 @@ pub(crate) fn bwrap_args(spec: &CommandSpec) -> Result<Vec<OsString>, String> {
             }
             Ok(_) => a.push([OsStr::new("--ro-bind"), dir.as_os_str(), dir.as_os_str()]),
             Err(_) => {}
+        }
+    }
+    // /etc is visible for users, groups, certificates and the like, but not its
+    // password hashes (readable when flow runs as root).
+    for secret in SECRET_FILES {
+        if std::fs::symlink_metadata(secret).is_ok_and(|m| m.is_file()) {
+            a.push(["--ro-bind", "/dev/null", secret]);
         }
     }
     if spec.network {

@@ -92,6 +92,23 @@ async fn unbound_paths_are_invisible() {
 }
 
 #[tokio::test]
+async fn password_hashes_are_hidden_but_etc_is_there() {
+    if !bwrap_available() {
+        return;
+    }
+    let dir = tempdir();
+    let script = "wc -c < /etc/shadow; test -s /etc/passwd && echo passwd";
+    let (outcome, out) = run_to_end(&confined("sh", &["-c", script], &dir)).await;
+    assert_eq!(outcome.code, Some(0), "{out:?}");
+    if std::path::Path::new("/etc/shadow").exists() {
+        // Masked by /dev/null: empty, or unreadable (a device on a `nodev` mount).
+        let masked = out.stdout == "0\npasswd\n"
+            || (out.stdout == "passwd\n" && out.stderr.contains("Permission denied"));
+        assert!(masked, "{out:?}");
+    }
+}
+
+#[tokio::test]
 async fn read_only_bind_cannot_be_written_writable_bind_can() {
     if !bwrap_available() {
         return;

@@ -56,8 +56,30 @@ impl ExecPlan {
         let mut steps = Vec::with_capacity(plan.steps.len());
         for step in &plan.steps {
             let mut commands = Vec::new();
+            let writable: Vec<&Path> = step
+                .fs_grants
+                .iter()
+                .filter(|g| g.access == FsAccess::Write)
+                .map(|g| g.path.as_path())
+                .collect();
             for grant in &step.exec_grants {
                 match flow_sandbox::resolve(&grant.command, path_env.as_deref()) {
+                    Ok(resolved)
+                        if writable.iter().any(|w| resolved.path.starts_with(w) || resolved.real_path.starts_with(w)) =>
+                    {
+                        problems.push(
+                            Diagnostic::error(
+                                &plan.source,
+                                grant.span,
+                                format!(
+                                    "`{}` ({}) is inside a directory this step may write: the step could replace the command it runs",
+                                    grant.command,
+                                    resolved.real_path.display()
+                                ),
+                            )
+                            .with_help("grant a command installed outside the step's writable directories"),
+                        )
+                    }
                     Ok(resolved) => commands.push(GrantedCommand {
                         name: grant
                             .command
