@@ -1,0 +1,1 @@
+//! flow-oci (work in progress)
