@@ -9,14 +9,38 @@ fn plugins_lists_echo_with_its_digest() {
     out.expect_success();
     let json = session.flow(["--json", "plugins"]).run();
     json.expect_success();
-    let echo = &json.json_lines()[0];
+    let lines = json.json_lines();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["build", "checkout", "echo"]);
+    let echo = &lines[2];
     let digest = echo["digest"].as_str().expect("a digest");
     assert!(
         digest.starts_with("sha256:") && digest.len() == 71,
         "{digest}"
     );
+    assert!(
+        out.stdout.contains("checkout 0.1.0  sha256:"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  needs: host commands (`grants.exec`)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  needs: to read a granted directory (`grants.fs`)\n"),
+        "{}",
+        out.stdout
+    );
+    let echo_block = &out.stdout[out.stdout.find("echo ").expect("echo is listed")..];
     assert_eq!(
-        out.stdout,
+        echo_block,
         format!(
             "echo {version}  {digest}
   Sets one output per `with:` param, with the param's value (strings as they are, other values as JSON)

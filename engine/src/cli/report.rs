@@ -1,6 +1,7 @@
 //! What `flow runs`, `flow show`, `flow logs` and `flow plugins` print, and
 //! the summary at the end of `flow run`.
 
+use flow_pipeline::plugin::Capability;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,7 +238,14 @@ pub(crate) fn plugins(
                 "description": d.description, "params": params, "extra_params": d.extra_params,
                 "outputs": d.outputs.iter().map(|o| serde_json::json!({"name": o.name, "description": o.description})).collect::<Vec<_>>(),
                 "outputs_from_params": d.outputs_from_params,
-                "capabilities": d.capabilities.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
+                "capabilities": d.capabilities.iter().map(|c| match c {
+                    Capability::FsRead => "fs-read",
+                    Capability::FsWrite => "fs-write",
+                    Capability::Env => "env",
+                    Capability::Net => "net",
+                    Capability::Exec => "exec",
+                    Capability::Secrets => "secrets",
+                }).collect::<Vec<_>>(),
             });
             println!("{value}");
             continue;
@@ -270,7 +278,21 @@ pub(crate) fn plugins(
             }
         }
         if !d.capabilities.is_empty() {
-            let caps: Vec<String> = d.capabilities.iter().map(|c| format!("{c:?}")).collect();
+            let caps: Vec<String> = d
+                .capabilities
+                .iter()
+                .map(|c| {
+                    let what = match c {
+                        Capability::FsRead => "to read a granted directory",
+                        Capability::FsWrite => "to write a granted directory",
+                        Capability::Env => "environment variables",
+                        Capability::Net => "network access",
+                        Capability::Exec => "host commands",
+                        Capability::Secrets => "secrets",
+                    };
+                    format!("{what} (`grants.{}`)", c.grant_key())
+                })
+                .collect();
             println!("  needs: {}", caps.join(", "));
         }
         println!();
