@@ -634,7 +634,7 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
     );
     assert_eq!(
         b_predicate["buildDefinition"]["internalParameters"]["grants"],
-        serde_json::json!({"workspace": workspace, "fs": [{"path": session.path("input").display().to_string(), "access": "read"}]})
+        serde_json::json!({"workspace": workspace, "fs": [{"path": session.path("input").display().to_string(), "access": "read", "hashed": true}]})
     );
     assert_eq!(
         b_predicate["buildDefinition"]["internalParameters"]["needs"],
