@@ -120,6 +120,7 @@ fn main() {
                 log: &log,
                 exec: None,
                 claims: &claims,
+                secrets: None,
             };
             let start = Instant::now();
             let outputs = engine

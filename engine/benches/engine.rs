@@ -107,6 +107,7 @@ fn main() {
                 log: &log,
                 exec: None,
                 claims: &claims,
+                secrets: None,
             };
             let wasm_start = Instant::now();
             let outputs: BTreeMap<String, String> =

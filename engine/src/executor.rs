@@ -23,6 +23,7 @@ use crate::capabilities::claims::Claims;
 use crate::capabilities::exec::{ExecPlan, ExecPolicy};
 use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
+use crate::capabilities::secrets::{Redactor, SecretValues, StepSecrets};
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
 use crate::provenance::{self, Recorder, StepFacts, StepRoots};
@@ -59,6 +60,8 @@ pub(crate) struct RunContext {
     pub store: Store,
     pub plugins: Arc<ResolvedPlugins>,
     pub exec: Arc<ExecPlan>,
+    pub secrets: Arc<SecretValues>,
+    pub redactor: Option<Arc<Redactor>>,
     pub inputs: BTreeMap<String, Value>,
     pub workspace: PathBuf,
     pub jobs: usize,
@@ -286,8 +289,13 @@ impl Execution<'_> {
                 .collect(),
             limits,
             cancel: self.cx.cancel.clone(),
-            log: LogSink::new(self.cx.defaults.log_limit),
-            exec: self.cx.exec.policy(step, &self.cx.workspace),
+            log: LogSink::new(self.cx.defaults.log_limit).with_redactor(self.cx.redactor.clone()),
+            exec: self
+                .cx
+                .exec
+                .policy(step, &self.cx.workspace, &self.cx.secrets),
+            secrets: StepSecrets::for_step(&self.cx.secrets, &step.secret_grants),
+            redactor: self.cx.redactor.clone(),
             snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
             started_ms,
         };
@@ -481,6 +489,8 @@ struct StepTask {
     cancel: CancelFlag,
     log: LogSink,
     exec: Option<Arc<ExecPolicy>>,
+    secrets: Option<Arc<StepSecrets>>,
+    redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     started_ms: u64,
 }
@@ -504,6 +514,7 @@ impl StepTask {
             log: &self.log,
             exec: self.exec.clone(),
             claims: &claims,
+            secrets: self.secrets.clone(),
         };
         let result = match tokio::time::timeout(
             self.limits.timeout + HOST_GRACE,
@@ -534,8 +545,25 @@ impl StepTask {
                 (status, Some(failure.to_string()), BTreeMap::new())
             }
         };
-        let (dependencies, commands, dropped) = claims.take();
+        let (dependencies, mut commands, dropped) = claims.take();
         notes.extend(dropped);
+        // Nothing recorded carries a secret's value: outputs, the reason, the
+        // commands' arguments (logs are redacted as they are written).
+        let (mut outputs, mut reason) = (outputs, reason);
+        if let Some(redactor) = &self.redactor {
+            for value in outputs.values_mut() {
+                redactor.redact_in_place(value);
+            }
+            if let Some(reason) = &mut reason {
+                redactor.redact_in_place(reason);
+            }
+            for command in &mut commands {
+                let mut text = command.to_string();
+                if redactor.redact_in_place(&mut text) {
+                    *command = serde_json::from_str(&text).unwrap_or(Value::Null);
+                }
+            }
+        }
         let facts = StepFacts {
             params: self.params,
             plugin_sha256: self.plugin.digest.hex(),

@@ -158,6 +158,7 @@ pub struct RunOptions {
     cancel: CancelFlag,
     events: Option<UnboundedSender<Event>>,
     signing_key: Option<Arc<SigningKey>>,
+    secrets: std::collections::BTreeMap<String, String>,
 }
 
 impl RunOptions {
@@ -172,7 +173,15 @@ impl RunOptions {
             cancel: CancelFlag::new(),
             events: None,
             signing_key: None,
+            secrets: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// The value of a secret the pipeline declares, instead of reading it from
+    /// its `env` or `file` source (for embedders holding secrets themselves).
+    pub fn secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.secrets.insert(name.into(), value.into());
+        self
     }
 
     /// Pipeline inputs as `name=value` text, typed by the pipeline's `inputs:`.
@@ -279,6 +288,8 @@ impl Engine {
             .plan
             .bind_inputs(&options.inputs)
             .map_err(EngineError::Invalid)?;
+        let secrets = capabilities::secrets::load(&pipeline.plan, &options.secrets)
+            .map_err(EngineError::Invalid)?;
         let store = options.store;
         let id = store.new_run_id()?;
         let workspace = options
@@ -303,6 +314,8 @@ impl Engine {
             store,
             plugins: pipeline.plugins.clone(),
             exec: pipeline.exec.clone(),
+            redactor: secrets.redactor(),
+            secrets: Arc::new(secrets),
             inputs,
             workspace,
             jobs: options.jobs.unwrap_or(self.jobs),

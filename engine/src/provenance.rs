@@ -221,6 +221,10 @@ impl Recorder {
                 .collect();
             grants["confined"] = self.exec.confine.into();
         }
+        if !step.secret_grants.is_empty() {
+            // Names only, never values.
+            grants["secrets"] = step.secret_grants.clone().into();
+        }
         if !step.env_grants.is_empty() {
             // Names only: values may be secret.
             grants["env"] = step.env_grants.iter().map(|g| g.name.clone()).collect();

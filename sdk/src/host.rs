@@ -189,3 +189,18 @@ pub mod provenance {
         });
     }
 }
+
+/// Secrets the step is granted (`grants.secrets`).
+///
+/// Whatever the step writes to its log or outputs is redacted by the host, but
+/// pass values only where they are needed (a request header, a command's
+/// environment), never into files the step produces.
+pub mod secrets {
+    use crate::StepError;
+    use crate::bindings::flow::plugin::secrets as wit;
+
+    /// The value of a granted secret.
+    pub fn get(name: &str) -> Result<String, StepError> {
+        wit::get(name).map_err(StepError::new)
+    }
+}

@@ -12,4 +12,5 @@ mod plugins;
 mod provenance;
 mod run;
 mod sandbox;
+mod secrets;
 mod store;

@@ -49,6 +49,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         }
         fs_grants.push(checker.resolve_fs_grants(step));
         exec_grants.push(checker.resolve_exec_grants(step));
+        checker.check_secret_grants(step);
         for (name, span) in &step.grants.unsupported {
             checker.error(*span, format!("`grants.{name}` is not supported yet"));
         }
@@ -113,6 +114,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
             fs_grants: fs_grants[i].clone(),
             exec_grants: exec_grants[i].clone(),
             env_grants: step.grants.env.clone(),
+            secret_grants: step.grants.secrets.iter().map(|(n, _)| n.clone()).collect(),
             span: step.span,
             uses_span: *uses_span,
             with_span: step.with_span,
@@ -126,6 +128,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         base_dir: pipeline.base_dir.clone(),
         inputs: pipeline.inputs.clone(),
         exec_confinement: pipeline.exec_confinement,
+        secrets: pipeline.secrets.clone(),
         steps: planned,
     })
 }
@@ -133,7 +136,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
 /// A host path as written in `reads`: `~/x` is under the user's home, and a
 /// leading `${NAME:-fallback}` (or `${NAME}`) is the host variable's value, or the
 /// fallback (itself expanded) when it is unset or empty.
-fn expand_host_path(written: &str) -> Result<PathBuf, String> {
+pub fn expand_host_path(written: &str) -> Result<PathBuf, String> {
     if let Some(rest) = written.strip_prefix("${") {
         let Some((inner, tail)) = rest.split_once('}') else {
             return Err(format!("unclosed `${{` in `{written}`"));
@@ -150,7 +153,11 @@ fn expand_host_path(written: &str) -> Result<PathBuf, String> {
             },
         };
         let tail = tail.trim_start_matches('/');
-        return Ok(if tail.is_empty() { base } else { base.join(tail) });
+        return Ok(if tail.is_empty() {
+            base
+        } else {
+            base.join(tail)
+        });
     }
     if let Some(rest) = written.strip_prefix("~/") {
         return match std::env::var_os("HOME") {
@@ -391,12 +398,15 @@ impl Checker<'_> {
                     "environment variables",
                     "add `grants: { env: [<NAME>] }` naming the variables it may read".to_owned(),
                 ),
+                Capability::Secrets => (
+                    !step.grants.secrets.is_empty(),
+                    "secrets",
+                    "declare it under the top-level `secrets:` and add `grants: { secrets: [<name>] }`"
+                        .to_owned(),
+                ),
                 other => (
                     false,
-                    match other {
-                        Capability::Net => "network access",
-                        _ => "secrets",
-                    },
+                    "network access",
                     format!(
                         "`grants.{}` is not supported yet, so this plugin cannot run in this version of flow",
                         other.grant_key()
@@ -413,6 +423,33 @@ impl Checker<'_> {
                 )
                 .help = Some(help);
             }
+        }
+    }
+
+    /// Every secret a step names (in `grants.secrets` or an env grant) is declared.
+    fn check_secret_grants(&mut self, step: &StepDecl) {
+        let declared: Vec<&str> = self
+            .pipeline
+            .secrets
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let named = step
+            .grants
+            .secrets
+            .iter()
+            .chain(step.grants.env.iter().filter_map(|e| e.secret.as_ref()));
+        let mut problems = Vec::new();
+        for (name, span) in named {
+            if !declared.contains(&name.as_str()) {
+                let help = did_you_mean_help(name, declared.iter().copied()).unwrap_or_else(|| {
+                    format!("declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}` at the top of the file")
+                });
+                problems.push((*span, format!("unknown secret `{name}`"), help));
+            }
+        }
+        for (span, message, help) in problems {
+            self.error(span, message).help = Some(help);
         }
     }
 

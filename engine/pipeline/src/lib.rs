@@ -43,12 +43,12 @@ pub mod yaml;
 
 use std::path::Path;
 
-pub use check::check;
+pub use check::{check, expand_host_path};
 pub use diag::{Diagnostic, Diagnostics, Location, Note, Position, Severity, SourceFile, Span};
 pub use expr::{EvalContext, EvalError, Expression, Reference, StepOutcome, Template};
 pub use model::{
     EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, Pipeline,
-    StepDecl,
+    SecretDecl, SecretSource, StepDecl,
 };
 pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
 pub use plugin::{

@@ -30,10 +30,16 @@ pub struct Pipeline {
     pub(crate) inputs: Vec<InputDecl>,
     pub(crate) steps: Vec<StepDecl>,
     pub(crate) exec_confinement: Option<(ExecConfinement, Span)>,
+    pub(crate) secrets: Vec<SecretDecl>,
     pub(crate) problems: Vec<Diagnostic>,
 }
 
 impl Pipeline {
+    /// The declared secrets (names and sources, never values).
+    pub fn secrets(&self) -> &[SecretDecl] {
+        &self.secrets
+    }
+
     /// The `exec-confinement` policy, with where it was written.
     pub fn exec_confinement(&self) -> Option<(ExecConfinement, Span)> {
         self.exec_confinement
@@ -193,8 +199,33 @@ pub struct EnvGrantDecl {
     pub name: String,
     /// Where the name was written.
     pub span: Span,
-    /// The value given in the file, or `None` to pass the host's value through.
+    /// The value given in the file, or `None` to pass the host's value through
+    /// (or to take a secret's, see `secret`).
     pub value: Option<String>,
+    /// The secret whose value the variable gets (`NAME: { secret: token }`).
+    pub secret: Option<(String, Span)>,
+}
+
+/// Where a secret's value comes from. Values never appear in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of the `flow` process.
+    Env(String),
+    /// A file (relative to the pipeline file; `~/` and `${NAME:-fallback}` expand).
+    File(String),
+}
+
+/// One entry of the top-level `secrets:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretDecl {
+    /// Its name, granted with `grants.secrets`.
+    pub name: String,
+    /// Where the name was written.
+    pub span: Span,
+    /// Where its value comes from.
+    pub source: SecretSource,
+    /// Where the source was written.
+    pub source_span: Span,
 }
 
 /// A step's `grants`.
@@ -206,10 +237,12 @@ pub struct GrantsDecl {
     pub exec: Vec<ExecGrantDecl>,
     /// Environment variables for the step's commands (and the plugin itself).
     pub env: Vec<EnvGrantDecl>,
+    /// Secrets the step may read, with where each name was written.
+    pub secrets: Vec<(String, Span)>,
     /// Where the `exec` key was written, if it was.
     pub exec_span: Option<Span>,
-    /// Grant kinds that are written in the file but not supported yet (`net`,
-    /// `secrets`), with where their key was written. The checker refuses them.
+    /// Grant kinds that are written in the file but not supported yet (`net`),
+    /// with where their key was written. The checker refuses them.
     pub unsupported: Vec<(String, Span)>,
 }
 
@@ -476,6 +509,7 @@ impl<'a> Reader<'a> {
             inputs: Vec::new(),
             steps: Vec::new(),
             exec_confinement: None,
+            secrets: Vec::new(),
             problems: Vec::new(),
         };
         // Keys missing from the whole file are reported at its first character.
@@ -491,6 +525,7 @@ impl<'a> Reader<'a> {
                 "description",
                 "inputs",
                 "exec-confinement",
+                "secrets",
                 "steps",
             ],
             "in the pipeline",
@@ -546,6 +581,11 @@ impl<'a> Reader<'a> {
                     None
                 }
             };
+        }
+        if let Some(entry) = find("secrets")
+            && let Some(secrets) = self.mapping(&entry.value, "`secrets`")
+        {
+            pipeline.secrets = secrets.iter().filter_map(|e| self.read_secret(e)).collect();
         }
         if let Some(entry) = find("inputs")
             && let Some(inputs) = self.mapping(&entry.value, "`inputs`")
@@ -906,12 +946,7 @@ impl<'a> Reader<'a> {
                     grants.exec_span = Some(entry.key.span);
                 }
                 "secrets" => {
-                    for (name, span) in self.strings(&entry.value, "`grants.secrets`", false) {
-                        if !is_identifier(&name, false) {
-                            self.error(span, format!("invalid name `{name}` in `grants.secrets`"));
-                        }
-                    }
-                    grants.unsupported.push((key.to_owned(), entry.key.span));
+                    grants.secrets = self.strings(&entry.value, "`grants.secrets`", false);
                 }
                 "net" => {
                     for (host, span) in self.strings(&entry.value, "`grants.net`", false) {
@@ -931,6 +966,60 @@ impl<'a> Reader<'a> {
             }
         }
         grants
+    }
+
+    /// `name: { env: VAR }` or `name: { file: PATH }`.
+    fn read_secret(&mut self, entry: &Entry) -> Option<SecretDecl> {
+        let name = entry.key_text().to_owned();
+        if !is_identifier(&name, true) {
+            self.error(
+                entry.key.span,
+                format!("invalid secret name `{name}`: use letters, digits, `_` and `-`"),
+            );
+            return None;
+        }
+        let help = "write `{ env: VARIABLE }` or `{ file: path/to/file }`; a value never goes in the pipeline file";
+        let NodeKind::Mapping(fields) = &entry.value.kind else {
+            self.error(
+                entry.value.span,
+                format!("secret `{name}` must say where its value comes from"),
+            )
+            .help = Some(help.into());
+            return None;
+        };
+        self.unknown_keys(
+            fields,
+            &["env", "file", "description"],
+            &format!("in secret `{name}`"),
+        );
+        let sources: Vec<&Entry> = fields
+            .iter()
+            .filter(|f| matches!(f.key_text(), "env" | "file"))
+            .collect();
+        let [source] = sources.as_slice() else {
+            self.error(
+                entry.value.span,
+                format!("secret `{name}` needs exactly one of `env` and `file`"),
+            )
+            .help = Some(help.into());
+            return None;
+        };
+        let text = self.string(&source.value, &format!("`{}`", source.key_text()))?;
+        let source_decl = if source.key_text() == "env" {
+            if !is_env_name(&text) {
+                self.error(source.value.span, format!("invalid variable name `{text}`"));
+                return None;
+            }
+            SecretSource::Env(text)
+        } else {
+            SecretSource::File(text)
+        };
+        Some(SecretDecl {
+            name,
+            span: entry.key.span,
+            source: source_decl,
+            source_span: source.value.span,
+        })
     }
 
     /// `exec: [cargo, /usr/bin/make, { command: cargo, reads: [~/.rustup] }]`.
@@ -1016,6 +1105,7 @@ impl<'a> Reader<'a> {
         let mut out = Vec::new();
         if let NodeKind::Mapping(entries) = &node.kind {
             for entry in entries {
+                let mut secret = None;
                 let value = match &entry.value.kind {
                     NodeKind::Scalar {
                         value: Scalar::String(s),
@@ -1026,11 +1116,19 @@ impl<'a> Reader<'a> {
                         ..
                     } => None,
                     NodeKind::Scalar { text, .. } => Some(text.clone()),
+                    NodeKind::Mapping(fields)
+                        if fields.len() == 1 && fields[0].key_text() == "secret" =>
+                    {
+                        secret = self
+                            .string(&fields[0].value, "`secret`")
+                            .map(|name| (name, fields[0].value.span));
+                        None
+                    }
                     _ => {
                         self.error(
                             entry.value.span,
                             format!(
-                                "the value of `{}` must be text, found {}",
+                                "the value of `{}` must be text or `{{ secret: NAME }}`, found {}",
                                 entry.key_text(),
                                 entry.value.type_name()
                             ),
@@ -1042,6 +1140,7 @@ impl<'a> Reader<'a> {
                     name: entry.key_text().to_owned(),
                     span: entry.key.span,
                     value,
+                    secret,
                 });
             }
         } else {
@@ -1050,6 +1149,7 @@ impl<'a> Reader<'a> {
                     name,
                     span,
                     value: None,
+                    secret: None,
                 });
             }
         }

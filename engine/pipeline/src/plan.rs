@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean_help};
 use crate::expr::{EvalContext, Expression, Template};
-use crate::model::{EnvGrantDecl, ExecConfinement, FsAccess, InputDecl};
+use crate::model::{EnvGrantDecl, ExecConfinement, FsAccess, InputDecl, SecretDecl};
 use crate::plugin::{ParamType, PluginDescription, PluginRef, json_type_name};
 
 /// A checked pipeline, ready to run.
@@ -35,6 +35,8 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     /// The `exec-confinement` policy as written, if it was.
     pub exec_confinement: Option<(ExecConfinement, Span)>,
+    /// The declared secrets (names and sources; values are loaded when a run starts).
+    pub secrets: Vec<SecretDecl>,
 }
 
 /// A directory a step may use, resolved and checked to exist.
@@ -109,6 +111,8 @@ pub struct PlannedStep {
     pub exec_grants: Vec<ExecGrant>,
     /// Environment variables granted to its commands.
     pub env_grants: Vec<EnvGrantDecl>,
+    /// The secrets it may read.
+    pub secret_grants: Vec<String>,
     /// Where the step id was written.
     pub span: Span,
     /// Where its `uses:` value was written.

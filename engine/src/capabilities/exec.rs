@@ -18,6 +18,7 @@ use flow_pipeline::{Diagnostic, Diagnostics, ExecConfinement, FsAccess, Plan, Pl
 use flow_sandbox::{Bind, CommandSpec, ResolvedCommand, StopReason, Stream};
 
 use crate::capabilities::log::LogSource;
+use crate::capabilities::secrets::SecretValues;
 use crate::runtime::bindings::flow::plugin::exec as wit_exec;
 use crate::runtime::{CancelFlag, Stop};
 
@@ -145,7 +146,12 @@ impl ExecPlan {
 
     /// What a step may run and with which environment, built when it starts
     /// (the host's values of `grants.env` names are read then).
-    pub fn policy(&self, step: &PlannedStep, workspace: &Path) -> Option<Arc<ExecPolicy>> {
+    pub fn policy(
+        &self,
+        step: &PlannedStep,
+        workspace: &Path,
+        secrets: &SecretValues,
+    ) -> Option<Arc<ExecPolicy>> {
         let commands = self.steps.get(step.index).cloned().unwrap_or_default();
         if commands.is_empty() && step.env_grants.is_empty() {
             return None;
@@ -153,6 +159,13 @@ impl ExecPlan {
         let mut env = Vec::new();
         let mut missing = Vec::new();
         for grant in &step.env_grants {
+            if let Some((secret, _)) = &grant.secret {
+                // Loaded when the run started; a missing one stopped it then.
+                if let Some(value) = secrets.0.get(secret) {
+                    env.push((grant.name.clone(), value.clone()));
+                }
+                continue;
+            }
             match &grant.value {
                 Some(value) => env.push((grant.name.clone(), value.clone())),
                 None => match std::env::var(&grant.name) {

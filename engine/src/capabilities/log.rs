@@ -11,6 +11,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 pub use flow_store::{LogLevel, LogLine, LogStream as LogSource};
 
+use crate::capabilities::secrets::Redactor;
 use crate::runtime::bindings::flow::plugin::log as wit_log;
 
 /// A step's log, capped in bytes: past the cap, lines are dropped and the log
@@ -23,6 +24,7 @@ pub struct StepLog {
     truncated: bool,
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
+    redactor: Option<Arc<Redactor>>,
 }
 
 /// A shared handle to a step's log.
@@ -49,7 +51,14 @@ impl LogSink {
             truncated: false,
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
+            redactor: None,
         })))
+    }
+
+    /// The same log, with every line masked by `redactor` before it is kept.
+    pub fn with_redactor(self, redactor: Option<Arc<Redactor>>) -> Self {
+        self.lock().redactor = redactor.filter(|r| !r.is_empty());
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, StepLog> {
@@ -79,10 +88,31 @@ impl LogSink {
             start = end + 1;
         }
         let mut rest = buf.split_off(start);
-        while rest.len() > MAX_LINE {
-            let tail = rest.split_off(MAX_LINE);
-            log.push(source, &String::from_utf8_lossy(&rest));
-            rest = tail;
+        // A long line is kept in pieces; hold back enough of its end that a
+        // secret value is never cut in two (redaction works on whole pieces).
+        match log.redactor.clone() {
+            None => {
+                while rest.len() > MAX_LINE {
+                    let tail = rest.split_off(MAX_LINE);
+                    log.push(source, &String::from_utf8_lossy(&rest));
+                    rest = tail;
+                }
+            }
+            Some(redactor) => {
+                // Keep the last `longest` bytes back (a value may continue in the next
+                // write), cut before any value spanning the cut, and mask what goes out
+                // before splitting it into pieces.
+                let hold = redactor.longest();
+                if rest.len() > MAX_LINE + hold {
+                    let cut = redactor.safe_cut(&rest, rest.len() - hold);
+                    let tail = rest.split_off(cut);
+                    let masked = redactor.redact(&String::from_utf8_lossy(&rest));
+                    for piece in pieces(&masked, MAX_LINE) {
+                        log.push(source, piece);
+                    }
+                    rest = tail;
+                }
+            }
         }
         *log.partial(source) = rest;
     }
@@ -123,6 +153,24 @@ impl LogSink {
     }
 }
 
+/// `text` in pieces of at most `max` bytes, cut at character boundaries.
+fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let end = if end == 0 { rest.len() } else { end };
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 impl StepLog {
     fn partial(&mut self, source: LogSource) -> &mut Vec<u8> {
         match source {
@@ -135,6 +183,14 @@ impl StepLog {
         if self.truncated {
             return;
         }
+        let redacted;
+        let text = match &self.redactor {
+            Some(redactor) => {
+                redacted = redactor.redact(text);
+                redacted.as_str()
+            }
+            None => text,
+        };
         let len = text.len() as u64 + 1;
         let seq = self.lines.len() as u64;
         if self.bytes + len > self.limit {

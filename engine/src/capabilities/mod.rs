@@ -13,3 +13,4 @@ pub(crate) mod files;
 pub mod fs;
 pub mod log;
 pub(crate) mod outputs;
+pub mod secrets;

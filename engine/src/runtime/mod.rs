@@ -30,6 +30,7 @@ use crate::capabilities::exec::{ExecPolicy, ExecState};
 use crate::capabilities::files::WritableRoots;
 use crate::capabilities::fs::{self, DirGrant};
 use crate::capabilities::log::{CapturedOutput, LogSink, LogSource};
+use crate::capabilities::secrets::StepSecrets;
 use bindings::types as wit;
 
 /// The sha256 of a plugin's wasm bytes.
@@ -199,6 +200,8 @@ pub struct StepInvocation<'a> {
     pub exec: Option<Arc<ExecPolicy>>,
     /// Where it records provenance claims and the commands it ran.
     pub claims: &'a Claims,
+    /// The secrets it is granted, if any.
+    pub secrets: Option<Arc<StepSecrets>>,
 }
 
 /// Why a step did not succeed.
@@ -261,6 +264,7 @@ pub(crate) struct StepState {
     pub(crate) writable: WritableRoots,
     pub(crate) exec: ExecState,
     pub(crate) claims: Claims,
+    pub(crate) secrets: Option<Arc<StepSecrets>>,
 }
 
 impl bindings::flow::plugin::types::Host for StepState {}
@@ -280,6 +284,7 @@ struct StepGrants {
     writable: WritableRoots,
     exec: Option<Arc<ExecPolicy>>,
     claims: Claims,
+    secrets: Option<Arc<StepSecrets>>,
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -500,6 +505,7 @@ impl Runtime {
                 cancel,
             },
             claims: grants.claims,
+            secrets: grants.secrets,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -598,6 +604,7 @@ impl Runtime {
             writable: WritableRoots(writable),
             exec: step.exec.clone(),
             claims: step.claims.clone(),
+            secrets: step.secrets.clone(),
         };
         let mut store = self.new_store(
             builder.build(),

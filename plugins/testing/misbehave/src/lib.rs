@@ -11,6 +11,30 @@ struct Params {
     path: Option<String>,
     #[serde(default)]
     count: Option<u64>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+/// Standard base64 with padding (enough for a test plugin).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 struct Misbehave;
@@ -36,12 +60,20 @@ impl Plugin for Misbehave {
         .param(
             Param::string(
                 "mode",
-                "panic | loop | alloc | stack | read | write | fail | flood | ok",
+                "panic | loop | alloc | stack | read | write | fail | flood | leak | ok",
             )
             .required(),
         )
         .param(Param::string("path", "the path for read and write"))
-        .param(Param::integer("count", "lines for flood"))
+        .param(Param::integer(
+            "count",
+            "lines for flood; for leak, 1 fails with the value",
+        ))
+        .param(Param::string(
+            "secret",
+            "the secret `leak` reads and leaks every way it can",
+        ))
+        .output("leaked", "what `leak` read")
         .output("content", "what `read` read")
     }
 
@@ -85,6 +117,28 @@ impl Plugin for Misbehave {
                     println!(
                         "flood line {i} .........................................................."
                     );
+                }
+                Ok(())
+            }
+            "leak" => {
+                use std::io::Write;
+                let name = params.secret.ok_or("`leak` needs `secret`")?;
+                let value = flow_plugin_sdk::secrets::get(&name)?;
+                println!("whole: {value}");
+                let (a, b) = value.split_at(value.len() / 2);
+                print!("split: {a}");
+                std::io::stdout().flush().ok();
+                print!("{b} end\n");
+                std::io::stdout().flush().ok();
+                ctx.info(&format!("log: {value}"));
+                eprintln!(
+                    "Authorization: Basic {}",
+                    base64(format!("user:{value}").as_bytes())
+                );
+                println!("{}{value}{}", "x".repeat(16 * 1024 - 3), "y".repeat(100));
+                ctx.set_output("leaked", &format!("output {value}"));
+                if params.count == Some(1) {
+                    return Err(StepError::new(format!("failed holding {value}")));
                 }
                 Ok(())
             }
