@@ -14,6 +14,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("echo", "flow-plugin-echo"),
     ("build", "flow-plugin-build"),
     ("checkout", "flow-plugin-checkout"),
+    ("scan", "flow-plugin-scan"),
 ];
 /// Plugins built for tests only.
 const TESTING: &[&str] = &["flow-plugin-misbehave", "flow-plugin-fs-probe"];

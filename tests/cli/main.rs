@@ -12,5 +12,6 @@ mod plugins;
 mod provenance;
 mod run;
 mod sandbox;
+mod scan;
 mod secrets;
 mod store;

@@ -1,1 +1,140 @@
-//! flow-oci (work in progress)
+//! # flow-oci
+//!
+//! The library behind flow's `publish` step: pushes files as OCI 1.1
+//! artifacts to a registry (`HOST[:PORT]/REPO:TAG`) or an OCI image-layout
+//! directory (`oci:DIR:TAG`), attaches the run's attestations as referrers,
+//! and promotes artifacts (with their referrers) between repositories.
+//!
+//! It never opens sockets: registry traffic goes through a [`Transport`]
+//! the caller provides (wasi:http in the plugin; `transport::tcp` with the
+//! `std-transport` feature natively). It builds for `wasm32-wasip2`.
+//!
+//! ```no_run
+//! # fn main() -> flow_oci::Result<()> {
+//! # fn transport() -> Box<dyn flow_oci::Transport> { unimplemented!() }
+//! use flow_oci::{ArtifactBuilder, Client, Credentials, Target, manifest};
+//! let artifact = ArtifactBuilder::new()
+//!     .annotation(manifest::ANNOTATION_REVISION, "0123abcd")
+//!     .annotation(manifest::ANNOTATION_FLOW_RUN, "run-42")
+//!     .file("dist/app.tar.gz")?
+//!     .build()?;
+//! let client = Client::new(transport())
+//!     .with_credentials("registry.example.com", Credentials::basic("ci", "secret"));
+//! let to = Target::parse("registry.example.com/team/app:1.2.0")?;
+//! let published = flow_oci::publish(&client, &to, &artifact, false)?;
+//! let attestations = ArtifactBuilder::new()
+//!     .artifact_type(manifest::ARTIFACT_TYPE_ATTESTATIONS)
+//!     .subject(published.descriptor.clone())
+//!     .file("provenance.intoto.jsonl")?
+//!     .build()?;
+//! flow_oci::attach(&client, &to, &attestations)?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod digest;
+pub mod error;
+pub mod layout;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod transport;
+
+pub use auth::Credentials;
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use manifest::{Artifact, ArtifactBuilder, Descriptor, ImageIndex, ImageManifest};
+pub use reference::{LayoutRef, RegistryRef, Target};
+pub use registry::{Client, FetchedManifest, PromoteOptions, Promoted};
+pub use transport::{Request, Response, Transport, TransportError};
+
+/// What a push did to its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The manifest was written (the tag, if any, was new).
+    Created,
+    /// The tag already named this content; nothing was written.
+    Unchanged,
+    /// The tag named other content and `overwrite` replaced it.
+    Replaced {
+        /// The manifest the tag named before.
+        previous: Digest,
+    },
+}
+
+/// The result of a push, attach or promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Where it is: `HOST/REPO:TAG`, `HOST/REPO@sha256:...`, `oci:DIR:TAG` or `oci:DIR@sha256:...`.
+    pub reference: String,
+    /// The manifest's descriptor (with `artifactType` and annotations): the
+    /// subject to attach attestations to. For [`Outcome::Unchanged`] it is the
+    /// manifest already there.
+    pub descriptor: Descriptor,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl Published {
+    /// The manifest digest.
+    pub fn digest(&self) -> Digest {
+        self.descriptor.digest
+    }
+}
+
+/// An artifact read back: its manifest and its files (digests verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledArtifact {
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// Each layer's descriptor (title in its annotations) and bytes.
+    pub files: Vec<(Descriptor, Vec<u8>)>,
+}
+
+/// Publishes `artifact` to `to` (registry via `client`, or layout directory,
+/// created if needed). `to` needs a tag. See [`Client::push`] and
+/// [`Layout::push`] for the one-artifact-per-version rule.
+pub fn publish<T: Transport>(
+    client: &Client<T>,
+    to: &Target,
+    artifact: &Artifact,
+    overwrite: bool,
+) -> Result<Published> {
+    match to {
+        Target::Registry(r) => {
+            if r.tag.is_none() {
+                return Err(Error::InvalidReference {
+                    input: r.to_string(),
+                    reason: "publish needs a tag: HOST[:PORT]/REPO:TAG".into(),
+                });
+            }
+            client.push(r, artifact, overwrite)
+        }
+        Target::Layout(l) => {
+            let tag = l.tag.as_deref().ok_or_else(|| Error::InvalidReference {
+                input: l.to_string(),
+                reason: "publish needs a tag: oci:DIR:TAG".into(),
+            })?;
+            Layout::create(&l.dir)?.push(tag, artifact, overwrite)
+        }
+    }
+}
+
+/// Attaches a referrer `artifact` (built with a `subject`) next to its
+/// subject at `at` (same repository or layout; tag and digest are ignored).
+pub fn attach<T: Transport>(
+    client: &Client<T>,
+    at: &Target,
+    artifact: &Artifact,
+) -> Result<Published> {
+    match at {
+        Target::Registry(r) => client.attach(r, artifact),
+        Target::Layout(l) => Layout::create(&l.dir)?.attach(artifact),
+    }
+}

@@ -109,6 +109,10 @@ pub fn to_sarif(eval: &Evaluation, base: &Path) -> Value {
                     "flowScanFinding/v1": format!("{}:{}:{}@{}", f.advisory_id, f.ecosystem, f.package, f.version),
                 },
                 "properties": {
+                    "kind": match &f.kind {
+                        FindingKind::Vulnerability => "vulnerability",
+                        FindingKind::Warning(info) => info.as_str(),
+                    },
                     "package": f.package,
                     "version": f.version,
                     "ecosystem": f.ecosystem.as_str(),
