@@ -15,6 +15,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("build", "flow-plugin-build"),
     ("checkout", "flow-plugin-checkout"),
     ("scan", "flow-plugin-scan"),
+    ("sign", "flow-plugin-sign"),
 ];
 /// Plugins built for tests only.
 const TESTING: &[&str] = &["flow-plugin-misbehave", "flow-plugin-fs-probe"];

@@ -91,7 +91,7 @@ async fn a_registered_plugin_is_a_built_in() {
         .unwrap();
     assert_eq!(
         engine.registry().names().collect::<Vec<_>>(),
-        ["build", "checkout", "echo", "fs-probe"]
+        ["build", "checkout", "echo", "fs-probe", "scan", "sign"]
     );
     let pipeline = engine.load_pipeline(&file).await.unwrap();
     let workspace = tmp.path().join("ws");

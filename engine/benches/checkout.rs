@@ -121,6 +121,7 @@ fn main() {
                 exec: None,
                 claims: &claims,
                 secrets: None,
+                keys: None,
             };
             let start = Instant::now();
             let outputs = engine

@@ -108,6 +108,7 @@ fn main() {
                 exec: None,
                 claims: &claims,
                 secrets: None,
+                keys: None,
             };
             let wasm_start = Instant::now();
             let outputs: BTreeMap<String, String> =

@@ -84,6 +84,7 @@ fn main() {
                 exec: None,
                 claims: &claims,
                 secrets: None,
+                keys: None,
             };
             let start = Instant::now();
             let outputs = engine

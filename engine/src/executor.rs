@@ -24,6 +24,7 @@ use crate::capabilities::exec::{ExecPlan, ExecPolicy};
 use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
 use crate::capabilities::secrets::{Redactor, SecretValues, StepSecrets};
+use crate::capabilities::signing::KeyRing;
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
 use crate::provenance::{self, Recorder, StepFacts, StepRoots};
@@ -61,6 +62,7 @@ pub(crate) struct RunContext {
     pub plugins: Arc<ResolvedPlugins>,
     pub exec: Arc<ExecPlan>,
     pub secrets: Arc<SecretValues>,
+    pub keys: Arc<KeyRing>,
     pub redactor: Option<Arc<Redactor>>,
     pub inputs: BTreeMap<String, Value>,
     pub workspace: PathBuf,
@@ -148,6 +150,7 @@ pub(crate) async fn execute(
             &cx.pipeline_sha256,
             &cx.workspace,
             cx.exec.clone(),
+            cx.keys.clone(),
         )?),
         None => None,
     };
@@ -295,6 +298,7 @@ impl Execution<'_> {
                 .exec
                 .policy(step, &self.cx.workspace, &self.cx.secrets),
             secrets: StepSecrets::for_step(&self.cx.secrets, &step.secret_grants),
+            keys: self.cx.keys.for_step(&step.key_grants),
             redactor: self.cx.redactor.clone(),
             snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
             started_ms,
@@ -490,6 +494,7 @@ struct StepTask {
     log: LogSink,
     exec: Option<Arc<ExecPolicy>>,
     secrets: Option<Arc<StepSecrets>>,
+    keys: Option<Arc<KeyRing>>,
     redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     started_ms: u64,
@@ -515,6 +520,7 @@ impl StepTask {
             exec: self.exec.clone(),
             claims: &claims,
             secrets: self.secrets.clone(),
+            keys: self.keys.clone(),
         };
         let result = match tokio::time::timeout(
             self.limits.timeout + HOST_GRACE,

@@ -290,6 +290,8 @@ impl Engine {
             .map_err(EngineError::Invalid)?;
         let secrets = capabilities::secrets::load(&pipeline.plan, &options.secrets)
             .map_err(EngineError::Invalid)?;
+        let keys =
+            capabilities::signing::KeyRing::load(&pipeline.plan).map_err(EngineError::Invalid)?;
         let store = options.store;
         let id = store.new_run_id()?;
         let workspace = options
@@ -316,6 +318,7 @@ impl Engine {
             exec: pipeline.exec.clone(),
             redactor: secrets.redactor(),
             secrets: Arc::new(secrets),
+            keys: Arc::new(keys),
             inputs,
             workspace,
             jobs: options.jobs.unwrap_or(self.jobs),

@@ -10,6 +10,7 @@
 //! decides what a step's evidence is.
 
 use crate::capabilities::exec::ExecPlan;
+use crate::capabilities::signing::KeyRing;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub(crate) struct Recorder {
     pipeline_sha256: String,
     workspace: std::path::PathBuf,
     exec: Arc<ExecPlan>,
+    keys: Arc<KeyRing>,
 }
 
 impl Recorder {
@@ -78,6 +80,7 @@ impl Recorder {
         pipeline_sha256: &str,
         workspace: &Path,
         exec: Arc<ExecPlan>,
+        keys: Arc<KeyRing>,
     ) -> Result<Self, ProvenanceError> {
         let layout_steps: Vec<LayoutStep> = plan
             .steps
@@ -111,6 +114,7 @@ impl Recorder {
             pipeline_sha256: pipeline_sha256.to_string(),
             workspace: workspace.to_path_buf(),
             exec,
+            keys,
         })
     }
 
@@ -220,6 +224,21 @@ impl Recorder {
                 })
                 .collect();
             grants["confined"] = self.exec.confine.into();
+        }
+        if !step.key_grants.is_empty() {
+            grants["keys"] = step
+                .key_grants
+                .iter()
+                .map(|name| {
+                    let keyid = self
+                        .keys
+                        .0
+                        .get(name)
+                        .map(|k| k.keyid().to_owned())
+                        .unwrap_or_default();
+                    serde_json::json!({ "name": name, "keyid": keyid })
+                })
+                .collect();
         }
         if !step.secret_grants.is_empty() {
             // Names only, never values.

@@ -204,3 +204,28 @@ pub mod secrets {
         wit::get(name).map_err(StepError::new)
     }
 }
+
+/// Signing with keys the host holds (`grants.keys`): the key never enters the
+/// plugin.
+pub mod signing {
+    use crate::StepError;
+    use crate::bindings::flow::plugin::signing as wit;
+
+    pub use wit::PublicKeyInfo as KeyInfo;
+
+    /// The public half of a granted key.
+    pub fn key_info(key: &str) -> Result<KeyInfo, StepError> {
+        wit::key_info(key).map_err(StepError::new)
+    }
+
+    /// An armored SSH signature of a message whose SHA-512 is `sha512`, in
+    /// `namespace`; it verifies with `ssh-keygen -Y verify -n <namespace>`.
+    pub fn sign_ssh(key: &str, namespace: &str, sha512: &[u8; 64]) -> Result<String, StepError> {
+        wit::sign_ssh(key, namespace, sha512).map_err(StepError::new)
+    }
+
+    /// A DSSE envelope (JSON) of `payload`, signed with the key.
+    pub fn sign_dsse(key: &str, payload_type: &str, payload: &[u8]) -> Result<String, StepError> {
+        wit::sign_dsse(key, payload_type, payload).map_err(StepError::new)
+    }
+}

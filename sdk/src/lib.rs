@@ -40,7 +40,7 @@ mod describe;
 mod host;
 
 pub use describe::{Capability, Description, Param, ParamType};
-pub use host::{exec, fs, provenance, secrets};
+pub use host::{exec, fs, provenance, secrets, signing};
 pub use serde;
 pub use serde_json;
 

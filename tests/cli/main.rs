@@ -14,4 +14,5 @@ mod run;
 mod sandbox;
 mod scan;
 mod secrets;
+mod sign;
 mod store;

@@ -14,7 +14,7 @@ fn plugins_lists_echo_with_its_digest() {
         .iter()
         .map(|l| l["name"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(names, ["build", "checkout", "echo"]);
+    assert_eq!(names, ["build", "checkout", "echo", "scan", "sign"]);
     let echo = &lines[2];
     let digest = echo["digest"].as_str().expect("a digest");
     assert!(
@@ -38,7 +38,11 @@ fn plugins_lists_echo_with_its_digest() {
         "{}",
         out.stdout
     );
-    let echo_block = &out.stdout[out.stdout.find("echo ").expect("echo is listed")..];
+    let echo_start = out.stdout.find("echo ").expect("echo is listed");
+    let echo_end = out.stdout[echo_start..]
+        .find("\n\n")
+        .map_or(out.stdout.len(), |i| echo_start + i + 2);
+    let echo_block = &out.stdout[echo_start..echo_end];
     assert_eq!(
         echo_block,
         format!(

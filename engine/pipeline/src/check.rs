@@ -115,6 +115,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
             exec_grants: exec_grants[i].clone(),
             env_grants: step.grants.env.clone(),
             secret_grants: step.grants.secrets.iter().map(|(n, _)| n.clone()).collect(),
+            key_grants: step.grants.keys.iter().map(|(n, _)| n.clone()).collect(),
             span: step.span,
             uses_span: *uses_span,
             with_span: step.with_span,
@@ -129,6 +130,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         inputs: pipeline.inputs.clone(),
         exec_confinement: pipeline.exec_confinement,
         secrets: pipeline.secrets.clone(),
+        keys: pipeline.keys.clone(),
         steps: planned,
     })
 }
@@ -399,9 +401,9 @@ impl Checker<'_> {
                     "add `grants: { env: [<NAME>] }` naming the variables it may read".to_owned(),
                 ),
                 Capability::Secrets => (
-                    !step.grants.secrets.is_empty(),
-                    "secrets",
-                    "declare it under the top-level `secrets:` and add `grants: { secrets: [<name>] }`"
+                    !step.grants.secrets.is_empty() || !step.grants.keys.is_empty(),
+                    "secrets or signing keys",
+                    "declare them under the top-level `secrets:` or `keys:` and grant them: `grants: { secrets: [<name>] }` or `grants: { keys: [<name>] }`"
                         .to_owned(),
                 ),
                 other => (
@@ -446,6 +448,15 @@ impl Checker<'_> {
                     format!("declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}` at the top of the file")
                 });
                 problems.push((*span, format!("unknown secret `{name}`"), help));
+            }
+        }
+        let keys: Vec<&str> = self.pipeline.keys.iter().map(|k| k.name.as_str()).collect();
+        for (name, span) in &step.grants.keys {
+            if !keys.contains(&name.as_str()) {
+                let help = did_you_mean_help(name, keys.iter().copied()).unwrap_or_else(|| {
+                    format!("declare it: `keys: {{ {name}: {{ file: path/to/key.pem }} }}` at the top of the file")
+                });
+                problems.push((*span, format!("unknown key `{name}`"), help));
             }
         }
         for (span, message, help) in problems {

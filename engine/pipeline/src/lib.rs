@@ -47,8 +47,8 @@ pub use check::{check, expand_host_path};
 pub use diag::{Diagnostic, Diagnostics, Location, Note, Position, Severity, SourceFile, Span};
 pub use expr::{EvalContext, EvalError, Expression, Reference, StepOutcome, Template};
 pub use model::{
-    EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, Pipeline,
-    SecretDecl, SecretSource, StepDecl,
+    EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, KeyDecl,
+    Pipeline, SecretDecl, SecretSource, StepDecl,
 };
 pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
 pub use plugin::{

@@ -31,10 +31,16 @@ pub struct Pipeline {
     pub(crate) steps: Vec<StepDecl>,
     pub(crate) exec_confinement: Option<(ExecConfinement, Span)>,
     pub(crate) secrets: Vec<SecretDecl>,
+    pub(crate) keys: Vec<KeyDecl>,
     pub(crate) problems: Vec<Diagnostic>,
 }
 
 impl Pipeline {
+    /// The declared signing keys.
+    pub fn keys(&self) -> &[KeyDecl] {
+        &self.keys
+    }
+
     /// The declared secrets (names and sources, never values).
     pub fn secrets(&self) -> &[SecretDecl] {
         &self.secrets
@@ -215,6 +221,21 @@ pub enum SecretSource {
     File(String),
 }
 
+/// One entry of the top-level `keys:`: a signing key held by the host. A step
+/// granted it may sign with it; its bytes never reach the plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDecl {
+    /// Its name, granted with `grants.keys` and given to `sign` as `key:`.
+    pub name: String,
+    /// Where the name was written.
+    pub span: Span,
+    /// The private key file (ed25519, PKCS#8 PEM, as `flow keys generate` writes),
+    /// as written.
+    pub file: String,
+    /// Where the file was written.
+    pub file_span: Span,
+}
+
 /// One entry of the top-level `secrets:`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretDecl {
@@ -239,6 +260,8 @@ pub struct GrantsDecl {
     pub env: Vec<EnvGrantDecl>,
     /// Secrets the step may read, with where each name was written.
     pub secrets: Vec<(String, Span)>,
+    /// Signing keys the step may sign with.
+    pub keys: Vec<(String, Span)>,
     /// Where the `exec` key was written, if it was.
     pub exec_span: Option<Span>,
     /// Grant kinds that are written in the file but not supported yet (`net`),
@@ -510,6 +533,7 @@ impl<'a> Reader<'a> {
             steps: Vec::new(),
             exec_confinement: None,
             secrets: Vec::new(),
+            keys: Vec::new(),
             problems: Vec::new(),
         };
         // Keys missing from the whole file are reported at its first character.
@@ -526,6 +550,7 @@ impl<'a> Reader<'a> {
                 "inputs",
                 "exec-confinement",
                 "secrets",
+                "keys",
                 "steps",
             ],
             "in the pipeline",
@@ -581,6 +606,11 @@ impl<'a> Reader<'a> {
                     None
                 }
             };
+        }
+        if let Some(entry) = find("keys")
+            && let Some(keys) = self.mapping(&entry.value, "`keys`")
+        {
+            pipeline.keys = keys.iter().filter_map(|e| self.read_key(e)).collect();
         }
         if let Some(entry) = find("secrets")
             && let Some(secrets) = self.mapping(&entry.value, "`secrets`")
@@ -933,7 +963,7 @@ impl<'a> Reader<'a> {
         };
         self.unknown_keys(
             entries,
-            &["fs", "env", "net", "exec", "secrets"],
+            &["fs", "env", "net", "exec", "secrets", "keys"],
             &format!("in the `grants` of {place}"),
         );
         for entry in entries {
@@ -947,6 +977,9 @@ impl<'a> Reader<'a> {
                 }
                 "secrets" => {
                     grants.secrets = self.strings(&entry.value, "`grants.secrets`", false);
+                }
+                "keys" => {
+                    grants.keys = self.strings(&entry.value, "`grants.keys`", false);
                 }
                 "net" => {
                     for (host, span) in self.strings(&entry.value, "`grants.net`", false) {
@@ -966,6 +999,43 @@ impl<'a> Reader<'a> {
             }
         }
         grants
+    }
+
+    /// `name: { file: PATH }`.
+    fn read_key(&mut self, entry: &Entry) -> Option<KeyDecl> {
+        let name = entry.key_text().to_owned();
+        if !is_identifier(&name, true) {
+            self.error(
+                entry.key.span,
+                format!("invalid key name `{name}`: use letters, digits, `_` and `-`"),
+            );
+            return None;
+        }
+        let NodeKind::Mapping(fields) = &entry.value.kind else {
+            self.error(
+                entry.value.span,
+                format!("key `{name}` must name its file: `{{ file: path/to/key.pem }}`"),
+            );
+            return None;
+        };
+        self.unknown_keys(
+            fields,
+            &["file", "description"],
+            &format!("in key `{name}`"),
+        );
+        let Some(file) = fields.iter().find(|f| f.key_text() == "file") else {
+            self.error(entry.value.span, format!("key `{name}` needs a `file`"))
+                .help =
+                Some("an ed25519 private key in PKCS#8 PEM, as `flow keys generate` writes".into());
+            return None;
+        };
+        let path = self.string(&file.value, "`file`")?;
+        Some(KeyDecl {
+            name,
+            span: entry.key.span,
+            file: path,
+            file_span: file.value.span,
+        })
     }
 
     /// `name: { env: VAR }` or `name: { file: PATH }`.

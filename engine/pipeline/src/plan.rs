@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean_help};
 use crate::expr::{EvalContext, Expression, Template};
-use crate::model::{EnvGrantDecl, ExecConfinement, FsAccess, InputDecl, SecretDecl};
+use crate::model::{EnvGrantDecl, ExecConfinement, FsAccess, InputDecl, KeyDecl, SecretDecl};
 use crate::plugin::{ParamType, PluginDescription, PluginRef, json_type_name};
 
 /// A checked pipeline, ready to run.
@@ -37,6 +37,8 @@ pub struct Plan {
     pub exec_confinement: Option<(ExecConfinement, Span)>,
     /// The declared secrets (names and sources; values are loaded when a run starts).
     pub secrets: Vec<SecretDecl>,
+    /// The declared signing keys (loaded when a run starts).
+    pub keys: Vec<KeyDecl>,
 }
 
 /// A directory a step may use, resolved and checked to exist.
@@ -113,6 +115,8 @@ pub struct PlannedStep {
     pub env_grants: Vec<EnvGrantDecl>,
     /// The secrets it may read.
     pub secret_grants: Vec<String>,
+    /// The signing keys it may sign with.
+    pub key_grants: Vec<String>,
     /// Where the step id was written.
     pub span: Span,
     /// Where its `uses:` value was written.

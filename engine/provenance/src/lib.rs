@@ -32,6 +32,7 @@ pub mod keys;
 pub mod layout;
 pub mod link;
 pub mod record;
+pub mod sshsig;
 pub mod statement;
 mod time;
 pub mod verify;

@@ -14,3 +14,4 @@ pub mod fs;
 pub mod log;
 pub(crate) mod outputs;
 pub mod secrets;
+pub mod signing;

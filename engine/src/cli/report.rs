@@ -288,9 +288,12 @@ pub(crate) fn plugins(
                         Capability::Env => "environment variables",
                         Capability::Net => "network access",
                         Capability::Exec => "host commands",
-                        Capability::Secrets => "secrets",
+                        Capability::Secrets => "secrets or signing keys",
                     };
-                    format!("{what} (`grants.{}`)", c.grant_key())
+                    match c {
+                        Capability::Secrets => format!("{what} (`grants.secrets`, `grants.keys`)"),
+                        _ => format!("{what} (`grants.{}`)", c.grant_key()),
+                    }
                 })
                 .collect();
             println!("  needs: {}", caps.join(", "));

@@ -31,6 +31,7 @@ use crate::capabilities::files::WritableRoots;
 use crate::capabilities::fs::{self, DirGrant};
 use crate::capabilities::log::{CapturedOutput, LogSink, LogSource};
 use crate::capabilities::secrets::StepSecrets;
+use crate::capabilities::signing::KeyRing;
 use bindings::types as wit;
 
 /// The sha256 of a plugin's wasm bytes.
@@ -202,6 +203,8 @@ pub struct StepInvocation<'a> {
     pub claims: &'a Claims,
     /// The secrets it is granted, if any.
     pub secrets: Option<Arc<StepSecrets>>,
+    /// The signing keys it is granted, if any.
+    pub keys: Option<Arc<KeyRing>>,
 }
 
 /// Why a step did not succeed.
@@ -265,6 +268,7 @@ pub(crate) struct StepState {
     pub(crate) exec: ExecState,
     pub(crate) claims: Claims,
     pub(crate) secrets: Option<Arc<StepSecrets>>,
+    pub(crate) keys: Option<Arc<KeyRing>>,
 }
 
 impl bindings::flow::plugin::types::Host for StepState {}
@@ -285,6 +289,7 @@ struct StepGrants {
     exec: Option<Arc<ExecPolicy>>,
     claims: Claims,
     secrets: Option<Arc<StepSecrets>>,
+    keys: Option<Arc<KeyRing>>,
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -506,6 +511,7 @@ impl Runtime {
             },
             claims: grants.claims,
             secrets: grants.secrets,
+            keys: grants.keys,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -605,6 +611,7 @@ impl Runtime {
             exec: step.exec.clone(),
             claims: step.claims.clone(),
             secrets: step.secrets.clone(),
+            keys: step.keys.clone(),
         };
         let mut store = self.new_store(
             builder.build(),
