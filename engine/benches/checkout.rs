@@ -10,23 +10,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use flow_engine::Engine;
-use flow_engine::capabilities::claims::Claims;
 use flow_engine::capabilities::fs::DirGrant;
-use flow_engine::capabilities::log::LogSink;
-use flow_engine::runtime::{CancelFlag, StepInvocation, StepLimits};
-use flow_pipeline::PluginRef;
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
+mod common;
+use common::{median, ms};
 
 fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -79,18 +69,7 @@ fn main() {
             .jobs(1)
             .build()
             .expect("engine");
-        let bytes = engine
-            .registry()
-            .bytes(&PluginRef::Builtin {
-                name: "checkout".into(),
-                pin: None,
-            })
-            .expect("checkout");
-        let plugin = engine
-            .runtime()
-            .load("checkout", &bytes)
-            .await
-            .expect("load checkout");
+        let plugin = common::builtin(&engine, "checkout").await;
         let mut params = serde_json::Map::new();
         params.insert("repo".into(), repo.display().to_string().into());
         params.insert("ref".into(), commit.clone().into());
@@ -99,40 +78,12 @@ fn main() {
             path: repo.clone(),
             writable: false,
         }];
-        let cancel = CancelFlag::new();
         for i in 0..runs + 1 {
             let workspace = tmp.path().join(format!("flow-{i}"));
             std::fs::create_dir_all(&workspace).unwrap();
             let workspace = workspace.canonicalize().unwrap();
-            let log = LogSink::new(1 << 20);
-            let claims = Claims::new();
-            let invocation = StepInvocation {
-                run_id: "bench",
-                step_id: "checkout",
-                params: &params,
-                workspace: &workspace,
-                dirs: &dirs,
-                limits: StepLimits {
-                    memory: 2 << 30,
-                    timeout: Duration::from_secs(600),
-                },
-                cancel: &cancel,
-                log: &log,
-                exec: None,
-                claims: &claims,
-                secrets: None,
-                keys: None,
-            };
-            let start = Instant::now();
-            let outputs = engine
-                .runtime()
-                .run_step(&plugin, invocation)
-                .await
-                .unwrap_or_else(|e| {
-                    let (lines, ..) = log.finish();
-                    panic!("checkout failed: {e}: {lines:?}")
-                });
-            let took = start.elapsed();
+            let (outputs, took) =
+                common::run_once(&engine, &plugin, &params, &workspace, &dirs, 2 << 30).await;
             assert_eq!(outputs["commit"], commit);
             if i > 0 {
                 flow_samples.push(took); // the first run warms the page cache

@@ -131,17 +131,6 @@ fn checkout_pipeline(session: &Session, repo: &Path, with: &str) {
     );
 }
 
-fn last_run(session: &Session) -> (Value, PathBuf) {
-    let show = session.flow(["--json", "show", "last"]).run();
-    show.expect_success();
-    let show = show.json();
-    let workspace = session
-        .data_dir()
-        .join("workspaces")
-        .join(show["run"]["id"].as_str().unwrap());
-    (show, workspace)
-}
-
 /// Files, modes and symlink targets under `dir`, sorted, `.git` excluded.
 fn listing(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -185,7 +174,7 @@ fn checks_out_like_git_does() {
     checkout_pipeline(&session, &repo, "{ path: src }");
     let out = session.flow(["run", "--plain", "flow.yaml"]).run();
     out.expect_success();
-    let (show, workspace) = last_run(&session);
+    let (show, workspace) = session.last_run();
     let outputs = &show["steps"][0]["outputs"];
     let head = git(&repo, &["rev-parse", "HEAD"]);
     assert_eq!(outputs["commit"], head);
@@ -280,7 +269,7 @@ fn checks_out_tags_short_shas_and_bare_repositories() {
             .flow(["run", "--plain", "flow.yaml"])
             .run()
             .expect_success();
-        let (show, workspace) = last_run(&session);
+        let (show, workspace) = session.last_run();
         assert_eq!(show["steps"][0]["outputs"]["commit"], commit, "{reference}");
         let tree = git(&repo, &["rev-parse", &format!("{commit}^{{tree}}")]);
         assert_eq!(show["steps"][0]["outputs"]["tree"], tree);
@@ -310,7 +299,7 @@ fn this_projects_own_repository_checks_out_identically() {
         .flow(["run", "--plain", "flow.yaml"])
         .run()
         .expect_success();
-    let (show, workspace) = last_run(&session);
+    let (show, workspace) = session.last_run();
     let head = git(root, &["rev-parse", "HEAD"]);
     assert_eq!(show["steps"][0]["outputs"]["commit"], head);
     let scratch = session.path("scratch");
@@ -346,7 +335,7 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
             .flow(["run", "--plain", "flow.yaml"])
             .run()
             .expect_code(1);
-        let (show, workspace) = last_run(&session);
+        let (show, workspace) = session.last_run();
         let reason = show["steps"][0]["reason"].as_str().unwrap();
         assert!(reason.contains(expected), "{with}: {reason}");
         assert_eq!(
@@ -367,7 +356,7 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
         .flow(["run", "--plain", "flow.yaml"])
         .run()
         .expect_code(1);
-    let (show, workspace) = last_run(&session);
+    let (show, workspace) = session.last_run();
     assert_eq!(show["steps"][0]["status"], "succeeded");
     assert!(
         show["steps"][1]["reason"]
@@ -391,7 +380,7 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
         .flow(["run", "--plain", "flow.yaml"])
         .run()
         .expect_code(1);
-    let (show, _) = last_run(&session);
+    let (show, _) = session.last_run();
     assert!(
         show["steps"][0]["reason"]
             .as_str()
@@ -432,7 +421,7 @@ fn the_checkout_build_example_runs_and_its_provenance_verifies() {
         .env("CARGO_HOME", real_home_dir("CARGO_HOME", ".cargo"))
         .run();
     out.expect_success();
-    let (show, workspace) = last_run(&session);
+    let (show, workspace) = session.last_run();
     let built = workspace.join("src/target/release/sample");
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
         std::fs::read(&built).unwrap(),

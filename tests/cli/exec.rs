@@ -52,17 +52,6 @@ fn step_json(session: &Session, index: usize) -> Value {
     out.json()["steps"][index].clone()
 }
 
-fn statement(session: &Session, step: &str) -> Value {
-    let out = session
-        .flow(["--json", "attest", "show", "last", step])
-        .run();
-    out.expect_success();
-    let envelope = &out.json_lines()[0]["statement"];
-    let envelope =
-        flow_provenance::Envelope::from_json(envelope.to_string().as_bytes()).expect("an envelope");
-    serde_json::from_slice(&envelope.payload).expect("json payload")
-}
-
 fn sha256_file(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).expect("read")))
 }
@@ -157,7 +146,7 @@ fn builds_a_crate_with_cargo_and_reports_its_artifact_with_provenance() {
     );
 
     // Provenance names the command by its real path and sha256, and what it ran.
-    let statement = statement(&session, "build");
+    let statement = session.statement("build");
     let predicate = &statement["predicate"];
     let real = cargo.canonicalize().unwrap();
     let dependency = predicate["buildDefinition"]["resolvedDependencies"]

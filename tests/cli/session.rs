@@ -129,6 +129,25 @@ impl Session {
         text.lines().map(normalize_line).map(|l| l + "\n").collect()
     }
 
+    /// `flow show --json last` and the last run's workspace.
+    pub fn last_run(&self) -> (serde_json::Value, PathBuf) {
+        let show = self.flow(["--json", "show", "last"]).run();
+        show.expect_success();
+        let show = show.json();
+        let id = show["run"]["id"].as_str().expect("a run id").to_owned();
+        (show, self.data_dir().join("workspaces").join(id))
+    }
+
+    /// The decoded in-toto Statement of `step` in the last run.
+    pub fn statement(&self, step: &str) -> serde_json::Value {
+        let out = self.flow(["--json", "attest", "show", "last", step]).run();
+        out.expect_success();
+        let envelope = out.json_lines()[0]["statement"].to_string();
+        let envelope =
+            flow_provenance::Envelope::from_json(envelope.as_bytes()).expect("an envelope");
+        serde_json::from_slice(&envelope.payload).expect("a JSON payload")
+    }
+
     /// Keep the temp dir (for debugging a failing test by hand).
     #[allow(dead_code)]
     pub fn keep(self) -> PathBuf {
