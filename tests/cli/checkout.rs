@@ -295,11 +295,7 @@ fn this_projects_own_repository_checks_out_identically() {
     }
     let session = Session::new();
     checkout_pipeline(&session, root, "{ ref: HEAD, path: flow }");
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_success();
-    let (show, workspace) = session.last_run();
+    let (show, workspace) = session.run_and_show(0);
     let head = git(root, &["rev-parse", "HEAD"]);
     assert_eq!(show["steps"][0]["outputs"]["commit"], head);
     let scratch = session.path("scratch");
@@ -352,11 +348,7 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
             repo = repo.display()
         ),
     );
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_code(1);
-    let (show, workspace) = session.last_run();
+    let (show, workspace) = session.run_and_show(1);
     assert_eq!(show["steps"][0]["status"], "succeeded");
     assert!(
         show["steps"][1]["reason"]
@@ -376,11 +368,7 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
         format!("version: 1\nname: checkout\nsteps:\n  sneaky:\n    uses: checkout\n    grants: {{ fs: [{{ path: {}, access: read }}] }}\n    with: {{ repo: {} }}\n", session.path("scratch-granted").display(), repo.display()),
     );
     std::fs::create_dir_all(session.path("scratch-granted")).unwrap();
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_code(1);
-    let (show, _) = session.last_run();
+    let (show, _) = session.run_and_show(1);
     assert!(
         show["steps"][0]["reason"]
             .as_str()

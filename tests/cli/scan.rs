@@ -124,20 +124,12 @@ fn thresholds_and_ignores_decide_the_step() {
     let session = Session::new();
     // The project's own lockfile has only warnings: passes the default threshold.
     scan_pipeline(&session, "flow.Cargo.lock", "");
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_success();
-    let (show, _) = session.last_run();
+    let (show, _) = session.run_and_show(0);
     assert_eq!(show["steps"][1]["outputs"]["vulnerabilities"], "0");
 
     // smallvec 0.6.9 has a critical double free (RUSTSEC-2019-0009).
     scan_pipeline(&session, "v3.Cargo.lock", ", fail-on: critical");
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_code(1);
-    let (show, _) = session.last_run();
+    let (show, _) = session.run_and_show(1);
     assert!(
         show["steps"][1]["reason"]
             .as_str()
@@ -182,21 +174,13 @@ fn thresholds_and_ignores_decide_the_step() {
 
     // Report only.
     scan_pipeline(&session, "synth-500.Cargo.lock", ", fail-on: none");
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_success();
-    let (show, _) = session.last_run();
+    let (show, _) = session.run_and_show(0);
     assert_eq!(show["steps"][1]["outputs"]["vulnerabilities"], "263");
     assert_eq!(show["steps"][1]["outputs"]["warnings"], "98");
 
     // A bad threshold and an ignore without a reason are the step's errors.
     scan_pipeline(&session, "v3.Cargo.lock", ", fail-on: severe");
-    session
-        .flow(["run", "--plain", "flow.yaml"])
-        .run()
-        .expect_code(1);
-    let (show, _) = session.last_run();
+    let (show, _) = session.run_and_show(1);
     assert!(
         show["steps"][1]["reason"]
             .as_str()

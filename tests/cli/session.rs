@@ -129,6 +129,14 @@ impl Session {
         text.lines().map(normalize_line).map(|l| l + "\n").collect()
     }
 
+    /// `flow run --plain flow.yaml`, expecting exit `code`; then [`Session::last_run`].
+    pub fn run_and_show(&self, code: i32) -> (serde_json::Value, PathBuf) {
+        self.flow(["run", "--plain", "flow.yaml"])
+            .run()
+            .expect_code(code);
+        self.last_run()
+    }
+
     /// `flow show --json last` and the last run's workspace.
     pub fn last_run(&self) -> (serde_json::Value, PathBuf) {
         let show = self.flow(["--json", "show", "last"]).run();
