@@ -18,7 +18,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ("sign", "flow-plugin-sign"),
 ];
 /// Plugins built for tests only.
-const TESTING: &[&str] = &["flow-plugin-misbehave", "flow-plugin-fs-probe"];
+const TESTING: &[&str] = &[
+    "flow-plugin-misbehave",
+    "flow-plugin-fs-probe",
+    "flow-plugin-net-probe",
+];
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 

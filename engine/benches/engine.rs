@@ -109,6 +109,7 @@ fn main() {
                 claims: &claims,
                 secrets: None,
                 keys: None,
+                net: None,
             };
             let wasm_start = Instant::now();
             let outputs: BTreeMap<String, String> =

@@ -23,6 +23,7 @@ use crate::capabilities::claims::Claims;
 use crate::capabilities::exec::{ExecPlan, ExecPolicy};
 use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
+use crate::capabilities::net::{NetGrant, NetPolicy};
 use crate::capabilities::secrets::{Redactor, SecretValues, StepSecrets};
 use crate::capabilities::signing::KeyRing;
 use crate::events::Event;
@@ -299,6 +300,15 @@ impl Execution<'_> {
                 .policy(step, &self.cx.workspace, &self.cx.secrets),
             secrets: StepSecrets::for_step(&self.cx.secrets, &step.secret_grants),
             keys: self.cx.keys.for_step(&step.key_grants),
+            net: (!step.net_grants.is_empty()).then(|| {
+                Arc::new(NetPolicy {
+                    grants: step
+                        .net_grants
+                        .iter()
+                        .filter_map(|g| NetGrant::parse(g))
+                        .collect(),
+                })
+            }),
             redactor: self.cx.redactor.clone(),
             snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
             started_ms,
@@ -495,6 +505,7 @@ struct StepTask {
     exec: Option<Arc<ExecPolicy>>,
     secrets: Option<Arc<StepSecrets>>,
     keys: Option<Arc<KeyRing>>,
+    net: Option<Arc<NetPolicy>>,
     redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     started_ms: u64,
@@ -521,6 +532,7 @@ impl StepTask {
             claims: &claims,
             secrets: self.secrets.clone(),
             keys: self.keys.clone(),
+            net: self.net.clone(),
         };
         let result = match tokio::time::timeout(
             self.limits.timeout + HOST_GRACE,

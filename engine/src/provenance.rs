@@ -225,6 +225,9 @@ impl Recorder {
                 .collect();
             grants["confined"] = self.exec.confine.into();
         }
+        if !step.net_grants.is_empty() {
+            grants["net"] = step.net_grants.clone().into();
+        }
         if !step.key_grants.is_empty() {
             grants["keys"] = step
                 .key_grants

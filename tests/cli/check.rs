@@ -310,17 +310,14 @@ flow.yaml:12:16: error: step `probe` (plugin `fs-probe`) has no output `contnt`
 }
 
 #[test]
-fn unsupported_grants_are_each_refused() {
+fn every_grant_kind_is_understood() {
     let session = Session::new();
-    rejects(
-        &session,
-        "version: 1\nname: x\nsteps:\n  a:\n    uses: echo\n    grants:\n      env: [HOME]\n      net: [example.com:443]\n      exec: [sh]\n",
-        "flow.yaml:8:7: error: `grants.net` is not supported yet
-    |
-  8 |       net: [example.com:443]
-    |       ^^^
-",
+    session.file(
+        "flow.yaml",
+        "version: 1\nname: x\nsecrets:\n  token: { env: TOKEN }\nsteps:\n  a:\n    uses: echo\n    grants:\n      env: [HOME]\n      net: [example.com:443]\n      exec: [sh]\n      secrets: [token]\n",
     );
+    let out = session.flow(["check", "flow.yaml"]).run();
+    out.expect_success();
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod session;
 mod check;
 mod checkout;
 mod exec;
+mod net;
 mod plugins;
 mod provenance;
 mod run;

@@ -56,6 +56,7 @@ pub async fn run_once(
         claims: &claims,
         secrets: None,
         keys: None,
+        net: None,
     };
     let start = Instant::now();
     let outputs = engine

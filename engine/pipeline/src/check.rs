@@ -50,9 +50,6 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         fs_grants.push(checker.resolve_fs_grants(step));
         exec_grants.push(checker.resolve_exec_grants(step));
         checker.check_secret_grants(step);
-        for (name, span) in &step.grants.unsupported {
-            checker.error(*span, format!("`grants.{name}` is not supported yet"));
-        }
         if let Some((expression, span)) = &step.condition {
             checker.check_expression(i, expression, *span, &ancestors[i], &plugins);
         }
@@ -116,6 +113,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
             env_grants: step.grants.env.clone(),
             secret_grants: step.grants.secrets.iter().map(|(n, _)| n.clone()).collect(),
             key_grants: step.grants.keys.iter().map(|(n, _)| n.clone()).collect(),
+            net_grants: step.grants.net.iter().map(|(n, _)| n.clone()).collect(),
             span: step.span,
             uses_span: *uses_span,
             with_span: step.with_span,
@@ -406,13 +404,10 @@ impl Checker<'_> {
                     "declare them under the top-level `secrets:` or `keys:` and grant them: `grants: { secrets: [<name>] }` or `grants: { keys: [<name>] }`"
                         .to_owned(),
                 ),
-                other => (
-                    false,
+                Capability::Net => (
+                    !step.grants.net.is_empty(),
                     "network access",
-                    format!(
-                        "`grants.{}` is not supported yet, so this plugin cannot run in this version of flow",
-                        other.grant_key()
-                    ),
+                    "add `grants: { net: [<host>:<port>] }` naming what it may reach".to_owned(),
                 ),
             };
             if !granted {

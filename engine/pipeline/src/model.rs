@@ -262,11 +262,10 @@ pub struct GrantsDecl {
     pub secrets: Vec<(String, Span)>,
     /// Signing keys the step may sign with.
     pub keys: Vec<(String, Span)>,
+    /// Authorities (`host:port`) the step may reach over HTTP(S).
+    pub net: Vec<(String, Span)>,
     /// Where the `exec` key was written, if it was.
     pub exec_span: Option<Span>,
-    /// Grant kinds that are written in the file but not supported yet (`net`),
-    /// with where their key was written. The checker refuses them.
-    pub unsupported: Vec<(String, Span)>,
 }
 
 /// Whether granted host commands must run confined (top-level `exec-confinement`).
@@ -982,7 +981,9 @@ impl<'a> Reader<'a> {
                     grants.keys = self.strings(&entry.value, "`grants.keys`", false);
                 }
                 "net" => {
-                    for (host, span) in self.strings(&entry.value, "`grants.net`", false) {
+                    let hosts = self.strings(&entry.value, "`grants.net`", false);
+                    for (host, span) in &hosts {
+                        let (host, span) = (host.clone(), *span);
                         let valid = host.rsplit_once(':').is_some_and(|(h, port)| {
                             !h.is_empty()
                                 && !h.contains(char::is_whitespace)
@@ -993,7 +994,7 @@ impl<'a> Reader<'a> {
                                 .help = Some("write `host:port`, e.g. `example.com:443`".into());
                         }
                     }
-                    grants.unsupported.push((key.to_owned(), entry.key.span));
+                    grants.net = hosts;
                 }
                 _ => {}
             }

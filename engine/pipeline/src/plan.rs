@@ -117,6 +117,8 @@ pub struct PlannedStep {
     pub secret_grants: Vec<String>,
     /// The signing keys it may sign with.
     pub key_grants: Vec<String>,
+    /// The authorities (`host:port`) it may reach over HTTP(S).
+    pub net_grants: Vec<String>,
     /// Where the step id was written.
     pub span: Span,
     /// Where its `uses:` value was written.

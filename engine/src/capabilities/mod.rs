@@ -12,6 +12,7 @@ pub mod exec;
 pub(crate) mod files;
 pub mod fs;
 pub mod log;
+pub mod net;
 pub(crate) mod outputs;
 pub mod secrets;
 pub mod signing;

@@ -30,6 +30,7 @@ use crate::capabilities::exec::{ExecPolicy, ExecState};
 use crate::capabilities::files::WritableRoots;
 use crate::capabilities::fs::{self, DirGrant};
 use crate::capabilities::log::{CapturedOutput, LogSink, LogSource};
+use crate::capabilities::net::{NetHooks, NetPolicy};
 use crate::capabilities::secrets::StepSecrets;
 use crate::capabilities::signing::KeyRing;
 use bindings::types as wit;
@@ -205,6 +206,8 @@ pub struct StepInvocation<'a> {
     pub secrets: Option<Arc<StepSecrets>>,
     /// The signing keys it is granted, if any.
     pub keys: Option<Arc<KeyRing>>,
+    /// The authorities it may reach over HTTP, if any.
+    pub net: Option<Arc<NetPolicy>>,
 }
 
 /// Why a step did not succeed.
@@ -256,7 +259,7 @@ pub(crate) enum Stop {
 /// The per-step store data. Each step gets a fresh one.
 pub(crate) struct StepState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     limiter: limits::StepLimiter,
     pub(crate) log: LogSink,
     pub(crate) outputs: BTreeMap<String, String>,
@@ -269,6 +272,8 @@ pub(crate) struct StepState {
     pub(crate) claims: Claims,
     pub(crate) secrets: Option<Arc<StepSecrets>>,
     pub(crate) keys: Option<Arc<KeyRing>>,
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) net: NetHooks,
 }
 
 impl bindings::flow::plugin::types::Host for StepState {}
@@ -290,6 +295,7 @@ struct StepGrants {
     claims: Claims,
     secrets: Option<Arc<StepSecrets>>,
     keys: Option<Arc<KeyRing>>,
+    net: Option<Arc<NetPolicy>>,
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -408,6 +414,8 @@ impl Runtime {
         let mut linker = Linker::<StepState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         bindings::Step::add_to_linker::<StepState, wasmtime::component::HasSelf<StepState>>(
             &mut linker,
             |s| s,
@@ -493,6 +501,7 @@ impl Runtime {
         grants: StepGrants,
     ) -> Store<StepState> {
         let deadline = Instant::now() + limits.timeout;
+        let log_for_net = log.clone();
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
@@ -512,6 +521,8 @@ impl Runtime {
             claims: grants.claims,
             secrets: grants.secrets,
             keys: grants.keys,
+            http: crate::capabilities::net::context(),
+            net: NetHooks::new(grants.net, log_for_net),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -612,6 +623,7 @@ impl Runtime {
             claims: step.claims.clone(),
             secrets: step.secrets.clone(),
             keys: step.keys.clone(),
+            net: step.net.clone(),
         };
         let mut store = self.new_store(
             builder.build(),
