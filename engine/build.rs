@@ -16,6 +16,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("checkout", "flow-plugin-checkout"),
     ("scan", "flow-plugin-scan"),
     ("sign", "flow-plugin-sign"),
+    ("publish", "flow-plugin-publish"),
 ];
 /// Plugins built for tests only.
 const TESTING: &[&str] = &[

@@ -91,7 +91,9 @@ async fn a_registered_plugin_is_a_built_in() {
         .unwrap();
     assert_eq!(
         engine.registry().names().collect::<Vec<_>>(),
-        ["build", "checkout", "echo", "fs-probe", "scan", "sign"]
+        [
+            "build", "checkout", "echo", "fs-probe", "publish", "scan", "sign"
+        ]
     );
     let pipeline = engine.load_pipeline(&file).await.unwrap();
     let workspace = tmp.path().join("ws");

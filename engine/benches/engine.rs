@@ -110,6 +110,7 @@ fn main() {
                 secrets: None,
                 keys: None,
                 net: None,
+                attestations: None,
             };
             let wasm_start = Instant::now();
             let outputs: BTreeMap<String, String> =

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
 use crate::EngineError;
-use crate::capabilities::claims::Claims;
+use crate::capabilities::claims::{Claims, RunAttestations};
 use crate::capabilities::exec::{ExecPlan, ExecPolicy};
 use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
@@ -127,6 +127,8 @@ struct Execution<'a> {
     recorder: Option<Recorder>,
     /// Set while `close` settles the steps that never started.
     closing: bool,
+    /// Step ids in plan order (for attestation file names).
+    step_ids: Arc<Vec<String>>,
 }
 
 pub(crate) async fn execute(
@@ -168,6 +170,7 @@ pub(crate) async fn execute(
         started: vec![None; steps.len()],
         recorder,
         closing: false,
+        step_ids: Arc::new(steps.iter().map(|s| s.id.clone()).collect()),
     };
     cx.store.begin_run(&ex.run)?;
     // Record every step as pending and make the run durable before anything
@@ -300,6 +303,13 @@ impl Execution<'_> {
                 .policy(step, &self.cx.workspace, &self.cx.secrets),
             secrets: StepSecrets::for_step(&self.cx.secrets, &step.secret_grants),
             keys: self.cx.keys.for_step(&step.key_grants),
+            attestations: self.recorder.as_ref().map(|_| {
+                RunAttestations::new(
+                    self.cx.store.clone(),
+                    self.run.id.clone(),
+                    self.step_ids.clone(),
+                )
+            }),
             net: (!step.net_grants.is_empty()).then(|| {
                 Arc::new(NetPolicy {
                     grants: step
@@ -506,6 +516,7 @@ struct StepTask {
     secrets: Option<Arc<StepSecrets>>,
     keys: Option<Arc<KeyRing>>,
     net: Option<Arc<NetPolicy>>,
+    attestations: Option<RunAttestations>,
     redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     started_ms: u64,
@@ -533,6 +544,7 @@ impl StepTask {
             secrets: self.secrets.clone(),
             keys: self.keys.clone(),
             net: self.net.clone(),
+            attestations: self.attestations.clone(),
         };
         let result = match tokio::time::timeout(
             self.limits.timeout + HOST_GRACE,

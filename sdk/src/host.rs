@@ -188,6 +188,12 @@ pub mod provenance {
                 .collect(),
         });
     }
+
+    /// The signed statements (DSSE envelope JSON) of the run's steps completed
+    /// so far, as `(<step>.intoto.json, bytes)`.
+    pub fn run_attestations() -> Vec<(String, Vec<u8>)> {
+        wit::run_attestations()
+    }
 }
 
 /// Secrets the step is granted (`grants.secrets`).

@@ -96,7 +96,7 @@ fn an_unknown_plugin_suggests_a_built_in() {
     rejects(
         &session,
         "version: 1\nname: x\nsteps:\n  a:\n    uses: ehco\n",
-        "flow.yaml:5:11: error: unknown plugin `ehco`; did you mean `echo`? (built-in plugins: build, checkout, echo, scan, sign; a plugin file is a path such as `./plugins/my-step.wasm`)
+        "flow.yaml:5:11: error: unknown plugin `ehco`; did you mean `echo`? (built-in plugins: build, checkout, echo, publish, scan, sign; a plugin file is a path such as `./plugins/my-step.wasm`)
     |
   5 |     uses: ehco
     |           ^^^^

@@ -11,6 +11,7 @@ mod exec;
 mod net;
 mod plugins;
 mod provenance;
+mod publish;
 mod run;
 mod sandbox;
 mod scan;

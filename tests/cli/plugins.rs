@@ -14,7 +14,10 @@ fn plugins_lists_echo_with_its_digest() {
         .iter()
         .map(|l| l["name"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(names, ["build", "checkout", "echo", "scan", "sign"]);
+    assert_eq!(
+        names,
+        ["build", "checkout", "echo", "publish", "scan", "sign"]
+    );
     let echo = &lines[2];
     let digest = echo["digest"].as_str().expect("a digest");
     assert!(

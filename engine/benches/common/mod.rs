@@ -57,6 +57,7 @@ pub async fn run_once(
         secrets: None,
         keys: None,
         net: None,
+        attestations: None,
     };
     let start = Instant::now();
     let outputs = engine

@@ -66,7 +66,51 @@ impl Claims {
     }
 }
 
+/// Reads the run's step attestations recorded so far, for `run-attestations`.
+#[derive(Clone)]
+pub struct RunAttestations {
+    store: flow_store::Store,
+    run: flow_store::RunId,
+    /// Step ids in plan order.
+    steps: Arc<Vec<String>>,
+}
+
+impl std::fmt::Debug for RunAttestations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunAttestations")
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+impl RunAttestations {
+    /// The attestations of `run` in `store`.
+    pub fn new(store: flow_store::Store, run: flow_store::RunId, steps: Arc<Vec<String>>) -> Self {
+        RunAttestations { store, run, steps }
+    }
+
+    fn list(&self) -> Vec<(String, Vec<u8>)> {
+        match self.store.step_attestations(&self.run) {
+            Ok(found) => found
+                .into_iter()
+                .filter_map(|(index, a)| {
+                    let step = self.steps.get(index as usize)?;
+                    Some((format!("{step}.intoto.json"), a.statement.into_bytes()))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 impl wit_provenance::Host for crate::runtime::StepState {
+    fn run_attestations(&mut self) -> Vec<(String, Vec<u8>)> {
+        self.attestations
+            .as_ref()
+            .map(RunAttestations::list)
+            .unwrap_or_default()
+    }
+
     fn add_dependency(&mut self, dependency: wit_provenance::Dependency) {
         let valid_digest = |(algorithm, value): &(String, String)| {
             !algorithm.is_empty()

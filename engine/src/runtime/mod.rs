@@ -25,7 +25,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use cache::{CacheOutcome, ComponentCache};
 
-use crate::capabilities::claims::Claims;
+use crate::capabilities::claims::{Claims, RunAttestations};
 use crate::capabilities::exec::{ExecPolicy, ExecState};
 use crate::capabilities::files::WritableRoots;
 use crate::capabilities::fs::{self, DirGrant};
@@ -208,6 +208,9 @@ pub struct StepInvocation<'a> {
     pub keys: Option<Arc<KeyRing>>,
     /// The authorities it may reach over HTTP, if any.
     pub net: Option<Arc<NetPolicy>>,
+    /// The run's attestations so far, for `run-attestations` (none when the run
+    /// records no provenance).
+    pub attestations: Option<RunAttestations>,
 }
 
 /// Why a step did not succeed.
@@ -274,6 +277,7 @@ pub(crate) struct StepState {
     pub(crate) keys: Option<Arc<KeyRing>>,
     pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
     pub(crate) net: NetHooks,
+    pub(crate) attestations: Option<RunAttestations>,
 }
 
 impl bindings::flow::plugin::types::Host for StepState {}
@@ -296,6 +300,7 @@ struct StepGrants {
     secrets: Option<Arc<StepSecrets>>,
     keys: Option<Arc<KeyRing>>,
     net: Option<Arc<NetPolicy>>,
+    attestations: Option<RunAttestations>,
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -523,6 +528,7 @@ impl Runtime {
             keys: grants.keys,
             http: crate::capabilities::net::context(),
             net: NetHooks::new(grants.net, log_for_net),
+            attestations: grants.attestations,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -624,6 +630,7 @@ impl Runtime {
             secrets: step.secrets.clone(),
             keys: step.keys.clone(),
             net: step.net.clone(),
+            attestations: step.attestations.clone(),
         };
         let mut store = self.new_store(
             builder.build(),

@@ -1,0 +1,311 @@
+//! The `publish` plugin: files as an OCI 1.1 artifact in an OCI image layout
+//! (read back by skopeo) and in Debian's docker-registry on 127.0.0.1 (read
+//! back by skopeo), with the run's attestations attached under the referrers
+//! tag schema, one artifact per tag, and the network reachable only as granted.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::session::Session;
+
+/// Whether the tools exist; in CI they must.
+fn tools(programs: &[&str]) -> bool {
+    let missing: Vec<&&str> = programs
+        .iter()
+        .filter(|p| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {p}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{missing:?} must be installed in CI (.ci/run installs them)"
+    );
+    eprintln!("NOT RUN: {missing:?} not installed");
+    false
+}
+
+/// docker-registry on 127.0.0.1, with its own storage; killed on drop.
+struct Registry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Registry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(&registry.host) {
+                let _ = write!(
+                    stream,
+                    "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n",
+                    registry.host
+                );
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return registry;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("docker-registry did not answer on {}", registry.host);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skopeo(args: &[&str]) -> std::process::Output {
+    Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs")
+}
+
+/// A pipeline that makes two files, then publishes them with `with`.
+fn pipeline(session: &Session, grants: &str, with: &str, content: &str) {
+    session.file(
+        "flow.yaml",
+        format!(
+            "version: 1
+name: publish
+steps:
+  build:
+    uses: build
+    grants: {{ exec: [sh] }}
+    with: {{ command: [sh, -c, 'mkdir -p dist && printf \"{content}\" > dist/app && echo notes > dist/NOTES'], artifacts: ['dist/*'] }}
+  publish:
+    uses: publish
+    needs: [build]
+    grants: {grants}
+    with: {{ files: [dist/app, dist/NOTES], revision: 0123456789abcdef0123456789abcdef01234567{with} }}
+"
+        ),
+    );
+}
+
+#[test]
+fn publishes_to_a_registry_with_attestations_and_one_artifact_per_tag() {
+    if !tools(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let registry = Registry::start();
+    let session = Session::new();
+    let to = format!("{}/acme/app:1.0.0", registry.host);
+    let grants = format!("{{ net: ['{}'] }}", registry.host);
+    pipeline(&session, &grants, &format!(", to: '{to}'"), "v1");
+    let (show, _) = session.run_and_show(0);
+    let outputs = &show["steps"][1]["outputs"];
+    assert_eq!(outputs["outcome"], "created");
+    let digest = outputs["digest"].as_str().unwrap().to_owned();
+
+    // skopeo reads back exactly the manifest flow pushed.
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{to}"),
+    ]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
+        digest
+    );
+    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(manifest["artifactType"], "application/vnd.flow.artifact.v1");
+    let titles: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["annotations"]["org.opencontainers.image.title"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(titles, ["app", "NOTES"]);
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.revision"],
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert_eq!(manifest["annotations"]["dev.flow.run"], show["run"]["id"]);
+
+    // The attestations are a referrer under the tag schema: the build step's signed statement.
+    let tag = format!(
+        "{}/acme/app:sha256-{}",
+        registry.host,
+        digest.trim_start_matches("sha256:")
+    );
+    let index = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{tag}"),
+    ]);
+    assert!(
+        index.status.success(),
+        "{}",
+        String::from_utf8_lossy(&index.stderr)
+    );
+    let index: Value = serde_json::from_slice(&index.stdout).unwrap();
+    let referrer = &index["manifests"][0];
+    assert_eq!(referrer["artifactType"], "application/vnd.in-toto+json");
+    assert_eq!(outputs["attestations-digest"], referrer["digest"]);
+    let attached = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!(
+            "docker://{}/acme/app@{}",
+            registry.host,
+            referrer["digest"].as_str().unwrap()
+        ),
+    ]);
+    let attached: Value = serde_json::from_slice(&attached.stdout).unwrap();
+    assert_eq!(attached["subject"]["digest"], digest.as_str());
+    assert_eq!(
+        attached["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "build.intoto.json"
+    );
+
+    // The same content again: unchanged. Other content under the same tag: refused...
+    session.run_and_show(0);
+    pipeline(&session, &grants, &format!(", to: '{to}'"), "v2");
+    let (show, _) = session.run_and_show(1);
+    let reason = show["steps"][1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("1.0.0") && reason.contains(&digest),
+        "{reason}"
+    );
+    // ...unless the step says so.
+    pipeline(
+        &session,
+        &grants,
+        &format!(", to: '{to}', overwrite: true"),
+        "v2",
+    );
+    let (show, _) = session.run_and_show(0);
+    assert_eq!(show["steps"][1]["outputs"]["outcome"], "replaced");
+}
+
+#[test]
+fn a_registry_not_granted_is_not_reached() {
+    if !tools(&["docker-registry"]) {
+        return;
+    }
+    let registry = Registry::start();
+    let session = Session::new();
+    pipeline(
+        &session,
+        "{ net: ['127.0.0.1:9'] }",
+        &format!(", to: '{}/acme/app:1.0.0'", registry.host),
+        "v1",
+    );
+    let (show, _) = session.run_and_show(1);
+    assert!(
+        show["steps"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{}",
+        show["steps"][1]
+    );
+    let log = session.flow(["logs", "last", "publish"]).run().stdout;
+    assert!(
+        log.contains(&format!(
+            "{} is not granted; this step may reach only 127.0.0.1:9",
+            registry.host
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn publishes_to_an_oci_layout_that_skopeo_reads() {
+    let session = Session::new();
+    pipeline(&session, "{}", ", to: 'oci:layout:1.0.0'", "v1");
+    let (show, workspace) = session.run_and_show(0);
+    let digest = show["steps"][1]["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(workspace.join("layout/index.json")).unwrap())
+            .unwrap();
+    let tagged = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "1.0.0")
+        .expect("the tag is in index.json");
+    assert_eq!(tagged["digest"], digest.as_str());
+    if !tools(&["skopeo"]) {
+        return;
+    }
+    let layout = format!("oci:{}:1.0.0", workspace.join("layout").display());
+    let raw = skopeo(&["inspect", "--raw", &layout]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
+        digest
+    );
+    let copy = format!("oci:{}:1.0.0", session.path("copy").display());
+    let copied = skopeo(&["copy", &layout, &copy]);
+    assert!(
+        copied.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+}
