@@ -234,4 +234,10 @@ pub mod signing {
     pub fn sign_dsse(key: &str, payload_type: &str, payload: &[u8]) -> Result<String, StepError> {
         wit::sign_dsse(key, payload_type, payload).map_err(StepError::new)
     }
+
+    /// Check that a DSSE envelope (JSON) is signed by the key: `Ok` holds its
+    /// payload type, `Err` why it does not verify.
+    pub fn verify_dsse(key: &str, envelope: &[u8]) -> Result<String, String> {
+        wit::verify_dsse(key, envelope)
+    }
 }

@@ -309,3 +309,141 @@ fn publishes_to_an_oci_layout_that_skopeo_reads() {
         String::from_utf8_lossy(&copied.stderr)
     );
 }
+
+/// Promotion: dev -> prod by digest, only when the attached attestations verify
+/// with the trusted key.
+#[test]
+fn promotion_copies_by_digest_only_what_verifies() {
+    if !tools(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let registry = Registry::start();
+    let session = Session::new();
+    let grants = format!("{{ net: ['{}'] }}", registry.host);
+    // Published to dev with the run's attestations, and once without.
+    pipeline(
+        &session,
+        &grants,
+        &format!(", to: '{}/acme/dev/app:1.0.0'", registry.host),
+        "v1",
+    );
+    let (show, _) = session.run_and_show(0);
+    let attested = show["steps"][1]["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    pipeline(
+        &session,
+        &grants,
+        &format!(
+            ", to: '{}/acme/dev/bare:1.0.0', attestations: false",
+            registry.host
+        ),
+        "v3",
+    );
+    let (show, _) = session.run_and_show(0);
+    let bare = show["steps"][1]["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let owner = session
+        .signing_key()
+        .expect("the session signs")
+        .display()
+        .to_string();
+    session
+        .flow(["keys", "generate", "--out", "other"])
+        .run()
+        .expect_success();
+    let promote = |from: &str, key: &str, to: &str| {
+        session.file(
+            "flow.yaml",
+            format!(
+                "version: 1
+name: promote
+keys:
+  owner: {{ file: {owner} }}
+  other: {{ file: other/signing-key.pem }}
+steps:
+  promote:
+    uses: publish
+    grants: {{ net: ['{host}'], keys: [{key}] }}
+    with: {{ promote-from: '{host}/{from}', to: '{host}/{to}', trusted-key: {key} }}
+",
+                host = registry.host
+            ),
+        );
+    };
+
+    promote(
+        &format!("acme/dev/app@{attested}"),
+        "owner",
+        "acme/prod/app:1.0.0",
+    );
+    let (show, _) = session.run_and_show(0);
+    assert_eq!(show["steps"][0]["outputs"]["digest"], attested.as_str());
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{}/acme/prod/app:1.0.0", registry.host),
+    ]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
+        attested
+    );
+    // Its attestations came along.
+    let tag = format!(
+        "docker://{}/acme/prod/app:sha256-{}",
+        registry.host,
+        attested.trim_start_matches("sha256:")
+    );
+    assert!(
+        skopeo(&["inspect", "--tls-verify=false", "--raw", &tag])
+            .status
+            .success()
+    );
+
+    // Signed by another key than the trusted one: refused, nothing copied.
+    promote(
+        &format!("acme/dev/app@{attested}"),
+        "other",
+        "acme/prod/other:1.0.0",
+    );
+    let (show, _) = session.run_and_show(1);
+    let reason = show["steps"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("refusing to promote") && reason.contains("not signed by key `other`"),
+        "{reason}"
+    );
+    // No attestations at all: refused.
+    promote(
+        &format!("acme/dev/bare@{bare}"),
+        "owner",
+        "acme/prod/bare:1.0.0",
+    );
+    let (show, _) = session.run_and_show(1);
+    assert!(
+        show["steps"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no attestations are attached"),
+        "{}",
+        show["steps"][0]
+    );
+    for repo in ["acme/prod/other:1.0.0", "acme/prod/bare:1.0.0"] {
+        let missing = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}/{repo}", registry.host),
+        ]);
+        assert!(!missing.status.success(), "{repo} must not exist");
+    }
+}

@@ -129,6 +129,11 @@ impl Session {
         text.lines().map(normalize_line).map(|l| l + "\n").collect()
     }
 
+    /// The private key runs sign their provenance with, if the session has one.
+    pub fn signing_key(&self) -> Option<&Path> {
+        self.signing_key.as_deref()
+    }
+
     /// `flow run --plain flow.yaml`, expecting exit `code`; then [`Session::last_run`].
     pub fn run_and_show(&self, code: i32) -> (serde_json::Value, PathBuf) {
         self.flow(["run", "--plain", "flow.yaml"])

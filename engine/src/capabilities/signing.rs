@@ -140,4 +140,14 @@ impl wit_signing::Host for crate::runtime::StepState {
         let envelope = Envelope::sign(payload_type, payload, &signing);
         String::from_utf8(envelope.to_json()).map_err(|e| e.to_string())
     }
+
+    fn verify_dsse(&mut self, key: String, envelope: Vec<u8>) -> Result<String, String> {
+        let signing = self.key(&key)?;
+        let envelope =
+            Envelope::from_json(&envelope).map_err(|e| format!("not a DSSE envelope: {e}"))?;
+        envelope
+            .verify(std::slice::from_ref(signing.public_key()))
+            .map_err(|e| format!("not signed by key `{key}` ({}): {e}", signing.keyid()))?;
+        Ok(envelope.payload_type.clone())
+    }
 }

@@ -28,6 +28,7 @@ use flow_oci::manifest::{
 use flow_oci::{ArtifactBuilder, Client, Credentials, Target};
 use flow_plugin_sdk::{
     Context, Description, Param, ParamType, Plugin, StepError, export_plugin, provenance, secrets,
+    signing,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -40,7 +41,9 @@ const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Params {
-    files: Value,
+    files: Option<Value>,
+    promote_from: Option<String>,
+    trusted_key: Option<String>,
     to: String,
     artifact_type: String,
     revision: Option<String>,
@@ -115,7 +118,19 @@ impl Plugin for Publish {
             env!("CARGO_PKG_VERSION"),
             "Publishes files as an OCI 1.1 artifact to a registry or an OCI image-layout directory, with the run's attestations attached",
         )
-        .param(Param::new("files", ParamType::Any, "the files, relative to the workspace: one layer each, titled with its file name").required())
+        .param(Param::new(
+            "files",
+            ParamType::Any,
+            "the files, relative to the workspace: one layer each, titled with its file name",
+        ))
+        .param(Param::string(
+            "promote-from",
+            "instead of `files`: copy the artifact at `HOST/REPO@sha256:…` (with its referrers) to `to`, once its attestations verify",
+        ))
+        .param(Param::string(
+            "trusted-key",
+            "with `promote-from`: the key (under `keys:`, granted) the attestations must be signed with",
+        ))
         .param(Param::string("to", "`HOST[:PORT]/REPO:TAG` (a registry) or `oci:DIR:TAG` (an OCI image layout, relative to the workspace)").required())
         .param(Param::string("artifact-type", "the artifact's `artifactType`").default(ARTIFACT_TYPE_FLOW))
         .param(Param::string("revision", "the source commit (`org.opencontainers.image.revision`)"))
@@ -132,7 +147,6 @@ impl Plugin for Publish {
     }
 
     fn run(params: Params, ctx: &mut Context) -> Result<(), StepError> {
-        let files = files(&params.files)?;
         let target = Target::parse(&params.to)?;
         let mut client = Client::new(http::WasiTransport);
         if let Target::Registry(r) = &target {
@@ -143,6 +157,21 @@ impl Plugin for Publish {
                 client = client.with_credentials(r.host.clone(), credentials(auth)?);
             }
         }
+
+        if let Some(from) = &params.promote_from {
+            if params.files.is_some() {
+                return Err(StepError::new(
+                    "give `files` (publish) or `promote-from` (promote), not both",
+                ));
+            }
+            return promote(&client, from, &target, &params, ctx);
+        }
+        let files = files(
+            params
+                .files
+                .as_ref()
+                .ok_or("`files` (or `promote-from`) is required")?,
+        )?;
 
         let mut builder = ArtifactBuilder::new().artifact_type(params.artifact_type.clone());
         builder = builder.annotation(ANNOTATION_FLOW_RUN, ctx.run_id());
@@ -207,6 +236,85 @@ impl Plugin for Publish {
         }
         Ok(())
     }
+}
+
+/// Copy an artifact by digest from one repository to another, after checking
+/// that attestations are attached to it and that every one is signed by the
+/// trusted key.
+fn promote(
+    client: &Client<http::WasiTransport>,
+    from: &str,
+    to: &Target,
+    params: &Params,
+    ctx: &mut Context,
+) -> Result<(), StepError> {
+    let from = flow_oci::RegistryRef::parse(from)?;
+    let Some(digest) = from.digest else {
+        return Err(StepError::new(format!(
+            "promote by digest: write `promote-from: {}@sha256:…`",
+            from.name()
+        )));
+    };
+    let Target::Registry(to) = to else {
+        return Err(StepError::new(
+            "promotion copies between registry repositories: `to` must be `HOST[:PORT]/REPO:TAG`",
+        ));
+    };
+    let key = params.trusted_key.as_deref().ok_or(
+        "`promote-from` needs `trusted-key`: the key the attestations must be signed with",
+    )?;
+    let referrers = client.pull_referrers(&from, &digest, Some(ARTIFACT_TYPE_IN_TOTO))?;
+    let envelopes: Vec<(String, &Vec<u8>)> = referrers
+        .iter()
+        .flat_map(|r| {
+            r.files
+                .iter()
+                .map(|(d, bytes)| (d.title().unwrap_or("(untitled)").to_owned(), bytes))
+        })
+        .collect();
+    if envelopes.is_empty() {
+        return Err(StepError::new(format!(
+            "refusing to promote {}@{digest}: no attestations are attached to it",
+            from.name()
+        )));
+    }
+    for (name, bytes) in &envelopes {
+        signing::verify_dsse(key, bytes).map_err(|why| {
+            StepError::new(format!(
+                "refusing to promote {}@{digest}: {name}: {why}",
+                from.name()
+            ))
+        })?;
+    }
+    ctx.info(&format!(
+        "{} attestations of {}@{digest} verify with key `{key}`",
+        envelopes.len(),
+        from.name()
+    ));
+    let options = flow_oci::PromoteOptions {
+        overwrite: params.overwrite,
+        skip_referrers: false,
+    };
+    let promoted = client.promote(&from, to, &options)?;
+    let outcome = match promoted.published.outcome {
+        flow_oci::Outcome::Created => "created",
+        flow_oci::Outcome::Unchanged => "unchanged",
+        flow_oci::Outcome::Replaced { .. } => "replaced",
+    };
+    ctx.info(&format!(
+        "{outcome} {} ({} referrers copied)",
+        promoted.published.reference,
+        promoted.referrers.len()
+    ));
+    ctx.set_output("digest", &promoted.published.digest().to_string());
+    ctx.set_output("reference", &promoted.published.reference);
+    ctx.set_output("outcome", outcome);
+    provenance::add_dependency(
+        &format!("{}@{digest}", from.name()),
+        Some("promoted"),
+        &[("sha256", &digest.hex())],
+    );
+    Ok(())
 }
 
 export_plugin!(Publish);
