@@ -443,3 +443,119 @@ fn the_checkout_build_example_runs_and_its_provenance_verifies() {
     let checked = crate::provenance::check_statements(&venv, &dir.join("owner.pub"), &statements);
     assert!(checked.ok, "{}", checked.text);
 }
+
+#[test]
+fn the_release_example_publishes_a_signed_artifact_offline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    if !root.join(".git").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs from a clone, with its .git"
+        );
+        eprintln!("NOT RUN: {} is not a git clone", root.display());
+        return;
+    }
+    let example = root.join("templates/examples/release/flow.yaml");
+    let session = Session::new();
+    // The release key: the session's own signing key.
+    let key = session
+        .signing_key()
+        .expect("the session signs")
+        .to_path_buf();
+    let out = session
+        .flow(["run", "--plain", example.to_str().unwrap()])
+        .env("RUSTUP_HOME", real_home_dir("RUSTUP_HOME", ".rustup"))
+        .env("CARGO_HOME", real_home_dir("CARGO_HOME", ".cargo"))
+        .env("FLOW_RELEASE_KEY", &key)
+        .run();
+    out.expect_success();
+    let (show, workspace) = session.last_run();
+    let steps: Vec<&str> = show["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["succeeded"; 5]);
+    let digest = show["steps"][4]["outputs"]["digest"].as_str().unwrap();
+
+    // The signature verifies with ssh-keygen, against the binary that was built.
+    let public = show["steps"][3]["outputs"]["public-key"].as_str().unwrap();
+    std::fs::write(
+        session.path("allowed_signers"),
+        format!("release {public}\n"),
+    )
+    .unwrap();
+    let bin = workspace.join("src/target/release");
+    let verified = Command::new("ssh-keygen")
+        .current_dir(&bin)
+        .args(["-Y", "verify", "-f"])
+        .arg(session.path("allowed_signers"))
+        .args(["-I", "release", "-n", "file", "-s", "sample.sig"])
+        .stdin(std::fs::File::open(bin.join("sample")).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    // The layout holds the artifact; skopeo reads it when installed.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(workspace.join("release/index.json")).unwrap())
+            .unwrap();
+    assert!(
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["digest"] == digest)
+    );
+    if Command::new("skopeo").arg("--version").output().is_ok() {
+        let layout = format!("oci:{}:0.1.0", workspace.join("release").display());
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--raw", &layout])
+            .output()
+            .unwrap();
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+        let titles: Vec<&str> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["annotations"]["org.opencontainers.image.title"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(titles, ["sample", "sample.sig", "sample.intoto.json"]);
+        assert_eq!(
+            manifest["annotations"]["org.opencontainers.image.revision"],
+            git(root, &["rev-parse", "HEAD"])
+        );
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "skopeo must be installed in CI"
+        );
+    }
+
+    // The run's provenance verifies, with flow and with in-toto-verify.
+    session.flow(["verify", "last"]).run().expect_success();
+    let dir = crate::provenance::export(&session, "export");
+    let Some(venv) = crate::provenance::venv("the release example's export") else {
+        return;
+    };
+    let checked = crate::provenance::in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
+    assert!(
+        checked.ok,
+        "in-toto-verify rejected the release example's export:\n{}",
+        checked.text
+    );
+}

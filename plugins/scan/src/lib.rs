@@ -29,7 +29,7 @@ struct Scan;
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Params {
-    db: String,
+    db: Option<String>,
     lockfiles: Vec<String>,
     fail_on: String,
     unscored_as: String,
@@ -101,7 +101,10 @@ impl Plugin for Scan {
             env!("CARGO_PKG_VERSION"),
             "Matches lockfiles against an advisory database (RustSec, OSV), writes SARIF 2.1.0, and fails on a severity threshold",
         )
-        .param(Param::string("db", "the advisory database directory (RustSec layout and/or OSV JSON), granted read-only").required())
+        .param(Param::string(
+            "db",
+            "the advisory database directory (RustSec layout and/or OSV JSON), granted read-only (default: the one directory the step is granted)",
+        ))
         .param(Param::list("lockfiles", "lockfiles to scan, relative to the workspace (default: every Cargo.lock and package-lock.json in it)").default(json!([])))
         .param(Param::string("fail-on", "fail when a vulnerability reaches: critical | high | medium | low | any | none").default("high"))
         .param(Param::string("unscored-as", "the severity of a vulnerability without a CVSS v3 score").default("high"))
@@ -137,10 +140,20 @@ impl Plugin for Scan {
             None => today(),
         };
 
-        let db_path = if Path::new(&params.db).is_absolute() {
-            PathBuf::from(&params.db)
-        } else {
-            workspace.join(&params.db)
+        let db_path = match (&params.db, ctx.granted_dirs()) {
+            (Some(db), _) if Path::new(db).is_absolute() => PathBuf::from(db),
+            (Some(db), _) => workspace.join(db),
+            (None, [one]) => PathBuf::from(&one.path),
+            (None, []) => {
+                return Err(StepError::new(
+                    "no advisory database: grant it with `grants: { fs: [{ path: <db>, access: read }] }`",
+                ));
+            }
+            (None, _) => {
+                return Err(StepError::new(
+                    "the step is granted several directories; say which is the database with `db:`",
+                ));
+            }
         };
         let db = Database::open(&db_path)?;
         let mut paths = Vec::new();
