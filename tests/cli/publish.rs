@@ -44,17 +44,35 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port, None)
+    }
+
+    /// On 127.0.0.1:`port`, with basic auth for `(user, password)` if given.
+    fn start_on(port: u16, auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut auth_yaml = String::new();
+        if let Some((user, password)) = auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd runs");
+            assert!(out.status.success());
+            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+            auth_yaml = format!(
+                "auth:\n  htpasswd:\n    realm: flow-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            );
+        }
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
                 dir.path().join("storage").display()
             ),
         )
@@ -82,7 +100,14 @@ impl Registry {
                 );
                 let mut answer = String::new();
                 let _ = stream.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                // 401 when auth is on: it is up either way.
+                let up = [
+                    "HTTP/1.0 200",
+                    "HTTP/1.1 200",
+                    "HTTP/1.0 401",
+                    "HTTP/1.1 401",
+                ];
+                if up.iter().any(|s| answer.starts_with(s)) {
                     return registry;
                 }
             }
@@ -446,4 +471,174 @@ steps:
         ]);
         assert!(!missing.status.success(), "{repo} must not exist");
     }
+}
+
+#[test]
+fn credentials_come_from_a_granted_secret_and_never_show() {
+    if !tools(&["docker-registry", "htpasswd", "skopeo"]) {
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let registry = Registry::start_on(port, Some(("ci", "s3cret-registry-pass")));
+    let session = Session::new();
+    let to = format!("{}/acme/app:1.0.0", registry.host);
+    let yaml = |auth: &str| {
+        session.file(
+            "flow.yaml",
+            format!(
+                "version: 1
+name: auth
+secrets:
+  registry-password: {{ env: FLOW_TEST_REGISTRY_PASSWORD }}
+steps:
+  publish:
+    uses: publish
+    grants: {{ net: ['{host}'], secrets: [registry-password] }}
+    with: {{ files: [app.bin], to: '{to}'{auth} }}
+",
+                host = registry.host
+            ),
+        );
+    };
+    session.file("ws/app.bin", "an artifact\n");
+    let workspace = session.path("ws");
+    let run = |code: i32| {
+        session
+            .flow([
+                "run",
+                "--plain",
+                "--workspace",
+                workspace.to_str().unwrap(),
+                "flow.yaml",
+            ])
+            .env("FLOW_TEST_REGISTRY_PASSWORD", "s3cret-registry-pass")
+            .run()
+            .expect_code(code);
+        session.last_run()
+    };
+    yaml("");
+    let (show, _) = run(1);
+    assert!(
+        show["steps"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("unauthorized"),
+        "{}",
+        show["steps"][0]
+    );
+    yaml(", auth: { username: ci, password-secret: registry-password }");
+    let (show, _) = run(0);
+    assert_eq!(show["steps"][0]["outputs"]["outcome"], "created");
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "ci:s3cret-registry-pass",
+        "--raw",
+        &format!("docker://{to}"),
+    ]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
+        show["steps"][0]["outputs"]["digest"].as_str().unwrap()
+    );
+    let logs = session.flow(["logs", "last"]).run().stdout;
+    assert!(!logs.contains("s3cret-registry-pass"), "{logs}");
+}
+
+/// The release example against a registry: its publish step is granted 127.0.0.1:5000.
+#[test]
+fn the_release_example_publishes_to_a_local_registry() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    if !root.join(".git").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs from a clone, with its .git"
+        );
+        return;
+    }
+    if !tools(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    if TcpListener::bind("127.0.0.1:5000").is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "port 5000 must be free in CI"
+        );
+        eprintln!("NOT RUN: 127.0.0.1:5000 is taken");
+        return;
+    }
+    let registry = Registry::start_on(5000, None);
+    let session = Session::new();
+    let home = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(default)
+            })
+    };
+    let to = format!("{}/acme/sample:0.1.0", registry.host);
+    let example = root.join("templates/examples/release/flow.yaml");
+    let out = session
+        .flow([
+            "run",
+            "--plain",
+            example.to_str().unwrap(),
+            "-i",
+            &format!("to={to}"),
+        ])
+        .env("RUSTUP_HOME", home("RUSTUP_HOME", ".rustup"))
+        .env("CARGO_HOME", home("CARGO_HOME", ".cargo"))
+        .env("FLOW_RELEASE_KEY", session.signing_key().unwrap())
+        .run();
+    out.expect_success();
+    let (show, _) = session.last_run();
+    let digest = show["steps"][4]["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{to}"),
+    ]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
+        digest
+    );
+    // skopeo copies it out, blobs and all, to a layout with the same manifest.
+    let copy = format!("oci:{}:0.1.0", session.path("copied").display());
+    let copied = skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{to}"),
+        &copy,
+    ]);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let back = skopeo(&["inspect", "--raw", &copy]);
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(&back.stdout))),
+        digest
+    );
 }

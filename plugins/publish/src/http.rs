@@ -54,7 +54,12 @@ impl Transport for WasiTransport {
         outgoing
             .set_path_with_query(Some(path))
             .map_err(|()| err("invalid path"))?;
+        // Send first, then stream the body: the host consumes the body as it
+        // goes out, so writing it all before `handle` would fill its buffer and
+        // block forever on a large upload.
         let body = outgoing.body().map_err(|()| err("no request body"))?;
+        let future =
+            outgoing_handler::handle(outgoing, None).map_err(|e| err(&format!("{e:?}")))?;
         if !request.body.is_empty() {
             let stream = body.write().map_err(|()| err("no request body stream"))?;
             for chunk in request.body.chunks(4096) {
@@ -62,10 +67,9 @@ impl Transport for WasiTransport {
                     .blocking_write_and_flush(chunk)
                     .map_err(|e| err(&format!("sending the body: {e:?}")))?;
             }
+            drop(stream);
         }
         OutgoingBody::finish(body, None).map_err(|e| err(&format!("{e:?}")))?;
-        let future =
-            outgoing_handler::handle(outgoing, None).map_err(|e| err(&format!("{e:?}")))?;
         future.subscribe().block();
         let response = future
             .get()
