@@ -145,16 +145,7 @@ pub(crate) async fn execute(
     let remaining: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
     let ready = (0..steps.len()).filter(|&i| remaining[i] == 0).collect();
     let recorder = match &cx.signing_key {
-        Some(key) => Some(Recorder::new(
-            plan,
-            key.clone(),
-            run.id.as_str(),
-            &cx.pipeline_file,
-            &cx.pipeline_sha256,
-            &cx.workspace,
-            cx.exec.clone(),
-            cx.keys.clone(),
-        )?),
+        Some(key) => Some(Recorder::new(plan, key.clone(), run.id.as_str(), &cx)?),
         None => None,
     };
     let mut ex = Execution {

@@ -12,7 +12,6 @@
 use crate::capabilities::exec::ExecPlan;
 use crate::capabilities::signing::KeyRing;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use flow_pipeline::{FsAccess, Plan, PlannedStep};
@@ -76,11 +75,7 @@ impl Recorder {
         plan: &Plan,
         key: Arc<SigningKey>,
         run_id: &str,
-        pipeline_file: &str,
-        pipeline_sha256: &str,
-        workspace: &Path,
-        exec: Arc<ExecPlan>,
-        keys: Arc<KeyRing>,
+        cx: &crate::executor::RunContext,
     ) -> Result<Self, ProvenanceError> {
         let layout_steps: Vec<LayoutStep> = plan
             .steps
@@ -110,11 +105,11 @@ impl Recorder {
             chain: Vec::new(),
             run_id: run_id.to_string(),
             pipeline_name: plan.name.clone(),
-            pipeline_file: pipeline_file.to_string(),
-            pipeline_sha256: pipeline_sha256.to_string(),
-            workspace: workspace.to_path_buf(),
-            exec,
-            keys,
+            pipeline_file: cx.pipeline_file.clone(),
+            pipeline_sha256: cx.pipeline_sha256.clone(),
+            workspace: cx.workspace.clone(),
+            exec: cx.exec.clone(),
+            keys: cx.keys.clone(),
         })
     }
 

@@ -38,6 +38,7 @@ extern crate self as flow_plugin_sdk;
 
 mod describe;
 mod host;
+pub mod params;
 
 pub use describe::{Capability, Description, Param, ParamType};
 pub use host::{exec, fs, provenance, secrets, signing};

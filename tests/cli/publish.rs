@@ -131,6 +131,28 @@ fn skopeo(args: &[&str]) -> std::process::Output {
         .expect("skopeo runs")
 }
 
+/// The raw manifest skopeo reads at `reference` (`docker://...` or `oci:...`),
+/// and its digest.
+fn skopeo_manifest(reference: &str, extra: &[&str]) -> (Value, String) {
+    let mut args = vec!["inspect", "--raw"];
+    if reference.starts_with("docker://") {
+        args.push("--tls-verify=false");
+    }
+    args.extend_from_slice(extra);
+    args.push(reference);
+    let out = skopeo(&args);
+    assert!(
+        out.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&out.stdout)));
+    (
+        serde_json::from_slice(&out.stdout).expect("a JSON manifest"),
+        digest,
+    )
+}
+
 /// A pipeline that makes two files, then publishes them with `with`.
 fn pipeline(session: &Session, grants: &str, with: &str, content: &str) {
     session.file(
@@ -169,22 +191,8 @@ fn publishes_to_a_registry_with_attestations_and_one_artifact_per_tag() {
     let digest = outputs["digest"].as_str().unwrap().to_owned();
 
     // skopeo reads back exactly the manifest flow pushed.
-    let raw = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{to}"),
-    ]);
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    assert_eq!(
-        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
-        digest
-    );
-    let manifest: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let (manifest, pushed) = skopeo_manifest(&format!("docker://{to}"), &[]);
+    assert_eq!(pushed, digest);
     assert_eq!(manifest["artifactType"], "application/vnd.flow.artifact.v1");
     let titles: Vec<&str> = manifest["layers"]
         .as_array()
@@ -534,21 +542,12 @@ steps:
     yaml(", auth: { username: ci, password-secret: registry-password }");
     let (show, _) = run(0);
     assert_eq!(show["steps"][0]["outputs"]["outcome"], "created");
-    let raw = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--creds",
-        "ci:s3cret-registry-pass",
-        "--raw",
+    let (_, pushed) = skopeo_manifest(
         &format!("docker://{to}"),
-    ]);
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
+        &["--creds", "ci:s3cret-registry-pass"],
     );
     assert_eq!(
-        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
+        pushed,
         show["steps"][0]["outputs"]["digest"].as_str().unwrap()
     );
     let logs = session.flow(["logs", "last"]).run().stdout;
@@ -608,21 +607,8 @@ fn the_release_example_publishes_to_a_local_registry() {
         .as_str()
         .unwrap()
         .to_owned();
-    let raw = skopeo(&[
-        "inspect",
-        "--tls-verify=false",
-        "--raw",
-        &format!("docker://{to}"),
-    ]);
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    assert_eq!(
-        format!("sha256:{}", hex::encode(Sha256::digest(&raw.stdout))),
-        digest
-    );
+    let (_, pushed) = skopeo_manifest(&format!("docker://{to}"), &[]);
+    assert_eq!(pushed, digest);
     // skopeo copies it out, blobs and all, to a layout with the same manifest.
     let copy = format!("oci:{}:0.1.0", session.path("copied").display());
     let copied = skopeo(&[

@@ -16,7 +16,7 @@ pub(crate) struct WritableRoots(pub Vec<PathBuf>);
 
 impl WritableRoots {
     /// The root holding `path` (absolute, lexically normal) and the path inside it.
-    fn locate<'p>(&self, path: &'p str) -> Result<(&Path, PathBuf), String> {
+    fn locate(&self, path: &str) -> Result<(&Path, PathBuf), String> {
         let path = Path::new(path);
         if !path.is_absolute() {
             return Err(format!("`{}` is not an absolute path", path.display()));

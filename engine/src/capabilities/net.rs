@@ -173,16 +173,17 @@ impl WasiHttpHooks for NetHooks {
                     }
                 },
             };
-            if grant.literal().is_none() && host != "localhost" {
-                if let Some(bad) = addresses.iter().find(|ip| forbidden_for_names(**ip)) {
-                    log.line(
+            if grant.literal().is_none()
+                && host != "localhost"
+                && let Some(bad) = addresses.iter().find(|ip| forbidden_for_names(**ip))
+            {
+                log.line(
                         LogSource::Host,
                         &format!("refused {shown}: {host} resolves to {bad}, which a host name may not reach (grant the address itself)"),
                     );
-                    return Err(Error::DestinationIpProhibited);
-                }
+                return Err(Error::DestinationIpProhibited);
             }
-            log.line(LogSource::Host, &format!("{shown}"));
+            log.line(LogSource::Host, &shown.to_string());
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             log.line(
                 LogSource::Host,

@@ -63,29 +63,6 @@ struct Auth {
     token_secret: Option<String>,
 }
 
-fn files(value: &Value) -> Result<Vec<String>, StepError> {
-    let list: Vec<String> = match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| StepError::new(format!("`files` must hold paths, found {v}")))
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(StepError::new(format!(
-                "`files` must be a list of paths, found {other}"
-            )));
-        }
-    };
-    if list.is_empty() {
-        return Err(StepError::new("`files` is empty: nothing to publish"));
-    }
-    Ok(list)
-}
-
 fn credentials(auth: &Auth) -> Result<Credentials, StepError> {
     match (
         auth.username.as_deref(),
@@ -166,11 +143,12 @@ impl Plugin for Publish {
             }
             return promote(&client, from, &target, &params, ctx);
         }
-        let files = files(
+        let files = flow_plugin_sdk::params::workspace_paths(
             params
                 .files
                 .as_ref()
                 .ok_or("`files` (or `promote-from`) is required")?,
+            "files",
         )?;
 
         let mut builder = ArtifactBuilder::new().artifact_type(params.artifact_type.clone());

@@ -43,7 +43,7 @@ const SKIP_DIRS: &[&str] = &[".git", "target", "node_modules", ".flow"];
 /// Lockfile names found in the workspace.
 const LOCKFILES: &[&str] = &["Cargo.lock", "package-lock.json"];
 
-fn find_lockfiles(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StepError> {
+fn find_lockfiles(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StepError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| StepError::new(format!("cannot list {}: {e}", dir.display())))?;
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
@@ -54,7 +54,7 @@ fn find_lockfiles(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(),
             continue;
         };
         if kind.is_dir() && !SKIP_DIRS.contains(&name.as_str()) {
-            find_lockfiles(root, &entry.path(), out)?;
+            find_lockfiles(&entry.path(), out)?;
         } else if kind.is_file() && LOCKFILES.contains(&name.as_str()) {
             out.push(entry.path());
         }
@@ -158,7 +158,7 @@ impl Plugin for Scan {
         let db = Database::open(&db_path)?;
         let mut paths = Vec::new();
         if params.lockfiles.is_empty() {
-            find_lockfiles(&workspace, &workspace, &mut paths)?;
+            find_lockfiles(&workspace, &mut paths)?;
             if paths.is_empty() {
                 return Err(StepError::new(
                     "no Cargo.lock or package-lock.json in the workspace; name them with `lockfiles:`",

@@ -20,7 +20,7 @@
 //! ```
 
 use std::io::Read;
-use std::path::{Component, Path};
+use std::path::Path;
 
 use flow_plugin_sdk::{
     Capability, Context, Description, Param, ParamType, Plugin, StepError, export_plugin, signing,
@@ -42,37 +42,6 @@ struct Params {
     key: String,
     namespace: String,
     attest: bool,
-}
-
-fn file_list(value: &Value) -> Result<Vec<String>, StepError> {
-    let files: Vec<String> = match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| StepError::new(format!("`files` must hold paths, found {v}")))
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(StepError::new(format!(
-                "`files` must be a list of paths, found {other}"
-            )));
-        }
-    };
-    if files.is_empty() {
-        return Err(StepError::new("`files` is empty: nothing to sign"));
-    }
-    for file in &files {
-        let path = Path::new(file);
-        if path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(StepError::new(format!(
-                "`{file}` must be a path inside the workspace, without `..`"
-            )));
-        }
-    }
-    Ok(files)
 }
 
 /// sha256 and sha512 of a file, read once.
@@ -121,7 +90,7 @@ impl Plugin for Sign {
     }
 
     fn run(params: Params, ctx: &mut Context) -> Result<(), StepError> {
-        let files = file_list(&params.files)?;
+        let files = flow_plugin_sdk::params::workspace_paths(&params.files, "files")?;
         let info = signing::key_info(&params.key)?;
         let workspace = Path::new(ctx.workspace()).to_path_buf();
         let mut signed = Vec::new();
