@@ -80,7 +80,77 @@ impl WritableRoots {
     }
 }
 
+impl WritableRoots {
+    /// Create `entries` under `root` (see `files.write-tree`).
+    pub(crate) fn write_tree(
+        &self,
+        root: &str,
+        entries: &[wit_files::TreeEntry],
+    ) -> Result<(), String> {
+        use std::io::Write as _;
+        let (base, inside) = self.locate_dir(root)?;
+        let dir = Self::open(base)?;
+        let dir = if inside.as_os_str().is_empty() {
+            dir
+        } else {
+            dir.open_dir(&inside).map_err(|e| format!("{root}: {e}"))?
+        };
+        for entry in entries {
+            let rel = Path::new(&entry.path);
+            if entry.path.is_empty()
+                || rel.is_absolute()
+                || rel.components().any(|c| !matches!(c, Component::Normal(_)))
+            {
+                return Err(format!("`{}` is not a plain relative path", entry.path));
+            }
+            let fail = |e: std::io::Error| format!("{root}/{}: {e}", entry.path);
+            match entry.kind {
+                wit_files::EntryKind::Directory => match dir.create_dir(rel) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(fail(e)),
+                    _ => {}
+                },
+                wit_files::EntryKind::File | wit_files::EntryKind::ExecutableFile => {
+                    let mode = if matches!(entry.kind, wit_files::EntryKind::ExecutableFile) {
+                        0o755
+                    } else {
+                        0o644
+                    };
+                    let mut options = cap_std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    cap_std::fs::OpenOptionsExt::mode(&mut options, mode);
+                    let mut file = dir.open_with(rel, &options).map_err(fail)?;
+                    file.write_all(&entry.data).map_err(fail)?;
+                }
+                wit_files::EntryKind::Symlink => {
+                    let target = std::str::from_utf8(&entry.data).map_err(|_| {
+                        format!("{root}/{}: the link's target is not UTF-8", entry.path)
+                    })?;
+                    dir.symlink_contents(target, rel).map_err(fail)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Like `locate`, but `path` may be a root itself.
+    fn locate_dir(&self, path: &str) -> Result<(&Path, PathBuf), String> {
+        let p = Path::new(path);
+        if let Some(root) = self.0.iter().find(|r| r.as_path() == p) {
+            return Ok((root.as_path(), PathBuf::new()));
+        }
+        self.locate(path)
+    }
+}
+
 impl wit_files::Host for crate::runtime::StepState {
+    fn write_tree(
+        &mut self,
+        root: String,
+        entries: Vec<wit_files::TreeEntry>,
+    ) -> Result<(), String> {
+        self.writable.write_tree(&root, &entries)
+    }
+
     fn set_executable(&mut self, path: String, executable: bool) -> Result<(), String> {
         self.writable.set_executable(&path, executable)
     }

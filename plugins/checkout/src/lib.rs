@@ -15,9 +15,10 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use flow_git::{FnHooks, FsSink, Repository};
+use flow_git::{Repository, Sink};
+use flow_plugin_sdk::fs::{EntryKind, TreeEntry};
 use flow_plugin_sdk::{
-    Capability, Context, Description, Param, Plugin, StepError, export_plugin, fs, provenance,
+    Capability, Context, Description, Param, Plugin, StepError, export_plugin, provenance,
 };
 use serde::Deserialize;
 
@@ -89,6 +90,70 @@ fn destination(workspace: &str, path: &str) -> Result<PathBuf, StepError> {
     Ok(dest)
 }
 
+/// Writes through the host's `files.write-tree`, a few thousand entries or
+/// some megabytes at a time, instead of a WASI call sequence per file.
+struct BatchSink {
+    root: PathBuf,
+    entries: Vec<TreeEntry>,
+    bytes: usize,
+}
+
+/// Flush when this much is waiting.
+const BATCH_BYTES: usize = 8 << 20;
+const BATCH_ENTRIES: usize = 2048;
+
+impl BatchSink {
+    fn new(root: &Path) -> Self {
+        BatchSink {
+            root: root.to_path_buf(),
+            entries: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, path: &str, kind: EntryKind, data: Vec<u8>) -> std::io::Result<()> {
+        self.bytes += data.len() + path.len();
+        self.entries.push(TreeEntry {
+            path: path.to_owned(),
+            kind,
+            data,
+        });
+        if self.bytes >= BATCH_BYTES || self.entries.len() >= BATCH_ENTRIES {
+            self.flush()
+                .map_err(|e| std::io::Error::other(e.message().to_owned()))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StepError> {
+        if !self.entries.is_empty() {
+            flow_plugin_sdk::fs::write_tree(&self.root, &self.entries)?;
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for BatchSink {
+    fn create_dir(&mut self, path: &str) -> std::io::Result<()> {
+        self.push(path, EntryKind::Directory, Vec::new())
+    }
+
+    fn write_file(&mut self, path: &str, data: &[u8], executable: bool) -> std::io::Result<()> {
+        let kind = if executable {
+            EntryKind::ExecutableFile
+        } else {
+            EntryKind::File
+        };
+        self.push(path, kind, data.to_vec())
+    }
+
+    fn symlink(&mut self, target: &[u8], path: &str) -> std::io::Result<()> {
+        self.push(path, EntryKind::Symlink, target.to_vec())
+    }
+}
+
 impl Plugin for Checkout {
     type Params = Params;
 
@@ -132,19 +197,7 @@ impl Plugin for Checkout {
         ));
 
         let started = Instant::now();
-        let hooks = FnHooks(
-            |path: &Path| {
-                fs::set_executable(path, true)
-                    .map_err(|e| std::io::Error::other(e.message().to_owned()))
-            },
-            |target: &[u8], path: &Path| {
-                let target = std::str::from_utf8(target).map_err(|_| {
-                    std::io::Error::other("the symbolic link's target is not UTF-8")
-                })?;
-                fs::symlink(target, path).map_err(|e| std::io::Error::other(e.message().to_owned()))
-            },
-        );
-        let mut sink = FsSink::with_hooks(&dest, hooks);
+        let mut sink = BatchSink::new(&dest);
         let mut next_report = 0;
         let report = repo
             .checkout_with_progress(resolved.tree, &mut sink, &mut |p| {
@@ -154,6 +207,7 @@ impl Plugin for Checkout {
                 }
             })
             .map_err(|e| StepError::new(e.to_string()))?;
+        sink.flush()?;
         ctx.info(&format!(
             "wrote {} files ({} executable), {} symbolic links, {} directories, {} bytes in {} ms",
             report.files,
