@@ -9,7 +9,7 @@
 //! Keys, documents and verification live in `flow_provenance`; this module
 //! decides what a step's evidence is.
 
-use crate::capabilities::exec::ExecPlan;
+use crate::capabilities::exec::{ExecPlan, GrantedCommand};
 use crate::capabilities::signing::KeyRing;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -206,18 +206,7 @@ impl Recorder {
             })).collect::<Vec<_>>(),
         });
         if !commands.is_empty() {
-            grants["exec"] = commands
-                .iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "name": c.name,
-                        "path": c.resolved.path.display().to_string(),
-                        "realPath": c.resolved.real_path.display().to_string(),
-                        "sha256": c.resolved.sha256,
-                        "reads": c.reads.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
+            grants["exec"] = commands.iter().map(GrantedCommand::to_json).collect();
             grants["confined"] = self.exec.confine.into();
         }
         if !step.net_grants.is_empty() {

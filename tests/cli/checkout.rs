@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::session::Session;
+use crate::session::{Session, assert_reason, repo_root};
 
 /// `git` with no user or system configuration, a fixed identity and dates.
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -284,15 +284,7 @@ fn checks_out_tags_short_shas_and_bare_repositories() {
 
 #[test]
 fn this_projects_own_repository_checks_out_identically() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    if !root.join(".git").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs from a clone, with its .git"
-        );
-        eprintln!("NOT RUN: {} is not a git clone", root.display());
-        return;
-    }
+    let Some(root) = repo_root() else { return };
     let session = Session::new();
     checkout_pipeline(&session, root, "{ ref: HEAD, path: flow }");
     let (show, workspace) = session.run_and_show(0);
@@ -350,14 +342,7 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
     );
     let (show, workspace) = session.run_and_show(1);
     assert_eq!(show["steps"][0]["status"], "succeeded");
-    assert!(
-        show["steps"][1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("is not empty"),
-        "{}",
-        show["steps"][1]
-    );
+    assert_reason(&show, 1, "is not empty");
     assert_eq!(
         std::fs::read_to_string(workspace.join("README.md")).unwrap(),
         "# app\n\nloose\n"
@@ -383,30 +368,15 @@ fn bad_requests_fail_with_clear_errors_and_write_nothing() {
     );
 }
 
-fn real_home_dir(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
-    })
-}
-
 #[test]
 fn the_checkout_build_example_runs_and_its_provenance_verifies() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    if !root.join(".git").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs from a clone, with its .git"
-        );
-        eprintln!("NOT RUN: {} is not a git clone", root.display());
-        return;
-    }
+    let Some(root) = repo_root() else { return };
     let example = root.join("templates/examples/checkout-build/flow.yaml");
     let session = Session::new();
     // The session's HOME is its temp dir: point at the real toolchain.
     let out = session
         .flow(["run", "--plain", example.to_str().unwrap()])
-        .env("RUSTUP_HOME", real_home_dir("RUSTUP_HOME", ".rustup"))
-        .env("CARGO_HOME", real_home_dir("CARGO_HOME", ".cargo"))
+        .with_toolchain()
         .run();
     out.expect_success();
     let (show, workspace) = session.last_run();
@@ -446,15 +416,7 @@ fn the_checkout_build_example_runs_and_its_provenance_verifies() {
 
 #[test]
 fn the_release_example_publishes_a_signed_artifact_offline() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    if !root.join(".git").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs from a clone, with its .git"
-        );
-        eprintln!("NOT RUN: {} is not a git clone", root.display());
-        return;
-    }
+    let Some(root) = repo_root() else { return };
     let example = root.join("templates/examples/release/flow.yaml");
     let session = Session::new();
     // The release key: the session's own signing key.
@@ -464,8 +426,7 @@ fn the_release_example_publishes_a_signed_artifact_offline() {
         .to_path_buf();
     let out = session
         .flow(["run", "--plain", example.to_str().unwrap()])
-        .env("RUSTUP_HOME", real_home_dir("RUSTUP_HOME", ".rustup"))
-        .env("CARGO_HOME", real_home_dir("CARGO_HOME", ".cargo"))
+        .with_toolchain()
         .env("FLOW_RELEASE_KEY", &key)
         .run();
     out.expect_success();

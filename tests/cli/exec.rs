@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::session::{Output, Session};
+use crate::session::{Output, Session, real_home_dir};
 
 /// Whether bubblewrap works here. In CI it must: `.ci/run` installs it.
 fn bwrap_available() -> bool {
@@ -54,12 +54,6 @@ fn step_json(session: &Session, index: usize) -> Value {
 
 fn sha256_file(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).expect("read")))
-}
-
-fn real_home_dir(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
-    })
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::session::Session;
+use crate::session::{Session, assert_reason, repo_root};
 
 /// Whether the tools exist; in CI they must.
 fn tools(programs: &[&str]) -> bool {
@@ -283,14 +283,7 @@ fn a_registry_not_granted_is_not_reached() {
         "v1",
     );
     let (show, _) = session.run_and_show(1);
-    assert!(
-        show["steps"][1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("HttpRequestDenied"),
-        "{}",
-        show["steps"][1]
-    );
+    assert_reason(&show, 1, "HttpRequestDenied");
     let log = session.flow(["logs", "last", "publish"]).run().stdout;
     assert!(
         log.contains(&format!(
@@ -462,14 +455,7 @@ steps:
         "acme/prod/bare:1.0.0",
     );
     let (show, _) = session.run_and_show(1);
-    assert!(
-        show["steps"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no attestations are attached"),
-        "{}",
-        show["steps"][0]
-    );
+    assert_reason(&show, 0, "no attestations are attached");
     for repo in ["acme/prod/other:1.0.0", "acme/prod/bare:1.0.0"] {
         let missing = skopeo(&[
             "inspect",
@@ -557,16 +543,7 @@ steps:
 /// The release example against a registry: its publish step is granted 127.0.0.1:5000.
 #[test]
 fn the_release_example_publishes_to_a_local_registry() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    if !root.join(".git").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs from a clone, with its .git"
-        );
-        return;
-    }
+    let Some(root) = repo_root() else { return };
     if !tools(&["docker-registry", "skopeo"]) {
         return;
     }
@@ -580,13 +557,6 @@ fn the_release_example_publishes_to_a_local_registry() {
     }
     let registry = Registry::start_on(5000, None);
     let session = Session::new();
-    let home = |var: &str, default: &str| {
-        std::env::var_os(var)
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(default)
-            })
-    };
     let to = format!("{}/acme/sample:0.1.0", registry.host);
     let example = root.join("templates/examples/release/flow.yaml");
     let out = session
@@ -597,8 +567,7 @@ fn the_release_example_publishes_to_a_local_registry() {
             "-i",
             &format!("to={to}"),
         ])
-        .env("RUSTUP_HOME", home("RUSTUP_HOME", ".rustup"))
-        .env("CARGO_HOME", home("CARGO_HOME", ".cargo"))
+        .with_toolchain()
         .env("FLOW_RELEASE_KEY", session.signing_key().unwrap())
         .run();
     out.expect_success();

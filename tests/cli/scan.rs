@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::session::Session;
+use crate::session::{Session, assert_reason};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -130,14 +130,7 @@ fn thresholds_and_ignores_decide_the_step() {
     // smallvec 0.6.9 has a critical double free (RUSTSEC-2019-0009).
     scan_pipeline(&session, "v3.Cargo.lock", ", fail-on: critical");
     let (show, _) = session.run_and_show(1);
-    assert!(
-        show["steps"][1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("at or above `fail-on: critical`"),
-        "{}",
-        show["steps"][1]
-    );
+    assert_reason(&show, 1, "at or above `fail-on: critical`");
 
     // Ignored with a reason until a date: passes before it, fails again after.
     let ignores: Vec<String> = cargo_audit_findings("v3.Cargo.lock")
@@ -181,14 +174,7 @@ fn thresholds_and_ignores_decide_the_step() {
     // A bad threshold and an ignore without a reason are the step's errors.
     scan_pipeline(&session, "v3.Cargo.lock", ", fail-on: severe");
     let (show, _) = session.run_and_show(1);
-    assert!(
-        show["steps"][1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("`fail-on: severe`"),
-        "{}",
-        show["steps"][1]
-    );
+    assert_reason(&show, 1, "`fail-on: severe`");
     scan_pipeline(
         &session,
         "v3.Cargo.lock",

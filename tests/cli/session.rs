@@ -172,7 +172,48 @@ pub struct Flow {
     command: Command,
 }
 
+/// A directory of the user running the tests (`RUSTUP_HOME`, `CARGO_HOME`),
+/// from its variable or under the real `HOME` (sessions set their own `HOME`).
+pub fn real_home_dir(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(default)
+    })
+}
+
+/// This project's checkout when it is a git clone (CI runs from one);
+/// otherwise says the test is not run and returns `None`.
+pub fn repo_root() -> Option<&'static Path> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("engine/ is in the workspace");
+    if root.join(".git").exists() {
+        return Some(root);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs from a clone, with its .git"
+    );
+    eprintln!("NOT RUN: {} is not a git clone", root.display());
+    None
+}
+
+/// Assert that step `step` of a `flow show --json` ended with a reason
+/// containing `expected`.
+pub fn assert_reason(show: &serde_json::Value, step: usize, expected: &str) {
+    let reason = show["steps"][step]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(expected),
+        "step {step}: `{expected}` is not in `{reason}`"
+    );
+}
+
 impl Flow {
+    /// Point rustup and cargo at the real toolchain.
+    pub fn with_toolchain(self) -> Self {
+        self.env("RUSTUP_HOME", real_home_dir("RUSTUP_HOME", ".rustup"))
+            .env("CARGO_HOME", real_home_dir("CARGO_HOME", ".cargo"))
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
         self

@@ -36,6 +36,34 @@ pub struct GrantedCommand {
     pub reads: Vec<PathBuf>,
 }
 
+impl GrantedCommand {
+    /// How provenance and `flow check --json` describe it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "path": self.resolved.path.display().to_string(),
+            "realPath": self.resolved.real_path.display().to_string(),
+            "sha256": self.resolved.sha256,
+            "reads": self.reads.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `cargo = /usr/bin/cargo -> /real/path (sha256:0123456789ab)`, for `flow check`.
+    pub fn describe(&self) -> String {
+        let r = &self.resolved;
+        let path = if r.path == r.real_path {
+            r.path.display().to_string()
+        } else {
+            format!("{} -> {}", r.path.display(), r.real_path.display())
+        };
+        format!(
+            "{} = {path} (sha256:{})",
+            self.name,
+            r.sha256.get(..12).unwrap_or(&r.sha256)
+        )
+    }
+}
+
 /// Every step's granted commands, and whether they run confined.
 #[derive(Debug, Clone, Default)]
 pub struct ExecPlan {

@@ -348,26 +348,25 @@ fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
 async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
     let engine = engine(global, None)?;
     let pipeline = engine.load_pipeline(file).await?;
-    let commands: Vec<serde_json::Value> = pipeline
-        .plan
-        .steps
-        .iter()
-        .zip(&pipeline.exec.steps)
-        .flat_map(|(step, commands)| {
-            commands.iter().map(move |c| {
-                serde_json::json!({
-                    "step": step.id,
-                    "name": c.name,
-                    "path": c.resolved.path.display().to_string(),
-                    "realPath": c.resolved.real_path.display().to_string(),
-                    "sha256": c.resolved.sha256,
-                })
-            })
-        })
-        .collect();
+    // (step id, command), in plan order.
+    let commands = || {
+        pipeline
+            .plan
+            .steps
+            .iter()
+            .zip(&pipeline.exec.steps)
+            .flat_map(|(step, commands)| commands.iter().map(move |c| (step.id.as_str(), c)))
+    };
     if global.json {
         let mut out = serde_json::json!({"file": file.display().to_string(), "ok": true, "steps": pipeline.plan.steps.len()});
         if let Some(summary) = &pipeline.exec.summary {
+            let commands: Vec<serde_json::Value> = commands()
+                .map(|(step, c)| {
+                    let mut json = c.to_json();
+                    json["step"] = step.into();
+                    json
+                })
+                .collect();
             out["exec"] = serde_json::json!({"confined": pipeline.exec.confine, "summary": summary, "commands": commands});
         }
         println!("{out}");
@@ -379,24 +378,8 @@ async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
         );
         if let Some(summary) = &pipeline.exec.summary {
             println!("{summary}");
-            for c in &commands {
-                let (path, real) = (
-                    c["path"].as_str().unwrap_or(""),
-                    c["realPath"].as_str().unwrap_or(""),
-                );
-                let shown = if path == real {
-                    path.to_owned()
-                } else {
-                    format!("{path} -> {real}")
-                };
-                println!(
-                    "  {}: {} = {} (sha256:{})",
-                    c["step"].as_str().unwrap_or(""),
-                    c["name"].as_str().unwrap_or(""),
-                    shown,
-                    &c["sha256"].as_str().unwrap_or("")
-                        [..12.min(c["sha256"].as_str().unwrap_or("").len())]
-                );
+            for (step, c) in commands() {
+                println!("  {step}: {}", c.describe());
             }
         }
     }

@@ -10,25 +10,27 @@
 //! `std-transport` feature natively). It builds for `wasm32-wasip2`.
 //!
 //! ```no_run
-//! # fn main() -> flow_oci::Result<()> {
-//! # fn transport() -> Box<dyn flow_oci::Transport> { unimplemented!() }
-//! use flow_oci::{ArtifactBuilder, Client, Credentials, Target, manifest};
-//! let artifact = ArtifactBuilder::new()
-//!     .annotation(manifest::ANNOTATION_REVISION, "0123abcd")
-//!     .annotation(manifest::ANNOTATION_FLOW_RUN, "run-42")
-//!     .file("dist/app.tar.gz")?
-//!     .build()?;
-//! let client = Client::new(transport())
-//!     .with_credentials("registry.example.com", Credentials::basic("ci", "secret"));
-//! let to = Target::parse("registry.example.com/team/app:1.2.0")?;
-//! let published = flow_oci::publish(&client, &to, &artifact, false)?;
-//! let attestations = ArtifactBuilder::new()
-//!     .artifact_type(manifest::ARTIFACT_TYPE_ATTESTATIONS)
-//!     .subject(published.descriptor.clone())
-//!     .file("provenance.intoto.jsonl")?
-//!     .build()?;
-//! flow_oci::attach(&client, &to, &attestations)?;
-//! # Ok(()) }
+//! use flow_oci::{ArtifactBuilder, Client, Credentials, Target, Transport, manifest};
+//!
+//! /// Publish a release and attach its attestations, over any transport.
+//! fn release<T: Transport>(transport: T) -> flow_oci::Result<()> {
+//!     let artifact = ArtifactBuilder::new()
+//!         .annotation(manifest::ANNOTATION_REVISION, "0123abcd")
+//!         .annotation(manifest::ANNOTATION_FLOW_RUN, "run-42")
+//!         .file("dist/app.tar.gz")?
+//!         .build()?;
+//!     let client = Client::new(transport)
+//!         .with_credentials("registry.example.com", Credentials::basic("ci", "secret"));
+//!     let to = Target::parse("registry.example.com/team/app:1.2.0")?;
+//!     let published = flow_oci::publish(&client, &to, &artifact, false)?;
+//!     let attestations = ArtifactBuilder::new()
+//!         .artifact_type(manifest::ARTIFACT_TYPE_ATTESTATIONS)
+//!         .subject(published.descriptor.clone())
+//!         .file("provenance.intoto.jsonl")?
+//!         .build()?;
+//!     flow_oci::attach(&client, &to, &attestations)?;
+//!     Ok(())
+//! }
 //! ```
 
 #![forbid(unsafe_code)]

@@ -127,17 +127,27 @@ pub struct ImageManifest {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A manifest or index document: at most 4 MiB of JSON.
+fn parse_document<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    if bytes.len() > MAX_MANIFEST_SIZE {
+        return Err(Error::malformed(what, "larger than 4 MiB"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Error::malformed(what, e))
+}
+
+fn check_schema_version(version: u32, what: &str) -> Result<()> {
+    if version == 2 {
+        Ok(())
+    } else {
+        Err(Error::malformed(what, "schemaVersion is not 2"))
+    }
+}
+
 impl ImageManifest {
     /// Parses manifest bytes (refusing anything over 4 MiB).
     pub fn from_slice(bytes: &[u8]) -> Result<ImageManifest> {
-        if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(Error::malformed("manifest", "larger than 4 MiB"));
-        }
-        let m: ImageManifest =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed("image manifest", e))?;
-        if m.schema_version != 2 {
-            return Err(Error::malformed("image manifest", "schemaVersion is not 2"));
-        }
+        let m: ImageManifest = parse_document(bytes, "image manifest")?;
+        check_schema_version(m.schema_version, "image manifest")?;
         Ok(m)
     }
 
@@ -207,14 +217,8 @@ impl ImageIndex {
 
     /// Parses index bytes (refusing anything over 4 MiB).
     pub fn from_slice(bytes: &[u8]) -> Result<ImageIndex> {
-        if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(Error::malformed("image index", "larger than 4 MiB"));
-        }
-        let i: ImageIndex =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed("image index", e))?;
-        if i.schema_version != 2 {
-            return Err(Error::malformed("image index", "schemaVersion is not 2"));
-        }
+        let i: ImageIndex = parse_document(bytes, "image index")?;
+        check_schema_version(i.schema_version, "image index")?;
         Ok(i)
     }
 

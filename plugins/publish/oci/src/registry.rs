@@ -530,6 +530,19 @@ impl<T: Transport> Client<T> {
         self.fetch_manifest_at(&Repo::from(r), &reference, r.digest.as_ref())
     }
 
+    /// The manifest `digest` in `repo`, which must exist (`what` names it in the error).
+    fn fetch_manifest_by_digest(
+        &self,
+        repo: &Repo<'_>,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<FetchedManifest> {
+        self.fetch_manifest_at(repo, &digest.to_string(), Some(digest))?
+            .ok_or_else(|| {
+                Error::NotFound(format!("{what} {digest} in {}/{}", repo.host, repo.name))
+            })
+    }
+
     fn fetch_manifest_at(
         &self,
         repo: &Repo<'_>,
@@ -915,14 +928,7 @@ impl<T: Transport> Client<T> {
             if visited.contains(&d.digest) {
                 continue;
             }
-            let m = self
-                .fetch_manifest_at(src, &d.digest.to_string(), Some(&d.digest))?
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "referrer {} in {}/{}",
-                        d.digest, src.host, src.name
-                    ))
-                })?;
+            let m = self.fetch_manifest_by_digest(src, &d.digest, "referrer")?;
             let handled = self.copy_manifest(src, dst, &m, 0, visited)?;
             if !handled {
                 self.add_to_referrers_tag(dst, subject, d.clone())?;
@@ -953,14 +959,7 @@ impl<T: Transport> Client<T> {
                 if self.manifest_exists(dst, &child.digest)? {
                     continue;
                 }
-                let m = self
-                    .fetch_manifest_at(src, &child.digest.to_string(), Some(&child.digest))?
-                    .ok_or_else(|| {
-                        Error::NotFound(format!(
-                            "manifest {} in {}/{}",
-                            child.digest, src.host, src.name
-                        ))
-                    })?;
+                let m = self.fetch_manifest_by_digest(src, &child.digest, "manifest")?;
                 self.copy_manifest(src, dst, &m, depth + 1, visited)?;
             }
         } else {
