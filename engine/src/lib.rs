@@ -30,6 +30,7 @@ mod executor;
 pub mod plugins;
 mod provenance;
 pub mod runtime;
+pub mod templates;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -83,9 +84,18 @@ pub struct EngineBuilder {
     pooling: bool,
     defaults: StepDefaults,
     registry: PluginRegistry,
+    template_configs: Vec<flow_pipeline::Config>,
 }
 
 impl EngineBuilder {
+    /// Add a config whose catalogs and bindings templates are resolved with, after the
+    /// pipeline file's own: the user's first, then the organisation's (see
+    /// `docs/templates.md`). The engine reads no config by itself.
+    pub fn template_config(mut self, config: flow_pipeline::Config) -> Self {
+        self.template_configs.push(config);
+        self
+    }
+
     /// Cache compiled plugins in `dir` (default: no cache; every process
     /// compiles each plugin once).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -121,7 +131,7 @@ impl EngineBuilder {
     /// Start the engine.
     pub fn build(self) -> Result<Engine, EngineError> {
         let runtime = runtime::Runtime::new(&RuntimeConfig {
-            cache_dir: self.cache_dir,
+            cache_dir: self.cache_dir.clone(),
             max_concurrent_steps: u32::try_from(self.jobs).unwrap_or(u32::MAX),
             pooling: self.pooling,
         })?;
@@ -130,8 +140,24 @@ impl EngineBuilder {
             registry: self.registry,
             defaults: self.defaults,
             jobs: self.jobs,
+            cache_dir: self.cache_dir,
+            template_configs: self.template_configs,
         })
     }
+}
+
+/// What `flow lock` and `flow update` did.
+#[derive(Debug)]
+pub struct LockReport {
+    /// The lock written.
+    pub lock: templates::lock::Lock,
+    /// Where.
+    pub path: PathBuf,
+    /// The lock before, if there was one.
+    pub previous: Option<templates::lock::Lock>,
+    /// The diff of the resolved pipeline (`flow show --resolved`), before and after;
+    /// empty when nothing changed or there was no lock before.
+    pub diff: String,
 }
 
 /// A pipeline loaded and checked, ready to run (any number of times).
@@ -231,6 +257,8 @@ pub struct Engine {
     registry: PluginRegistry,
     defaults: StepDefaults,
     jobs: usize,
+    cache_dir: Option<PathBuf>,
+    template_configs: Vec<flow_pipeline::Config>,
 }
 
 impl Engine {
@@ -244,6 +272,7 @@ impl Engine {
             pooling: true,
             defaults: StepDefaults::default(),
             registry: PluginRegistry::with_builtins(),
+            template_configs: Vec::new(),
         }
     }
 
@@ -259,15 +288,131 @@ impl Engine {
 
     /// Read, parse and check a pipeline file, loading the plugins it uses.
     /// Every problem is reported at once, with its position in the file.
+    ///
+    /// A file that `extends` a template is resolved through its catalogs (and the
+    /// configs given to the builder); with a `flow.lock` beside it, templates and
+    /// plugins must be the locked ones.
     pub async fn load_pipeline(&self, path: &Path) -> Result<LoadedPipeline, EngineError> {
-        let pipeline = flow_pipeline::load(path).map_err(EngineError::Invalid)?;
-        let sha256 = hex::encode(Sha256::digest(pipeline.source().text.as_bytes()));
+        let resolution = self.resolve_pipeline(path, &templates::LockMode::Use)?;
+        let plugins = self.load_plugins(&resolution.pipeline).await;
+        if let Some(lock) = &resolution.lock {
+            let problems = templates::check_plugins(lock, resolution.pipeline.steps(), |r| {
+                plugins.get(r).map(|p| p.digest.hex())
+            });
+            if !problems.is_empty() {
+                return Err(EngineError::Invalid(problems));
+            }
+        }
+        let plan =
+            flow_pipeline::check(&resolution.pipeline, &plugins).map_err(EngineError::Invalid)?;
+        self.finish_load(path, &resolution.pipeline, plan, plugins)
+    }
+
+    /// Reads a pipeline file and resolves the templates it extends, without loading
+    /// plugins or checking (`flow show --resolved`).
+    pub fn resolve_pipeline(
+        &self,
+        path: &Path,
+        mode: &templates::LockMode,
+    ) -> Result<templates::Resolution, EngineError> {
+        templates::resolve(
+            path,
+            &self.template_configs,
+            self.cache_dir.as_deref(),
+            mode,
+        )
+        .map_err(EngineError::Invalid)
+    }
+
+    /// Resolves, checks and writes `flow.lock` beside the pipeline file: `mode` is
+    /// [`templates::LockMode::Ignore`] for `flow lock`, `Update` for `flow update`.
+    pub async fn lock_pipeline(
+        &self,
+        path: &Path,
+        mode: &templates::LockMode,
+    ) -> Result<LockReport, EngineError> {
+        let resolution = self.resolve_pipeline(path, mode)?;
+        let (plan, plugins) = self.check_resolved(&resolution.pipeline).await?;
+        let digests = self.plan_digests(&plan, &plugins);
+        let entries: Vec<(String, String, String)> = plan
+            .steps
+            .iter()
+            .zip(&digests)
+            .map(|(s, d)| {
+                (
+                    templates::plugin_name(s),
+                    s.plugin_description.version.clone(),
+                    d.clone(),
+                )
+            })
+            .collect();
+        let lock = templates::lock::Lock {
+            version: 1,
+            templates: resolution.templates.clone(),
+            plugins: templates::locked_plugins(&entries),
+        };
+        let diff = match &resolution.lock {
+            Some(_) if *mode != templates::LockMode::Ignore => {
+                match self.resolve_pipeline(path, &templates::LockMode::UseCached) {
+                    Ok(before) => templates::diff(
+                        &flow_pipeline::render_resolved(&before.pipeline),
+                        &flow_pipeline::render_resolved(&resolution.pipeline),
+                    ),
+                    Err(_) => String::new(),
+                }
+            }
+            _ => String::new(),
+        };
+        lock.write(&resolution.lock_path).map_err(|e| {
+            EngineError::Invalid(Diagnostics::from(
+                flow_pipeline::Diagnostic::error_without_location(e),
+            ))
+        })?;
+        Ok(LockReport {
+            lock,
+            path: resolution.lock_path,
+            previous: resolution.lock,
+            diff,
+        })
+    }
+
+    async fn load_plugins(&self, pipeline: &flow_pipeline::Pipeline) -> plugins::ResolvedPlugins {
         let refs = pipeline
             .steps()
             .iter()
             .filter_map(|s| s.uses.as_ref().map(|(r, _)| r));
-        let plugins = plugins::ResolvedPlugins::load(&self.runtime, &self.registry, refs).await;
-        let plan = flow_pipeline::check(&pipeline, &plugins).map_err(EngineError::Invalid)?;
+        plugins::ResolvedPlugins::load(&self.runtime, &self.registry, refs).await
+    }
+
+    async fn check_resolved(
+        &self,
+        pipeline: &flow_pipeline::Pipeline,
+    ) -> Result<(Plan, plugins::ResolvedPlugins), EngineError> {
+        let plugins = self.load_plugins(pipeline).await;
+        let plan = flow_pipeline::check(pipeline, &plugins).map_err(EngineError::Invalid)?;
+        Ok((plan, plugins))
+    }
+
+    fn plan_digests(&self, plan: &Plan, plugins: &plugins::ResolvedPlugins) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|s| {
+                plugins
+                    .get(&s.plugin)
+                    .map(|p| p.digest.hex())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    fn finish_load(
+        &self,
+        path: &Path,
+        pipeline: &flow_pipeline::Pipeline,
+        plan: Plan,
+        plugins: plugins::ResolvedPlugins,
+    ) -> Result<LoadedPipeline, EngineError> {
+        let sha256 = hex::encode(Sha256::digest(pipeline.source().text.as_bytes()));
         let exec = capabilities::exec::ExecPlan::resolve(&plan).map_err(EngineError::Invalid)?;
         Ok(LoadedPipeline {
             plan: Arc::new(plan),

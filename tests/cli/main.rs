@@ -18,3 +18,4 @@ mod scan;
 mod secrets;
 mod sign;
 mod store;
+mod templates;

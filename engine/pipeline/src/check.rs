@@ -32,7 +32,7 @@ const CEL_TYPE_NAMES: [&str; 11] = [
 pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan, Diagnostics> {
     let mut checker = Checker {
         pipeline,
-        file: &pipeline.source,
+        file: Arc::clone(&pipeline.source),
         problems: pipeline.problems.clone(),
     };
     let steps = &pipeline.steps;
@@ -44,16 +44,35 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
     let mut exec_grants = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
         if let Some(plugin) = &plugins[i] {
+            checker.check_version(step, plugin);
+            checker.check_binding(step, plugin);
             checker.check_params(step, plugin);
             checker.check_capabilities(step, plugin);
+        } else if let Some((name, span)) = &step.interface
+            && step.binding.is_none()
+        {
+            checker.file = Arc::clone(step.file_of("uses"));
+            checker
+                .error(
+                    *span,
+                    format!(
+                        "step `{}` calls interface `{name}`, which nothing binds",
+                        step.id
+                    ),
+                )
+                .help = Some(
+                "interfaces are declared and bound through templates: see docs/templates.md".into(),
+            );
         }
         fs_grants.push(checker.resolve_fs_grants(step));
         exec_grants.push(checker.resolve_exec_grants(step));
         checker.check_secret_grants(step);
         if let Some((expression, span)) = &step.condition {
+            checker.file = Arc::clone(step.file_of("if"));
             checker.check_expression(i, expression, *span, &ancestors[i], &plugins);
         }
         for param in &step.with {
+            checker.file = Arc::clone(step.file_of(&format!("with.{}", param.name)));
             for expression in param.value.expressions() {
                 checker.check_expression(i, expression, param.span, &ancestors[i], &plugins);
             }
@@ -74,7 +93,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         let step = &steps[i];
         let (Some(plugin), Some((plugin_ref, uses_span))) = (&plugins[i], &step.uses) else {
             return Err(Diagnostics(vec![Diagnostic::error(
-                &pipeline.source,
+                &step.declared_in,
                 step.span,
                 format!("step `{}` could not be planned", step.id),
             )]));
@@ -102,6 +121,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
                     name: p.name.clone(),
                     value: p.value.clone(),
                     span: p.span,
+                    source: Arc::clone(step.file_of(&format!("with.{}", p.name))),
                 })
                 .collect(),
             condition: step.condition.clone(),
@@ -117,7 +137,8 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
             span: step.span,
             uses_span: *uses_span,
             with_span: step.with_span,
-            source: Arc::clone(&pipeline.source),
+            source: Arc::clone(&step.declared_in),
+            origin: step.origin.clone(),
         });
     }
     Ok(Plan {
@@ -127,8 +148,13 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         base_dir: pipeline.base_dir.clone(),
         inputs: pipeline.inputs.clone(),
         exec_confinement: pipeline.exec_confinement,
+        exec_confinement_source: pipeline
+            .exec_confinement_file
+            .clone()
+            .unwrap_or_else(|| Arc::clone(&pipeline.source)),
         secrets: pipeline.secrets.clone(),
         keys: pipeline.keys.clone(),
+        templates: pipeline.templates.clone(),
         steps: planned,
     })
 }
@@ -182,16 +208,98 @@ fn ancestors(i: usize, needs: &[Vec<usize>]) -> BTreeSet<usize> {
 
 struct Checker<'a> {
     pipeline: &'a Pipeline,
-    file: &'a Arc<SourceFile>,
+    /// The file the current diagnostics point into (steps may come from templates).
+    file: Arc<SourceFile>,
     problems: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
     fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.problems
-            .push(Diagnostic::error(self.file, span, message));
+            .push(Diagnostic::error(&self.file, span, message));
         let last = self.problems.len() - 1;
         &mut self.problems[last]
+    }
+
+    /// A plugin whose version does not match the step's requirement.
+    fn check_version(&mut self, step: &StepDecl, plugin: &PluginDescription) {
+        let (requirement, file, span) = match (&step.binding, &step.version_req) {
+            (Some(binding), _) => match &binding.version_req {
+                Some(r) => (
+                    r.clone(),
+                    Arc::clone(&binding.binding_file),
+                    binding.binding_span,
+                ),
+                None => return,
+            },
+            (None, Some((r, span))) => (r.clone(), Arc::clone(step.file_of("uses")), *span),
+            (None, None) => return,
+        };
+        let Ok(req) = semver::VersionReq::parse(&requirement) else {
+            return;
+        };
+        let matches = semver::Version::parse(&plugin.version).is_ok_and(|v| req.matches(&v));
+        if !matches {
+            self.file = file;
+            self.error(
+                span,
+                format!(
+                    "plugin `{}` is version {}, which does not match `{requirement}`",
+                    plugin.name, plugin.version
+                ),
+            )
+            .help = Some("`flow plugins` lists the versions of the built-in plugins".into());
+        }
+    }
+
+    /// The plugin bound to an interface takes every param and gives every output the
+    /// interface declares.
+    fn check_binding(&mut self, step: &StepDecl, plugin: &PluginDescription) {
+        let Some(binding) = &step.binding else {
+            return;
+        };
+        let mut problems = Vec::new();
+        for param in &binding.params {
+            match plugin.param(&param.name) {
+                None if !plugin.extra_params => problems.push(format!(
+                    "plugin `{}` has no param `{}`, which interface `{}` declares",
+                    plugin.name, param.name, binding.name
+                )),
+                Some(spec) if !interface_type_fits(param.ty, spec.ty) => problems.push(format!(
+                    "param `{}` of plugin `{}` takes {}, but interface `{}` gives {}",
+                    param.name,
+                    plugin.name,
+                    spec.ty.described(),
+                    binding.name,
+                    param.ty.described()
+                )),
+                _ => {}
+            }
+        }
+        for output in &binding.outputs {
+            let echoed =
+                plugin.outputs_from_params && binding.params.iter().any(|p| p.name == *output);
+            if !plugin.has_output(output) && !echoed {
+                problems.push(format!(
+                    "plugin `{}` has no output `{output}`, which interface `{}` declares",
+                    plugin.name, binding.name
+                ));
+            }
+        }
+        for message in problems {
+            let d = Diagnostic::error(&binding.binding_file, binding.binding_span, message)
+                .with_note_at(
+                    &binding.declared_in,
+                    binding.span,
+                    "the interface is declared here",
+                )
+                .with_note_at(
+                    step.file_of("uses"),
+                    step.uses.as_ref().map(|(_, s)| *s).unwrap_or(step.span),
+                    format!("step `{}` calls it here", step.id),
+                );
+            self.problems.push(d);
+        }
     }
 
     fn steps(&self) -> &[StepDecl] {
@@ -217,6 +325,7 @@ impl Checker<'_> {
             match result {
                 Ok(description) => out.push(Some(description)),
                 Err(message) => {
+                    self.file = Arc::clone(step.file_of("uses"));
                     self.error(*span, message);
                     out.push(None);
                 }
@@ -233,14 +342,15 @@ impl Checker<'_> {
         for (i, step) in self.steps().iter().enumerate() {
             let mut needs: Vec<usize> = Vec::new();
             for (need, span) in &step.needs {
+                let file = step.file_of(&format!("needs.{need}"));
                 match ids.iter().position(|id| id == need) {
                     Some(n) if n == i => problems.push(Diagnostic::error(
-                        self.file,
+                        file,
                         *span,
                         format!("step `{need}` needs itself"),
                     )),
                     Some(n) if needs.contains(&n) => problems.push(Diagnostic::error(
-                        self.file,
+                        file,
                         *span,
                         format!(
                             "step `{}` lists `{need}` more than once in `needs`",
@@ -252,7 +362,7 @@ impl Checker<'_> {
                         let others = ids.iter().copied().filter(|id| *id != step.id);
                         problems.push(
                             Diagnostic::error(
-                                self.file,
+                                file,
                                 *span,
                                 format!("step `{}` needs `{need}`, which is not a step of this pipeline", step.id),
                             )
@@ -276,24 +386,28 @@ impl Checker<'_> {
             let names: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
             // The `needs` entry of each step on the cycle that names the next one.
             let entry = |from: usize, to: usize| {
-                steps[from]
+                let file = steps[from].file_of(&format!("needs.{}", steps[to].id));
+                let span = steps[from]
                     .needs
                     .iter()
                     .find(|(n, _)| *n == steps[to].id)
                     .map(|(_, span)| *span)
-                    .unwrap_or(steps[from].span)
+                    .unwrap_or(steps[from].span);
+                (file, span)
             };
             let first = cycle[0];
+            let (file, span) = entry(first, cycle[1 % cycle.len()]);
             let mut diagnostic = Diagnostic::error(
-                self.file,
-                entry(first, cycle[1 % cycle.len()]),
+                file,
+                span,
                 format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
             );
             for k in 1..cycle.len() {
                 let (from, to) = (cycle[k], cycle[(k + 1) % cycle.len()]);
+                let (file, span) = entry(from, to);
                 diagnostic = diagnostic.with_note_at(
-                    self.file,
-                    entry(from, to),
+                    file,
+                    span,
                     format!("`{}` needs `{}` here", steps[from].id, steps[to].id),
                 );
             }
@@ -308,6 +422,7 @@ impl Checker<'_> {
 
     fn check_params(&mut self, step: &StepDecl, plugin: &PluginDescription) {
         for param in &step.with {
+            self.file = Arc::clone(step.file_of(&format!("with.{}", param.name)));
             let Some(spec) = plugin.param(&param.name) else {
                 if !plugin.extra_params {
                     let help = did_you_mean_help(
@@ -343,6 +458,11 @@ impl Checker<'_> {
             .map(|p| p.name.as_str())
             .collect();
         if !missing.is_empty() {
+            self.file = Arc::clone(step.file_of(if step.with_span.is_some() {
+                "with"
+            } else {
+                "uses"
+            }));
             let span = step
                 .with_span
                 .or(step.uses.as_ref().map(|(_, s)| *s))
@@ -372,6 +492,7 @@ impl Checker<'_> {
     }
 
     fn check_capabilities(&mut self, step: &StepDecl, plugin: &PluginDescription) {
+        self.file = Arc::clone(step.file_of("uses"));
         let span = step.uses.as_ref().map(|(_, s)| *s).unwrap_or(step.span);
         let mut capabilities = plugin.capabilities.clone();
         capabilities.sort();
@@ -442,7 +563,22 @@ impl Checker<'_> {
                 let help = did_you_mean_help(name, declared.iter().copied()).unwrap_or_else(|| {
                     format!("declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}` at the top of the file")
                 });
-                problems.push((*span, format!("unknown secret `{name}`"), help));
+                let kind = if step
+                    .grants
+                    .secrets
+                    .iter()
+                    .any(|(n, s)| n == name && s == span)
+                {
+                    "grants.secrets"
+                } else {
+                    "grants.env"
+                };
+                problems.push((
+                    Arc::clone(step.file_of(kind)),
+                    *span,
+                    format!("unknown secret `{name}`"),
+                    help,
+                ));
             }
         }
         let keys: Vec<&str> = self.pipeline.keys.iter().map(|k| k.name.as_str()).collect();
@@ -451,10 +587,16 @@ impl Checker<'_> {
                 let help = did_you_mean_help(name, keys.iter().copied()).unwrap_or_else(|| {
                     format!("declare it: `keys: {{ {name}: {{ file: path/to/key.pem }} }}` at the top of the file")
                 });
-                problems.push((*span, format!("unknown key `{name}`"), help));
+                problems.push((
+                    Arc::clone(step.file_of("grants.keys")),
+                    *span,
+                    format!("unknown key `{name}`"),
+                    help,
+                ));
             }
         }
-        for (span, message, help) in problems {
+        for (file, span, message, help) in problems {
+            self.file = file;
             self.error(span, message).help = Some(help);
         }
     }
@@ -463,6 +605,7 @@ impl Checker<'_> {
     /// user's home) and checked to exist. The commands themselves are resolved by
     /// the engine, which knows the host's `PATH`.
     fn resolve_exec_grants(&mut self, step: &StepDecl) -> Vec<ExecGrant> {
+        self.file = Arc::clone(step.file_of("grants.exec"));
         let mut out = Vec::new();
         for grant in &step.grants.exec {
             let mut reads = Vec::new();
@@ -496,12 +639,14 @@ impl Checker<'_> {
                 command: grant.command.clone(),
                 span: grant.span,
                 reads,
+                source: Arc::clone(&self.file),
             });
         }
         out
     }
 
     fn resolve_fs_grants(&mut self, step: &StepDecl) -> Vec<FsGrant> {
+        self.file = Arc::clone(step.file_of("grants.fs"));
         let mut out = Vec::new();
         for grant in &step.grants.fs {
             let path = Path::new(&grant.path);
@@ -657,6 +802,13 @@ impl Checker<'_> {
             None => {}
         }
     }
+}
+
+/// Whether a value of the interface's type `given` suits a plugin param of type `taken`.
+fn interface_type_fits(given: ParamType, taken: ParamType) -> bool {
+    given == taken
+        || taken == ParamType::Any
+        || (given == ParamType::Integer && taken == ParamType::Number)
 }
 
 /// "the params of `x` are ..." for a help line.

@@ -39,6 +39,7 @@ pub mod expr;
 pub mod model;
 pub mod plan;
 pub mod plugin;
+pub mod template;
 pub mod yaml;
 
 use std::path::Path;
@@ -50,9 +51,13 @@ pub use model::{
     EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, KeyDecl,
     Pipeline, SecretDecl, SecretSource, StepDecl,
 };
-pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
+pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep, StepOrigin, TemplateInfo};
 pub use plugin::{
     Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
+};
+pub use template::{
+    BindingDecl, CatalogDecl, CatalogLocation, Config, Document, FoundTemplate, TemplateSource,
+    parse_document, read_config, read_document, render_resolved, resolve,
 };
 
 /// The file `flow run` reads when given none.
@@ -61,30 +66,35 @@ pub const DEFAULT_FILE: &str = "flow.yaml";
 /// Reads the pipeline file at `path` (shown in messages as given) and parses it; relative
 /// paths in the file are resolved against the file's directory. See [`parse`].
 pub fn load(path: impl AsRef<Path>) -> Result<Pipeline, Diagnostics> {
-    let path = path.as_ref();
-    let display = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::from(Diagnostic::error_without_location(format!(
-            "cannot read pipeline file `{display}`: {e}"
-        )))
-    })?;
-    let base_dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    parse(&source, &display, base_dir)
+    resolve(read_document(path.as_ref())?, &NoCatalogs, &[])
 }
 
 /// Parses the text of a pipeline file. `display_path` is the path shown in messages;
 /// `base_dir` is the directory relative paths in the file (`uses:`, `grants.fs`) are resolved
-/// against.
+/// against. A file that `extends` a template needs catalogs: use [`parse_document`] and
+/// [`resolve`] with a [`TemplateSource`].
 ///
 /// Returns `Err` only when the text is not valid YAML or holds no document. Other problems
 /// (unknown keys, values of the wrong type, invalid expressions...) are kept in the
 /// [`Pipeline`] ([`Pipeline::problems`]) and reported by [`check`] together with the problems
 /// only it can see, so that the user sees every problem in one go.
 pub fn parse(source: &str, display_path: &str, base_dir: &Path) -> Result<Pipeline, Diagnostics> {
-    model::read(source, display_path, base_dir)
+    resolve(
+        parse_document(source, display_path, base_dir)?,
+        &NoCatalogs,
+        &[],
+    )
+}
+
+/// A template source without catalogs, for [`load`] and [`parse`].
+struct NoCatalogs;
+
+impl TemplateSource for NoCatalogs {
+    fn find(&self, id: &str, _: &semver::VersionReq, _: &str) -> Result<FoundTemplate, String> {
+        Err(format!(
+            "cannot resolve template {id}: this reader has no catalogs\nresolve templates through the engine (`flow`), which reads the catalogs"
+        ))
+    }
 }
 
 #[cfg(test)]

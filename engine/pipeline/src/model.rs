@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, SourceFile, Span, did_you_mean_help};
 use crate::expr::{Expression, Template};
+use crate::plan::{StepOrigin, TemplateInfo};
 use crate::plugin::PluginRef;
 use crate::yaml::{Entry, Node, NodeKind, Scalar};
 
@@ -33,6 +34,9 @@ pub struct Pipeline {
     pub(crate) secrets: Vec<SecretDecl>,
     pub(crate) keys: Vec<KeyDecl>,
     pub(crate) problems: Vec<Diagnostic>,
+    pub(crate) templates: Vec<TemplateInfo>,
+    /// The file `exec-confinement` was written in, when not the pipeline file.
+    pub(crate) exec_confinement_file: Option<Arc<SourceFile>>,
 }
 
 impl Pipeline {
@@ -74,6 +78,12 @@ impl Pipeline {
     /// The steps, in file order.
     pub fn steps(&self) -> &[StepDecl] {
         &self.steps
+    }
+
+    /// The templates the pipeline was resolved from, nearest first (empty when it
+    /// extends none).
+    pub fn templates(&self) -> &[TemplateInfo] {
+        &self.templates
     }
 
     /// Problems found while reading the file (unknown keys, values of the wrong type...).
@@ -160,6 +170,8 @@ pub struct InputDecl {
     pub default: Option<Value>,
     /// What it means.
     pub description: Option<String>,
+    /// The file it was declared in (the pipeline file or a template).
+    pub declared_in: Arc<SourceFile>,
 }
 
 /// How a step may use a granted directory.
@@ -234,6 +246,8 @@ pub struct KeyDecl {
     pub file: String,
     /// Where the file was written.
     pub file_span: Span,
+    /// The file it was declared in (the pipeline file or a template).
+    pub declared_in: Arc<SourceFile>,
 }
 
 /// One entry of the top-level `secrets:`.
@@ -247,6 +261,8 @@ pub struct SecretDecl {
     pub source: SecretSource,
     /// Where the source was written.
     pub source_span: Span,
+    /// The file it was declared in (the pipeline file or a template).
+    pub declared_in: Arc<SourceFile>,
 }
 
 /// A step's `grants`.
@@ -323,6 +339,35 @@ pub struct StepDecl {
     pub continue_on_error: bool,
     /// What it may touch beyond its workspace.
     pub grants: GrantsDecl,
+    /// The plugin's version requirement (`uses: scan@^1`), as written, with where.
+    pub version_req: Option<(String, Span)>,
+    /// The interface it calls (`uses: interface:scan`), as written, with where;
+    /// a resolved pipeline has replaced it by the bound plugin (see `binding`).
+    pub interface: Option<(String, Span)>,
+    /// The interface it calls and the plugin bound to it, once resolved.
+    pub binding: Option<Arc<crate::template::BoundInterface>>,
+    /// The file the step was declared in (the pipeline file or a template).
+    pub declared_in: Arc<SourceFile>,
+    /// Keys (`uses`, `with.<param>`, `grants.<kind>`...) changed by a file other
+    /// than `declared_in`, with that file.
+    pub changed_in: Vec<(String, Arc<SourceFile>)>,
+    /// Where it came from when the pipeline extends templates.
+    pub origin: StepOrigin,
+}
+
+impl StepDecl {
+    /// The file a key of the step was written in: `with.<param>` and
+    /// `grants.<kind>` may come from a different file than the step.
+    pub fn file_of(&self, key: &str) -> &Arc<SourceFile> {
+        let parent = key.split_once('.').map(|(p, _)| p);
+        self.changed_in
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .or_else(|| parent.and_then(|p| self.changed_in.iter().rev().find(|(k, _)| k == p)))
+            .map(|(_, f)| f)
+            .unwrap_or(&self.declared_in)
+    }
 }
 
 /// Reads a duration: one or more `<number><unit>` with units `h`, `m`, `s`, `ms` in that
@@ -377,6 +422,42 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(factor)
 }
 
+/// What a `uses:` value names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Uses {
+    /// A plugin, with a version requirement (`scan@^1`) if one was written.
+    Plugin(PluginRef, Option<String>),
+    /// `interface:<name>`: whatever plugin the interface is bound to.
+    Interface(String),
+}
+
+/// Reads a `uses:` value: `interface:<name>`, or a plugin (see [`parse_uses`]) that may
+/// also carry a semver requirement: `scan@1`, `scan@^1.2`, `./x.wasm@>=1, <2`.
+pub fn parse_uses_spec(text: &str, base_dir: &Path) -> Result<Uses, String> {
+    if let Some(name) = text.strip_prefix("interface:") {
+        if !is_identifier(name, true) {
+            return Err(format!(
+                "invalid interface name `{name}`: use letters, digits, `_` and `-`"
+            ));
+        }
+        return Ok(Uses::Interface(name.to_owned()));
+    }
+    if let Some((what, req)) = text.rsplit_once('@')
+        && !req.starts_with("sha256:")
+    {
+        if let Err(e) = semver::VersionReq::parse(req) {
+            return Err(format!(
+                "invalid version requirement `@{req}`: {e}; write e.g. `@1`, `@^1.2` or `@sha256:<64 hex digits>`"
+            ));
+        }
+        return Ok(Uses::Plugin(
+            parse_uses(what, base_dir)?,
+            Some(req.to_owned()),
+        ));
+    }
+    Ok(Uses::Plugin(parse_uses(text, base_dir)?, None))
+}
+
 /// Reads a `uses:` value: a built-in name or a path to a `.wasm` file, optionally pinned
 /// with `@sha256:<64 hex digits>`. Paths are resolved against `base_dir`.
 pub fn parse_uses(text: &str, base_dir: &Path) -> Result<PluginRef, String> {
@@ -429,7 +510,7 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn is_identifier(text: &str, dashes: bool) -> bool {
+pub(crate) fn is_identifier(text: &str, dashes: bool) -> bool {
     let mut chars = text.chars();
     chars
         .next()
@@ -439,13 +520,27 @@ fn is_identifier(text: &str, dashes: bool) -> bool {
 
 /// Reads the YAML tree into the model, recording problems as it goes.
 pub(crate) struct Reader<'a> {
-    file: &'a Arc<SourceFile>,
-    base_dir: &'a Path,
-    problems: Vec<Diagnostic>,
+    pub(crate) file: &'a Arc<SourceFile>,
+    pub(crate) base_dir: &'a Path,
+    pub(crate) problems: Vec<Diagnostic>,
+    /// Reading a step of a template (which may say `sealed:`) or a change to an
+    /// inherited step (which may say `remove:`, and need not say `uses:`).
+    pub(crate) step_mode: StepMode,
+}
+
+/// What a step entry may hold, by where it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepMode {
+    /// A step of a pipeline file.
+    Pipeline,
+    /// A new step of a template (or of a slot): it may be `sealed`.
+    Template,
+    /// A change to an inherited step: no `uses` needed; `sealed` and `remove` allowed.
+    Change,
 }
 
 impl<'a> Reader<'a> {
-    fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.problems
             .push(Diagnostic::error(self.file, span, message));
         let last = self.problems.len() - 1;
@@ -453,7 +548,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports keys that are not in `known`, with a suggestion.
-    fn unknown_keys(&mut self, entries: &[Entry], known: &[&str], place: &str) {
+    pub(crate) fn unknown_keys(&mut self, entries: &[Entry], known: &[&str], place: &str) {
         for entry in entries {
             let key = entry.key_text();
             if known.contains(&key) {
@@ -469,7 +564,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The entries of `node`, or a problem if it is not a mapping.
-    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Entry]> {
+    pub(crate) fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Entry]> {
         match &node.kind {
             NodeKind::Mapping(entries) => Some(entries),
             _ => {
@@ -482,7 +577,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match node.as_str() {
             Some(s) => Some(s.to_owned()),
             None => {
@@ -496,7 +591,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A list of strings; a single string is accepted as a list of one when `single`.
-    fn strings(&mut self, node: &Node, what: &str, single: bool) -> Vec<(String, Span)> {
+    pub(crate) fn strings(&mut self, node: &Node, what: &str, single: bool) -> Vec<(String, Span)> {
         match &node.kind {
             NodeKind::Scalar {
                 value: Scalar::String(s),
@@ -522,7 +617,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read_pipeline(&mut self, root: &Node) -> Pipeline {
+    pub(crate) fn read_pipeline(&mut self, root: &Node) -> Pipeline {
         let mut pipeline = Pipeline {
             source: Arc::clone(self.file),
             base_dir: self.base_dir.to_path_buf(),
@@ -534,6 +629,8 @@ impl<'a> Reader<'a> {
             secrets: Vec::new(),
             keys: Vec::new(),
             problems: Vec::new(),
+            templates: Vec::new(),
+            exec_confinement_file: None,
         };
         // Keys missing from the whole file are reported at its first character.
         let top = Span::new(root.span.start, root.span.start);
@@ -591,20 +688,7 @@ impl<'a> Reader<'a> {
             pipeline.description = self.string(&entry.value, "`description`");
         }
         if let Some(entry) = find("exec-confinement") {
-            pipeline.exec_confinement = match entry.value.as_str() {
-                Some("required") => Some((ExecConfinement::Required, entry.value.span)),
-                Some("preferred") => Some((ExecConfinement::Preferred, entry.value.span)),
-                Some("off") => Some((ExecConfinement::Off, entry.value.span)),
-                _ => {
-                    self.error(
-                        entry.value.span,
-                        "`exec-confinement` must be `required`, `preferred` or `off`",
-                    )
-                    .help =
-                        Some("`required` refuses to run host commands without bubblewrap".into());
-                    None
-                }
-            };
+            pipeline.exec_confinement = self.read_exec_confinement(&entry.value);
         }
         if let Some(entry) = find("keys")
             && let Some(keys) = self.mapping(&entry.value, "`keys`")
@@ -647,7 +731,24 @@ impl<'a> Reader<'a> {
         pipeline
     }
 
-    fn read_input(&mut self, entry: &Entry) -> Option<InputDecl> {
+    /// `exec-confinement: required | preferred | off`.
+    pub(crate) fn read_exec_confinement(&mut self, node: &Node) -> Option<(ExecConfinement, Span)> {
+        match node.as_str() {
+            Some("required") => Some((ExecConfinement::Required, node.span)),
+            Some("preferred") => Some((ExecConfinement::Preferred, node.span)),
+            Some("off") => Some((ExecConfinement::Off, node.span)),
+            _ => {
+                self.error(
+                    node.span,
+                    "`exec-confinement` must be `required`, `preferred` or `off`",
+                )
+                .help = Some("`required` refuses to run host commands without bubblewrap".into());
+                None
+            }
+        }
+    }
+
+    pub(crate) fn read_input(&mut self, entry: &Entry) -> Option<InputDecl> {
         let name = entry.key_text().to_owned();
         if !is_identifier(&name, false) {
             self.error(
@@ -711,10 +812,11 @@ impl<'a> Reader<'a> {
             ty,
             default: default.map(|(v, _)| v),
             description,
+            declared_in: Arc::clone(self.file),
         })
     }
 
-    fn read_step(&mut self, entry: &Entry) -> Option<StepDecl> {
+    pub(crate) fn read_step(&mut self, entry: &Entry) -> Option<StepDecl> {
         let id = entry.key_text().to_owned();
         if !is_identifier(&id, true) {
             self.error(
@@ -725,22 +827,24 @@ impl<'a> Reader<'a> {
         }
         let place = format!("step `{id}`");
         let fields = self.mapping(&entry.value, &format!("`{place}`"))?;
-        self.unknown_keys(
-            fields,
-            &[
-                "uses",
-                "name",
-                "description",
-                "needs",
-                "if",
-                "with",
-                "timeout",
-                "memory",
-                "continue-on-error",
-                "grants",
-            ],
-            &format!("in {place}"),
-        );
+        let mut known = vec![
+            "uses",
+            "name",
+            "description",
+            "needs",
+            "if",
+            "with",
+            "timeout",
+            "memory",
+            "continue-on-error",
+            "grants",
+        ];
+        match self.step_mode {
+            StepMode::Pipeline => {}
+            StepMode::Template => known.push("sealed"),
+            StepMode::Change => known.extend(["sealed", "remove"]),
+        }
+        self.unknown_keys(fields, &known, &format!("in {place}"));
         let mut step = StepDecl {
             id,
             span: entry.key.span,
@@ -755,6 +859,12 @@ impl<'a> Reader<'a> {
             memory: None,
             continue_on_error: false,
             grants: GrantsDecl::default(),
+            version_req: None,
+            interface: None,
+            binding: None,
+            declared_in: Arc::clone(self.file),
+            changed_in: Vec::new(),
+            origin: StepOrigin::default(),
         };
         let mut has_uses = false;
         for field in fields {
@@ -763,8 +873,14 @@ impl<'a> Reader<'a> {
                 "uses" => {
                     has_uses = true;
                     if let Some(text) = self.string(value, "`uses`") {
-                        match parse_uses(&text, self.base_dir) {
-                            Ok(plugin) => step.uses = Some((plugin, value.span)),
+                        match parse_uses_spec(&text, self.base_dir) {
+                            Ok(Uses::Plugin(plugin, req)) => {
+                                step.uses = Some((plugin, value.span));
+                                step.version_req = req.map(|r| (r, value.span));
+                            }
+                            Ok(Uses::Interface(name)) => {
+                                step.interface = Some((name, value.span));
+                            }
                             Err(message) => {
                                 self.error(value.span, message);
                             }
@@ -869,14 +985,14 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
         }
-        if !has_uses {
+        if !has_uses && self.step_mode != StepMode::Change {
             self.error(entry.key.span, format!("{place} has no `uses`"))
                 .help = Some("name the plugin it runs, e.g. `uses: echo`".into());
         }
         Some(step)
     }
 
-    fn read_condition(&mut self, node: &Node) -> Option<(Expression, Span)> {
+    pub(crate) fn read_condition(&mut self, node: &Node) -> Option<(Expression, Span)> {
         let source = match &node.kind {
             NodeKind::Scalar {
                 value: Scalar::Bool(b),
@@ -1003,7 +1119,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `name: { file: PATH }`.
-    fn read_key(&mut self, entry: &Entry) -> Option<KeyDecl> {
+    pub(crate) fn read_key(&mut self, entry: &Entry) -> Option<KeyDecl> {
         let name = entry.key_text().to_owned();
         if !is_identifier(&name, true) {
             self.error(
@@ -1036,11 +1152,12 @@ impl<'a> Reader<'a> {
             span: entry.key.span,
             file: path,
             file_span: file.value.span,
+            declared_in: Arc::clone(self.file),
         })
     }
 
     /// `name: { env: VAR }` or `name: { file: PATH }`.
-    fn read_secret(&mut self, entry: &Entry) -> Option<SecretDecl> {
+    pub(crate) fn read_secret(&mut self, entry: &Entry) -> Option<SecretDecl> {
         let name = entry.key_text().to_owned();
         if !is_identifier(&name, true) {
             self.error(
@@ -1090,6 +1207,7 @@ impl<'a> Reader<'a> {
             span: entry.key.span,
             source: source_decl,
             source_span: source.value.span,
+            declared_in: Arc::clone(self.file),
         })
     }
 
@@ -1317,37 +1435,6 @@ impl<'a> Reader<'a> {
         }
         out
     }
-}
-
-/// Reads `source` (shown as `display_path`; relative paths resolved against `base_dir`).
-/// Returns `Err` only when the text is not YAML or holds nothing; other problems are kept
-/// in the pipeline for [`crate::check`].
-pub(crate) fn read(
-    source: &str,
-    display_path: &str,
-    base_dir: &Path,
-) -> Result<Pipeline, crate::diag::Diagnostics> {
-    let file = SourceFile::new(display_path, source);
-    let (root, mut problems) = crate::yaml::parse(&file).map_err(crate::diag::Diagnostics::from)?;
-    let Some(root) = root else {
-        let start = crate::diag::Position { line: 1, column: 1 };
-        return Err(Diagnostic::error(
-            &file,
-            Span::new(start, start),
-            "the pipeline file is empty",
-        )
-        .with_help("a pipeline needs at least `version: 1`, `name` and `steps`")
-        .into());
-    };
-    let mut reader = Reader {
-        file: &file,
-        base_dir,
-        problems: Vec::new(),
-    };
-    let mut pipeline = reader.read_pipeline(&root);
-    problems.append(&mut reader.problems);
-    pipeline.problems = problems;
-    Ok(pipeline)
 }
 
 #[cfg(test)]

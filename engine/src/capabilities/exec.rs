@@ -98,7 +98,7 @@ impl ExecPlan {
                     {
                         problems.push(
                             Diagnostic::error(
-                                &plan.source,
+                                &grant.source,
                                 grant.span,
                                 format!(
                                     "`{}` ({}) is inside a directory this step may write: the step could replace the command it runs",
@@ -120,7 +120,7 @@ impl ExecPlan {
                         reads: grant.reads.clone(),
                     }),
                     Err(e) => problems.push(
-                        Diagnostic::error(&plan.source, grant.span, e.to_string()).with_help(
+                        Diagnostic::error(&grant.source, grant.span, e.to_string()).with_help(
                             "grant a command on the host's PATH by name, or by its absolute path",
                         ),
                     ),
@@ -147,7 +147,7 @@ impl ExecPlan {
                 if any && let Some((_, span)) = plan.exec_confinement {
                     problems.push(
                         Diagnostic::error(
-                            &plan.source,
+                            &plan.exec_confinement_source,
                             span,
                             format!("`exec-confinement: required`, but commands cannot be confined here: {reason}"),
                         )

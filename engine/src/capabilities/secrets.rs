@@ -190,7 +190,7 @@ pub fn load(plan: &Plan, given: &BTreeMap<String, String>) -> Result<SecretValue
         };
         match value {
             Ok(value) if value.len() < MIN_SECRET_LEN => problems.push(Diagnostic::error(
-                &plan.source,
+                &decl.declared_in,
                 decl.source_span,
                 format!(
                     "secret `{}` is shorter than {MIN_SECRET_LEN} characters: it could not be told apart from ordinary text to redact it",
@@ -201,7 +201,7 @@ pub fn load(plan: &Plan, given: &BTreeMap<String, String>) -> Result<SecretValue
                 values.insert(decl.name.clone(), value);
             }
             Err(message) => problems.push(
-                Diagnostic::error(&plan.source, decl.source_span, format!("secret `{}`: {message}", decl.name))
+                Diagnostic::error(&decl.declared_in, decl.source_span, format!("secret `{}`: {message}", decl.name))
                     .with_help("secrets are read when a run starts; nothing ran"),
             ),
         }

@@ -48,7 +48,7 @@ impl KeyRing {
                     keys.insert(decl.name.clone(), Arc::new(key));
                 }
                 Err(message) => problems.push(
-                    Diagnostic::error(&plan.source, decl.file_span, format!("key `{}`: {message}", decl.name))
+                    Diagnostic::error(&decl.declared_in, decl.file_span, format!("key `{}`: {message}", decl.name))
                         .with_help("an ed25519 private key in PKCS#8 PEM: create one with `flow keys generate`"),
                 ),
             }

@@ -4,6 +4,7 @@
 mod attest;
 mod progress;
 mod report;
+mod templates;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -70,11 +71,32 @@ enum Command {
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
     },
-    /// Show a run and its steps
+    /// Show a run and its steps; with --resolved, a pipeline resolved through its templates
     Show {
-        /// A run id, a unique prefix of one, or `last`
-        run: String,
+        /// A run id, a unique prefix of one, or `last`; with --resolved, the pipeline file [default: flow.yaml]
+        #[arg(required_unless_present = "resolved")]
+        run: Option<String>,
+        /// Print the pipeline file resolved through its templates, each step and key with the file and line it came from
+        #[arg(long)]
+        resolved: bool,
     },
+    /// Resolve the pipeline's templates and plugins and pin them in flow.lock (beside the file)
+    Lock {
+        /// The pipeline file
+        #[arg(default_value = "flow.yaml")]
+        file: PathBuf,
+    },
+    /// Move the pins of flow.lock to the newest matching versions and show what changed
+    Update {
+        /// Only this template (an id such as `acme/rust-service`) [default: every template and plugin]
+        name: Option<String>,
+        /// The pipeline file
+        #[arg(long, default_value = "flow.yaml")]
+        file: PathBuf,
+    },
+    /// Sign templates and print their digests
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Print a run's logs
     Logs {
         /// A run id, a unique prefix of one, or `last`
@@ -102,6 +124,23 @@ enum Command {
         /// The owner public key to trust [default: the data dir's key, for a RUN; the export's owner.pub, for --dir]
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// Sign the template in DIR: writes DIR/template.sig
+    Sign {
+        /// The template's directory (holding template.yaml)
+        dir: PathBuf,
+        /// The ed25519 private key (PKCS#8 PEM, as `flow keys generate` writes)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+    /// Print the template's id, version and sha256
+    Digest {
+        /// The template's directory (holding template.yaml)
+        dir: PathBuf,
     },
 }
 
@@ -207,9 +246,28 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         Command::Runs { limit } => {
             open_store(&cli.global, None).and_then(|s| report::runs(&s, limit, style))
         }
-        Command::Show { run } => {
-            open_store(&cli.global, None).and_then(|s| report::show(&s, &run, style))
+        Command::Show {
+            run,
+            resolved: true,
+        } => {
+            let file = PathBuf::from(run.unwrap_or_else(|| flow_pipeline::DEFAULT_FILE.into()));
+            templates::show_resolved(&cli.global, &file)
         }
+        Command::Show { run, .. } => open_store(&cli.global, None)
+            .and_then(|s| report::show(&s, run.as_deref().unwrap_or("last"), style)),
+        Command::Lock { file } => {
+            templates::lock(&cli.global, &file, flow_engine::templates::LockMode::Ignore).await
+        }
+        Command::Update { name, file } => {
+            templates::lock(
+                &cli.global,
+                &file,
+                flow_engine::templates::LockMode::Update(name),
+            )
+            .await
+        }
+        Command::Template(TemplateCommand::Sign { dir, key }) => templates::sign(&dir, &key),
+        Command::Template(TemplateCommand::Digest { dir }) => templates::digest(&dir),
         Command::Logs { run, step } => open_store(&cli.global, None)
             .and_then(|s| report::logs(&s, &run, step.as_deref(), style)),
         Command::Plugins => plugins(&cli.global, style).await,
@@ -336,6 +394,9 @@ fn open_store(global: &Global, pipeline: Option<&Path>) -> Result<Store, Failure
 
 fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
     let mut builder = Engine::builder();
+    for config in templates::configs()? {
+        builder = builder.template_config(config);
+    }
     if let Some(dir) = cache_dir(global) {
         builder = builder.cache_dir(dir);
     }
