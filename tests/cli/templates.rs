@@ -73,6 +73,25 @@ fn rejects(session: &Session, stderr: &str) {
     assert_eq!(session.normalize(&out.stderr), stderr);
 }
 
+/// `flow run flow.yaml` succeeds and its step `first` logs `greeting`.
+#[track_caller]
+fn runs_and_greets(session: &Session, greeting: &str) {
+    session.flow(["run", "flow.yaml"]).run().expect_success();
+    let logs = session.flow(["logs", "last", "first"]).run();
+    assert!(logs.stdout.contains(greeting), "{}", logs.stdout);
+}
+
+/// `flow <args>` fails with exit 2 and its stderr holds each of `expected`.
+#[track_caller]
+fn refuses(session: &Session, args: &[&str], expected: &[&str]) {
+    let out = session.flow(args.iter().copied()).run();
+    out.expect_code(2);
+    let text = session.normalize(&out.stderr);
+    for line in expected {
+        assert!(text.contains(line), "`{line}` is not in:\n{text}");
+    }
+}
+
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .args([
@@ -349,26 +368,20 @@ fn the_lock_pins_templates_refuses_changes_and_works_offline_from_the_cache() {
 
     // A newer version appears: the lock keeps the pinned one.
     session.file("catalog/acme/base-1.4/template.yaml", base("1.4.0"));
-    let out = session.flow(["run", "flow.yaml"]).run();
-    out.expect_success();
-    let logs = session.flow(["logs", "last", "first"]).run();
-    assert!(logs.stdout.contains("hello world 1.0.0"), "{}", logs.stdout);
+    runs_and_greets(&session, "hello world 1.0.0");
 
     // The pinned template is changed in place: refused, by name.
     session.file(
         "catalog/acme/base/template.yaml",
         base("1.0.0").replace("bye", "ciao"),
     );
-    let out = session.flow(["run", "flow.yaml"]).run();
-    out.expect_code(2);
-    let text = session.normalize(&out.stderr);
-    assert!(
-        text.contains("error: template acme/base@1.0.0 differs from flow.lock: locked sha256:"),
-        "{text}"
-    );
-    assert!(
-        text.contains("help: review the change, then accept it with `flow update acme/base`"),
-        "{text}"
+    refuses(
+        &session,
+        &["run", "flow.yaml"],
+        &[
+            "error: template acme/base@1.0.0 differs from flow.lock: locked sha256:",
+            "help: review the change, then accept it with `flow update acme/base`",
+        ],
     );
 
     // `flow update` moves the pin and shows what changed in the resolved pipeline.
@@ -398,20 +411,17 @@ fn the_lock_pins_templates_refuses_changes_and_works_offline_from_the_cache() {
 
     // Offline: the catalog is gone, the run takes the locked template from the cache.
     std::fs::rename(session.path("catalog"), session.path("catalog-away")).unwrap();
-    let out = session.flow(["run", "flow.yaml"]).run();
-    out.expect_success();
-    let logs = session.flow(["logs", "last", "first"]).run();
-    assert!(logs.stdout.contains("hello world 1.4.0"), "{}", logs.stdout);
+    runs_and_greets(&session, "hello world 1.4.0");
     // Without the cache either, the error says exactly what is missing.
     std::fs::remove_dir_all(session.cache_dir().join("templates")).unwrap();
-    let out = session.flow(["run", "flow.yaml"]).run();
-    out.expect_code(2);
-    let text = session.normalize(&out.stderr);
-    assert!(
-        text.contains("error: template acme/base@1.4.0 (sha256:"),
-        "{text}"
+    refuses(
+        &session,
+        &["run", "flow.yaml"],
+        &[
+            "error: template acme/base@1.4.0 (sha256:",
+            "is locked but cannot be read: catalog TMP/catalog is not a directory; nor is it in the cache (TMP/",
+        ],
     );
-    assert!(text.contains("is locked but cannot be read: catalog TMP/catalog is not a directory; nor is it in the cache (TMP/"), "{text}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flow_engine::templates::{LockMode, digest, signature};
+use flow_engine::templates::{LockMode, catalog, digest, signature};
 
 use super::{Failure, Global, exit};
 
@@ -126,31 +126,9 @@ fn short(sha: &str) -> &str {
 
 /// The `id` and `version` of the template in `dir`.
 fn identity(dir: &Path) -> Result<(String, String), Failure> {
-    let path = dir.join("template.yaml");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::Invalid(format!("error: cannot read {}: {e}\n", path.display())))?;
-    let file = flow_pipeline::SourceFile::new(path.display().to_string(), text);
-    let (root, problems) =
-        flow_pipeline::yaml::parse(&file).map_err(|d| Failure::Invalid(d.render()))?;
-    if let Some(first) = problems.first() {
-        return Err(Failure::Invalid(first.render()));
-    }
-    let get = |key: &str| {
-        root.as_ref()
-            .and_then(|r| r.as_mapping())
-            .and_then(|entries| entries.iter().find(|e| e.key_text() == key))
-            .and_then(|e| match &e.value.kind {
-                flow_pipeline::yaml::NodeKind::Scalar { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-    };
-    match (get("id"), get("version")) {
-        (Some(id), Some(version)) => Ok((id, version)),
-        _ => Err(Failure::Invalid(format!(
-            "error: {} has no `id` and `version`: it is not a template\n",
-            path.display()
-        ))),
-    }
+    catalog::template_identity(&dir.join("template.yaml"))
+        .map(|(id, version)| (id, version.to_string()))
+        .map_err(Failure::Invalid)
 }
 
 pub(crate) fn sign(dir: &Path, key: &Path) -> Result<u8, Failure> {

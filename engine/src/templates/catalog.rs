@@ -117,7 +117,7 @@ impl Catalogs {
         walk(&root, &root, 0, &mut found)?;
         let mut out: Vec<Indexed> = Vec::new();
         for dir in found {
-            let Some((id, version)) = read_identity(&dir.join("template.yaml")) else {
+            let Ok((id, version)) = template_identity(&dir.join("template.yaml")) else {
                 continue;
             };
             let relative = dir
@@ -185,11 +185,17 @@ impl Catalogs {
         Ok((dest, commit))
     }
 
-    /// The cached copy of a locked template, if it is there and intact.
-    fn cached(&self, locked: &LockedTemplate) -> Option<(PathBuf, String)> {
+    /// The cached copy of a locked template (`version` is its parsed version), if it is
+    /// there and intact.
+    fn cached(&self, locked: &LockedTemplate, version: &semver::Version) -> Option<Indexed> {
         let dir = self.cache.as_ref()?.join(&locked.sha256);
         let digest = template_digest(&dir).ok()?;
-        (digest == locked.sha256).then(|| (dir.clone(), format!("cache:{}", dir.display())))
+        (digest == locked.sha256).then(|| Indexed {
+            id: locked.id.clone(),
+            version: version.clone(),
+            source: format!("cache:{}", dir.display()),
+            dir,
+        })
     }
 
     /// Copies a template into the cache, named by its digest (once).
@@ -276,11 +282,16 @@ impl TemplateSource for Catalogs {
         requirement: &semver::VersionReq,
         requirement_text: &str,
     ) -> Result<FoundTemplate, String> {
-        let locked = self.locked(id).cloned();
-        if let Some(locked) = &locked {
-            let version = semver::Version::parse(&locked.version)
-                .map_err(|e| format!("flow.lock: bad version of {id}: {e}"))?;
-            if !requirement.matches(&version) {
+        let locked = match self.locked(id) {
+            Some(locked) => {
+                let version = semver::Version::parse(&locked.version)
+                    .map_err(|e| format!("flow.lock: bad version of {id}: {e}"))?;
+                Some((locked.clone(), version))
+            }
+            None => None,
+        };
+        if let Some((locked, version)) = &locked {
+            if !requirement.matches(version) {
                 return Err(format!(
                     "flow.lock pins {id} at {}, which does not match `{requirement_text}`\nrun `flow update {id}` to resolve it again",
                     locked.version
@@ -292,15 +303,9 @@ impl TemplateSource for Catalogs {
             ));
         }
         if self.prefer_cache
-            && let Some(locked) = &locked
-            && let Some((dir, source)) = self.cached(locked)
+            && let Some((locked, version)) = &locked
+            && let Some(at) = self.cached(locked, version)
         {
-            let at = Indexed {
-                id: id.to_owned(),
-                version: semver::Version::parse(&locked.version).map_err(|e| e.to_string())?,
-                dir,
-                source,
-            };
             return self.found(&at, locked.sha256.clone(), &locked.requirement);
         }
         let mut unreachable = Vec::new();
@@ -318,10 +323,7 @@ impl TemplateSource for Catalogs {
             }
             candidates.sort_by(|a, b| b.version.cmp(&a.version));
             let chosen = match &locked {
-                Some(locked) => candidates
-                    .iter()
-                    .find(|t| t.version.to_string() == locked.version)
-                    .copied(),
+                Some((_, version)) => candidates.iter().find(|t| t.version == *version).copied(),
                 None => candidates
                     .iter()
                     .find(|t| requirement.matches(&t.version))
@@ -340,7 +342,7 @@ impl TemplateSource for Catalogs {
                 ));
             };
             let sha256 = template_digest(&chosen.dir)?;
-            if let Some(locked) = &locked
+            if let Some((locked, _)) = &locked
                 && locked.sha256 != sha256
             {
                 return Err(format!(
@@ -351,16 +353,9 @@ impl TemplateSource for Catalogs {
             self.check_signature(n, chosen, &sha256)?;
             return self.found(chosen, sha256, requirement_text);
         }
-        if let Some(locked) = &locked {
-            if let Some((dir, source)) = self.cached(locked) {
-                let at = Indexed {
-                    id: id.to_owned(),
-                    version: semver::Version::parse(&locked.version).map_err(|e| e.to_string())?,
-                    dir,
-                    source,
-                };
-                let sha256 = locked.sha256.clone();
-                return self.found(&at, sha256, &locked.requirement);
+        if let Some((locked, version)) = &locked {
+            if let Some(at) = self.cached(locked, version) {
+                return self.found(&at, locked.sha256.clone(), &locked.requirement);
             }
             let cache = self
                 .cache
@@ -423,25 +418,36 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result
     Ok(())
 }
 
-/// The `id` and `version` a template file declares, if it reads as one.
-fn read_identity(path: &Path) -> Option<(String, semver::Version)> {
-    let text = std::fs::read_to_string(path).ok()?;
+/// The `id` and `version` the template file at `path` declares, or why it does not
+/// read as a template (rendered diagnostics or one line).
+pub fn template_identity(path: &Path) -> Result<(String, semver::Version), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("error: cannot read {}: {e}\n", path.display()))?;
     let file = flow_pipeline::SourceFile::new(path.display().to_string(), text);
-    let (root, _) = flow_pipeline::yaml::parse(&file).ok()?;
-    let root = root?;
-    let entries = root.as_mapping()?;
+    let (root, problems) = flow_pipeline::yaml::parse(&file).map_err(|d| d.render())?;
+    if let Some(first) = problems.first() {
+        return Err(first.render());
+    }
     let get = |key: &str| {
-        entries
-            .iter()
-            .find(|e| e.key_text() == key)
+        root.as_ref()
+            .and_then(|r| r.as_mapping())
+            .and_then(|entries| entries.iter().find(|e| e.key_text() == key))
             .and_then(|e| match &e.value.kind {
                 NodeKind::Scalar { text, .. } => Some(text.clone()),
                 _ => None,
             })
     };
-    let id = get("id")?;
-    let version = semver::Version::parse(&get("version")?).ok()?;
-    Some((id, version))
+    let not_a_template = || {
+        format!(
+            "error: {} has no `id` and semver `version`: it is not a template\n",
+            path.display()
+        )
+    };
+    let id = get("id").ok_or_else(not_a_template)?;
+    let version = get("version")
+        .and_then(|v| semver::Version::parse(&v).ok())
+        .ok_or_else(not_a_template)?;
+    Ok((id, version))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
