@@ -118,6 +118,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
             uses_span: *uses_span,
             with_span: step.with_span,
             source: Arc::clone(&pipeline.source),
+            origin: Default::default(),
         });
     }
     Ok(Plan {
@@ -129,6 +130,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         exec_confinement: pipeline.exec_confinement,
         secrets: pipeline.secrets.clone(),
         keys: pipeline.keys.clone(),
+        templates: Vec::new(),
         steps: planned,
     })
 }

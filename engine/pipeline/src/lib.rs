@@ -50,7 +50,7 @@ pub use model::{
     EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, KeyDecl,
     Pipeline, SecretDecl, SecretSource, StepDecl,
 };
-pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
+pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep, StepOrigin, TemplateInfo};
 pub use plugin::{
     Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
 };

@@ -39,6 +39,44 @@ pub struct Plan {
     pub secrets: Vec<SecretDecl>,
     /// The declared signing keys (loaded when a run starts).
     pub keys: Vec<KeyDecl>,
+    /// The templates the pipeline was resolved from, nearest first (the one the
+    /// pipeline file extends, then the one that extends, ...); empty for a
+    /// pipeline that extends none.
+    pub templates: Vec<TemplateInfo>,
+}
+
+/// One template of the chain a pipeline was resolved from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateInfo {
+    /// Its id, `namespace/name`.
+    pub id: String,
+    /// Its version (semver).
+    pub version: String,
+    /// The sha256 (hex) of its directory's content (see `docs/templates.md`).
+    pub sha256: String,
+    /// Where it was found: the catalog's location and the template's directory in it.
+    pub source: String,
+}
+
+impl TemplateInfo {
+    /// `id@version`.
+    pub fn name(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+}
+
+/// Where a step of a resolved pipeline came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOrigin {
+    /// The template that declared it (an index into [`Plan::templates`]), or
+    /// `None` for the pipeline file itself.
+    pub template: Option<usize>,
+    /// Whether a template seals it (`sealed: true` or sealed keys).
+    pub sealed: bool,
+    /// The slot it fills, if it was added through `fill:`.
+    pub slot: Option<String>,
+    /// The interface it implements (`uses: interface:<name>`), if any.
+    pub interface: Option<String>,
 }
 
 /// A directory a step may use, resolved and checked to exist.
@@ -125,8 +163,11 @@ pub struct PlannedStep {
     pub uses_span: Span,
     /// Where its `with:` key was written, if present.
     pub with_span: Option<Span>,
-    /// The pipeline file, for diagnostics.
+    /// The file the step was written in (the pipeline file or a template), for
+    /// diagnostics.
     pub source: Arc<SourceFile>,
+    /// Where it came from when the pipeline extends templates.
+    pub origin: StepOrigin,
 }
 
 impl Plan {
