@@ -30,6 +30,7 @@ mod executor;
 pub mod plugins;
 mod provenance;
 pub mod runtime;
+pub mod templates;
 pub mod units;
 
 use std::path::{Path, PathBuf};

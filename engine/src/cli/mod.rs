@@ -102,6 +102,14 @@ enum Command {
         /// The owner public key to trust [default: the data dir's key, for a RUN; the export's owner.pub, for --dir]
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+        /// Also check the run against this policy: the template it came from, its sealed
+        /// steps, approved plugins and order (see docs/templates.md)
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// A template's directory, used when its digest is one the run recorded
+        /// (repeatable) [default: the template cache, CACHE_DIR/templates/<sha256>]
+        #[arg(long = "template-dir", value_name = "DIR", requires = "policy")]
+        template_dirs: Vec<PathBuf>,
     },
 }
 
@@ -221,20 +229,38 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         }
         Command::Attest(AttestCommand::Show { run, step }) => open_store(&cli.global, None)
             .and_then(|s| attest::show(&s, &run, step.as_deref(), style)),
-        Command::Verify { run, dir, key } => {
-            let store = match &run {
-                Some(_) => Some(open_store(&cli.global, None)),
-                None => None,
-            };
-            match store.transpose() {
-                Ok(store) => attest::verify_run(
-                    store.as_ref(),
-                    run.as_deref(),
-                    dir.as_deref(),
-                    key.as_deref(),
-                    &data_dir(&cli.global, None),
-                ),
+        Command::Verify {
+            run,
+            dir,
+            key,
+            policy,
+            template_dirs,
+        } => {
+            let policy = policy.as_deref().map(|file| attest::PolicyArgs {
+                file,
+                template_dirs: &template_dirs,
+                cache_root: cache_root(&cli.global),
+            });
+            // A bad policy is the user's input: say so before opening anything.
+            match policy.map(attest::load_policy).transpose() {
                 Err(e) => Err(e),
+                Ok(policy) => {
+                    let store = match &run {
+                        Some(_) => Some(open_store(&cli.global, None)),
+                        None => None,
+                    };
+                    match store.transpose() {
+                        Ok(store) => attest::verify_run(
+                            store.as_ref(),
+                            run.as_deref(),
+                            dir.as_deref(),
+                            key.as_deref(),
+                            &data_dir(&cli.global, None),
+                            policy.as_ref(),
+                        ),
+                        Err(e) => Err(e),
+                    }
+                }
             }
         }
     };
@@ -314,7 +340,18 @@ fn data_dir(global: &Global, pipeline: Option<&Path>) -> PathBuf {
     base.join(".flow")
 }
 
+/// Where compiled plugins are cached: `--cache-dir`/`FLOW_CACHE_DIR` itself, else
+/// `components` in the default cache root.
 fn cache_dir(global: &Global) -> Option<PathBuf> {
+    if let Some(dir) = &global.cache_dir {
+        return Some(dir.clone());
+    }
+    Some(cache_root(global)?.join("components"))
+}
+
+/// The cache root: `--cache-dir`/`FLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/flow` or
+/// `~/.cache/flow`. The template cache is its `templates` directory.
+fn cache_root(global: &Global) -> Option<PathBuf> {
     if let Some(dir) = &global.cache_dir {
         return Some(dir.clone());
     }
@@ -322,7 +359,7 @@ fn cache_dir(global: &Global) -> Option<PathBuf> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("flow").join("components"))
+    Some(base.join("flow"))
 }
 
 fn open_store(global: &Global, pipeline: Option<&Path>) -> Result<Store, Failure> {
