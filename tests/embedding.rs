@@ -252,3 +252,224 @@ async fn bad_inputs_are_invalid_and_nothing_runs() {
     }
     assert!(store.runs(None).unwrap().is_empty(), "nothing was recorded");
 }
+
+/// A pipeline resolved from templates through the engine records the chain in every
+/// step's provenance, and `flow verify --policy` checks the run against the templates'
+/// own declarations, found by digest in the cache or a `--template-dir`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() {
+    use flow_engine::templates::{cached_template_dir, template_digest};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(
+        tmp.path(),
+        "flow.yaml",
+        "version: 1\nextends: acme/secure-release@^1.4\ncatalogs: [{ path: catalog }]\n",
+    );
+    // The two templates of the chain: acme/secure-release (nearest) extends acme/base.
+    let release_dir = tmp.path().join("catalog/secure-release");
+    let base_dir = tmp.path().join("catalog/base");
+    std::fs::create_dir_all(&release_dir).unwrap();
+    std::fs::create_dir_all(&base_dir).unwrap();
+    write(
+        &release_dir,
+        "template.yaml",
+        "template: 1\nid: acme/secure-release\nversion: 1.4.0\nextends: acme/base@^2\ninterfaces:\n  scan: { params: { message: { type: string } }, outputs: [message] }\n  publish: { params: { message: { type: string } }, outputs: [message] }\nbindings: { scan: echo, publish: echo }\nfill:\n  release:\n    scan: { sealed: [uses], uses: interface:scan, with: { message: s } }\n    sign: { sealed: true, uses: echo, needs: [scan], with: { message: g } }\n    publish: { uses: interface:publish, needs: [sign], with: { message: p } }\n",
+    );
+    write(
+        &base_dir,
+        "template.yaml",
+        "template: 1\nid: acme/base\nversion: 2.0.0\nname: release\nslots:\n  release: { required: true, needs: [checkout] }\nsteps:\n  checkout: { sealed: true, uses: echo, with: { message: c } }\n",
+    );
+    let release_sha = template_digest(&release_dir).unwrap();
+    let base_sha = template_digest(&base_dir).unwrap();
+
+    // Resolving keeps a copy of every template used in the cache, by digest.
+    let cache = tmp.path().join("cache");
+    let engine = Engine::builder().jobs(2).cache_dir(&cache).build().unwrap();
+    let pipeline = engine.load_pipeline(&file).await.unwrap();
+    let names: Vec<String> = pipeline.plan.templates.iter().map(|t| t.name()).collect();
+    assert_eq!(names, ["acme/secure-release@1.4.0", "acme/base@2.0.0"]);
+    for sha in [&release_sha, &base_sha] {
+        assert_eq!(
+            template_digest(&cached_template_dir(&cache, sha)).unwrap(),
+            *sha
+        );
+    }
+    // The base template is then only given with --template-dir.
+    std::fs::remove_dir_all(cached_template_dir(&cache, &base_sha)).unwrap();
+    let data = tmp.path().join(".flow");
+    let (run_id, echo_digest) = {
+        let store = Store::open(&data).unwrap();
+        let key = std::sync::Arc::new(flow_engine::SigningKey::from_seed(&[9; 32]));
+        let summary = engine
+            .run(&pipeline, RunOptions::new(store.clone()).signing_key(key))
+            .await
+            .unwrap();
+        assert_eq!(summary.run.status, RunStatus::Succeeded);
+        let digest = summary.steps[0].plugin_digest.clone().unwrap();
+        (summary.run.id.to_string(), digest)
+    };
+
+    let flow = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flow"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    // What each step's statement records.
+    let export = tmp.path().join("proof");
+    let export_arg = export.to_str().unwrap();
+    let (code, text) = flow(&["attest", "export", &run_id, "--out", export_arg]);
+    assert_eq!(code, Some(0), "{text}");
+    let statement: serde_json::Value = {
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(export.join("scan.intoto.json")).unwrap())
+                .unwrap();
+        use base64::Engine as _;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap();
+        serde_json::from_slice(&payload).unwrap()
+    };
+    let build = &statement["predicate"]["buildDefinition"];
+    assert_eq!(
+        build["internalParameters"]["template"],
+        serde_json::json!({
+            "chain": [
+                {"id": "acme/secure-release", "version": "1.4.0", "sha256": release_sha},
+                {"id": "acme/base", "version": "2.0.0", "sha256": base_sha},
+            ],
+            "declaredBy": "acme/secure-release@1.4.0",
+            "sealed": true,
+            "slot": "release",
+            "interface": "scan",
+        })
+    );
+    let dependencies = build["resolvedDependencies"].as_array().unwrap();
+    for (id, version, sha) in [
+        ("acme/secure-release", "1.4.0", &release_sha),
+        ("acme/base", "2.0.0", &base_sha),
+    ] {
+        let expected = serde_json::json!({"uri": format!("flow-template:{id}@{version}"), "name": id, "digest": {"sha256": sha}});
+        assert!(dependencies.contains(&expected), "{dependencies:#?}");
+    }
+
+    let policy = |versions: &str, approved: &str| {
+        write(
+            tmp.path(),
+            "policy.yaml",
+            &format!(
+                "policy: 1\ntemplate: acme/secure-release\nversions: \"{versions}\"\napproved-plugins: {{ scan: [{approved}] }}\nbefore: [publish]\n"
+            ),
+        )
+    };
+    let base_arg = base_dir.to_str().unwrap();
+    let verify_with_base = || {
+        flow(&[
+            "verify",
+            &run_id,
+            "--policy",
+            "policy.yaml",
+            "--template-dir",
+            base_arg,
+        ])
+    };
+    policy("^1.2", &echo_digest);
+    let (code, text) = verify_with_base();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("policy policy.yaml: passed (8 checks)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "ok    approved  sealed step `scan` (plugin echo {echo_digest}) runs an approved `scan`"
+        )),
+        "{text}"
+    );
+    // The same from the export.
+    let (code, text) = flow(&[
+        "verify",
+        "--dir",
+        export_arg,
+        "--policy",
+        "policy.yaml",
+        "--template-dir",
+        base_arg,
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Without the base template, it says which one is missing.
+    let (code, text) = flow(&["verify", &run_id, "--policy", "policy.yaml"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "template acme/base@2.0.0 (sha256 {base_sha}) is missing"
+        )),
+        "{text}"
+    );
+    // Another version, another scanner: the policy fails.
+    policy("^2", &echo_digest);
+    let (code, text) = verify_with_base();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("was not resolved from template acme/secure-release at versions ^2"),
+        "{text}"
+    );
+    policy("^1", &format!("sha256:{}", "0".repeat(64)));
+    let (code, text) = verify_with_base();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("runs a `scan` that is not approved"),
+        "{text}"
+    );
+    // A bad policy is invalid input.
+    policy("^1", "sha256:nope");
+    let (code, text) = flow(&["verify", &run_id, "--policy", "policy.yaml"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("policy.yaml:4:28: error: `sha256:nope` is not a sha256 digest"),
+        "{text}"
+    );
+
+    // The reference tools accept the export with the template records.
+    let Some(venv) = std::env::var_os("FLOW_INTOTO_VENV").filter(|v| !v.is_empty()) else {
+        eprintln!("NOT RUN: FLOW_INTOTO_VENV is not set (in-toto-verify on a run from templates)");
+        return;
+    };
+    let venv = PathBuf::from(venv);
+    let out = std::process::Command::new(venv.join("bin/in-toto-verify"))
+        .arg("--layout")
+        .arg(export.join("root.layout"))
+        .arg("--verification-keys")
+        .arg(export.join("owner.pub"))
+        .arg("--link-dir")
+        .arg(&export)
+        .current_dir(&export)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("provenance/tests/python/check_statement.py");
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .arg(script)
+        .arg(export.join("owner.pub"))
+        .arg(export.join("scan.intoto.json"))
+        .arg(export.join("publish.intoto.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

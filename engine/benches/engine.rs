@@ -200,6 +200,7 @@ fn main() {
                 notes: Vec::new(),
                 dependencies: Vec::new(),
                 commands: Vec::new(),
+                template: None,
             };
             let signed = attest_step(&evidence, &key).expect("attest");
             let attestation = StepAttestation {

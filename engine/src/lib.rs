@@ -96,8 +96,9 @@ impl EngineBuilder {
         self
     }
 
-    /// Cache compiled plugins in `dir` (default: no cache; every process
-    /// compiles each plugin once).
+    /// Cache compiled plugins in `dir`, and a copy of every template a resolution
+    /// uses in `dir/templates/<sha256>/` (for locked runs offline and for `flow
+    /// verify --policy`). Default: no cache; every process compiles each plugin once.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
         self

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use flow_pipeline::{FsAccess, Plan, PlannedStep};
 use flow_provenance::{
     DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord as Chain, RunStep,
-    SigningKey, StepEvidence,
+    SigningKey, StepEvidence, TemplateOrigin, TemplateRef,
 };
 use flow_store::{RunAttestation, StepAttestation, StepStatus};
 
@@ -67,6 +67,9 @@ pub(crate) struct Recorder {
     workspace: std::path::PathBuf,
     exec: Arc<ExecPlan>,
     keys: Arc<KeyRing>,
+    /// The template chain the pipeline was resolved from, nearest first (empty when it
+    /// extends none: then nothing about templates is recorded).
+    templates: Vec<TemplateRef>,
 }
 
 impl Recorder {
@@ -110,6 +113,15 @@ impl Recorder {
             workspace: cx.workspace.clone(),
             exec: cx.exec.clone(),
             keys: cx.keys.clone(),
+            templates: plan
+                .templates
+                .iter()
+                .map(|t| TemplateRef {
+                    id: t.id.clone(),
+                    version: t.version.clone(),
+                    sha256: t.sha256.clone(),
+                })
+                .collect(),
         })
     }
 
@@ -246,6 +258,10 @@ impl Recorder {
             })
             .collect();
         dependencies.extend(facts.dependencies);
+        // The templates the step was resolved from: by digest as dependencies, and where
+        // the step came from in the internal parameters.
+        dependencies.extend(self.templates.iter().map(TemplateRef::dependency));
+        let template = self.template_origin(step);
         self.trace(step, &facts.materials, &facts.products);
         let evidence = StepEvidence {
             run_id: self.run_id.clone(),
@@ -273,6 +289,7 @@ impl Recorder {
             notes: facts.notes,
             dependencies,
             commands: facts.commands,
+            template,
         };
         let attestation = flow_provenance::attest_step(&evidence, &self.key)
             .map_err(|e| ProvenanceError(e.to_string()))?;
@@ -289,6 +306,31 @@ impl Recorder {
             statement: envelope_text(&attestation.statement),
             link: envelope_text(&attestation.link),
             keyid: self.key.keyid().to_string(),
+        })
+    }
+
+    /// Where `step` came from, when the pipeline was resolved from templates.
+    fn template_origin(&self, step: &PlannedStep) -> Option<TemplateOrigin> {
+        if self.templates.is_empty() {
+            return None;
+        }
+        let origin = &step.origin;
+        debug_assert!(
+            origin.template.is_none_or(|i| i < self.templates.len()),
+            "step {} names template #{:?} of {}",
+            step.id,
+            origin.template,
+            self.templates.len()
+        );
+        Some(TemplateOrigin {
+            chain: self.templates.clone(),
+            declared_by: origin
+                .template
+                .and_then(|i| self.templates.get(i))
+                .map(TemplateRef::name),
+            interface: origin.interface.clone(),
+            sealed: origin.sealed,
+            slot: origin.slot.clone(),
         })
     }
 

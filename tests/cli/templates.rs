@@ -601,10 +601,259 @@ fn the_bundled_rust_service_template_runs_and_its_provenance_verifies() {
         ]
     );
     session.flow(["verify", "last"]).run().expect_success();
+    // The organisation's release policy holds for it: every sealed step of
+    // acme/secure-release ran, sealed, and publish came after scan and sign.
+    let policy = root.join("templates/acme/release-policy.yaml");
+    let out = session
+        .flow(["verify", "last", "--policy", policy.to_str().unwrap()])
+        .run();
+    out.expect_success();
+    for line in [
+        "  ok    declared  template acme/secure-release@1.0.0 (sha256 ",
+        ") seals steps: checkout, scan, sign, publish",
+        "  ok    required  `scan` ran in sealed step `scan` (plugin scan sha256:",
+        "  ok    required  `sign` ran in sealed step `sign` (plugin sign sha256:",
+        "  ok    before    step `publish` (plugin publish sha256:",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "`{line}` is not in:\n{}",
+            out.stdout
+        );
+    }
     let minimal = root.join("templates/examples/minimal/flow.yaml");
     session
         .flow(["run", minimal.to_str().unwrap()])
         .with_toolchain()
         .run()
         .expect_success();
+}
+
+/// A gate template: a sealed `check` (interface `check`) before the open slot
+/// `work`, then a `ship` step (interface `ship`) after it. Both interfaces are
+/// bound to `echo`; the policy tells steps apart by interface.
+const GATE: &str = r#"template: 1
+id: acme/gate
+version: 1.0.0
+name: gated
+interfaces:
+  check: { params: { message: { type: string } }, outputs: [message] }
+  ship: { params: { message: { type: string } }, outputs: [message] }
+bindings: { check: echo, ship: echo }
+slots:
+  work: { needs: [check] }
+steps:
+  check:
+    sealed: true
+    uses: interface:check
+    with: { message: checked }
+  ship:
+    sealed: [uses, needs]
+    uses: interface:ship
+    needs: [work]
+    with: { message: shipped }
+"#;
+
+/// A later version that no longer seals `check`, so a repository may remove it.
+const GATE_1_1: &str = r#"template: 1
+id: acme/gate
+version: 1.1.0
+name: gated
+interfaces:
+  check: { params: { message: { type: string } }, outputs: [message] }
+  ship: { params: { message: { type: string } }, outputs: [message] }
+bindings: { check: echo, ship: echo }
+steps:
+  check:
+    uses: interface:check
+    with: { message: checked }
+  ship:
+    sealed: [uses]
+    uses: interface:ship
+    with: { message: shipped }
+"#;
+
+const GATE_POLICY: &str =
+    "policy: 1\ntemplate: acme/gate\nversions: ^1\nrequire: [check]\nbefore: [ship]\n";
+
+/// `flow verify last --policy <policy> [extra]` fails with exit 1, printing each of `expected`.
+#[track_caller]
+fn policy_fails(session: &Session, policy: &str, extra: &[&str], expected: &[&str]) {
+    let mut args = vec!["verify", "last", "--policy", policy];
+    args.extend_from_slice(extra);
+    let out = session.flow(args).run();
+    out.expect_code(1);
+    let text = session.normalize(&out.stdout);
+    for line in expected {
+        assert!(text.contains(line), "`{line}` is not in:\n{text}");
+    }
+    assert!(text.contains(&format!("policy {policy}: FAILED")), "{text}");
+}
+
+#[test]
+fn verify_policy_checks_the_template_its_sealed_steps_and_their_order() {
+    let session = Session::new();
+    session.file("catalog/gate-1.0/template.yaml", GATE);
+    session.file("catalog/gate-1.1/template.yaml", GATE_1_1);
+    session.file(
+        "flow.yaml",
+        "version: 1\nextends: acme/gate@=1.0.0\ncatalogs: [{ path: catalog }]\nfill:\n  work:\n    build: { uses: echo, with: { message: built } }\n",
+    );
+    session.file("policy.yaml", GATE_POLICY);
+    session.flow(["run", "flow.yaml"]).run().expect_success();
+
+    // Each step's statement records the chain and where the step came from.
+    let sha = |dir: &str| {
+        let out = session.flow(["template", "digest", dir]).run();
+        out.expect_success();
+        // `acme/gate@1.0.0 sha256:<hex>`
+        let (_, hex) = out.stdout.trim().split_once(" sha256:").unwrap();
+        hex.to_owned()
+    };
+    let gate = sha("catalog/gate-1.0");
+    let check = session.statement("check");
+    let build = &check["predicate"]["buildDefinition"];
+    assert_eq!(
+        build["internalParameters"]["template"],
+        serde_json::json!({
+            "chain": [{ "id": "acme/gate", "version": "1.0.0", "sha256": gate }],
+            "declaredBy": "acme/gate@1.0.0",
+            "sealed": true,
+            "slot": null,
+            "interface": "check",
+        })
+    );
+    assert!(
+        build["resolvedDependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["uri"] == "flow-template:acme/gate@1.0.0" && d["digest"]["sha256"] == gate),
+        "{build:#}"
+    );
+    let shown = session.flow(["attest", "show", "last", "build"]).run();
+    shown.expect_success();
+    assert!(
+        shown.stdout.contains(&format!(
+            "  template   fills slot `work`, from the pipeline file; chain acme/gate@1.0.0 (sha256 {gate})"
+        )),
+        "{}",
+        shown.stdout
+    );
+
+    // The conforming run passes, every check shown.
+    let out = session
+        .flow(["verify", "last", "--policy", "policy.yaml"])
+        .run();
+    out.expect_success();
+    let text = session.normalize(&out.stdout);
+    for line in [
+        format!(
+            "  ok    template  run RUN was resolved from template acme/gate@1.0.0 (sha256 {gate})"
+        ),
+        format!(
+            "  ok    declared  template acme/gate@1.0.0 (sha256 {gate}) seals steps: check, ship"
+        ),
+        "  ok    required  `check` ran in sealed step `check` (plugin echo sha256:".into(),
+        "policy policy.yaml: passed (6 checks)".into(),
+    ] {
+        assert!(text.contains(&line), "`{line}` is not in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  ok    before    step `ship`")),
+        "{text}"
+    );
+
+    // A plugin digest the policy does not approve.
+    let zeros = "0".repeat(64);
+    session.file(
+        "pinned.yaml",
+        format!("{GATE_POLICY}approved-plugins: {{ check: [sha256:{zeros}] }}\n"),
+    );
+    policy_fails(
+        &session,
+        "pinned.yaml",
+        &[],
+        &[
+            "  FAIL  approved  sealed step `check` (plugin echo sha256:",
+            &format!("runs a `check` that is not approved (approved: sha256:{zeros})"),
+        ],
+    );
+
+    // The template is read from the cache by digest; without it, from a directory
+    // given with --template-dir whose digest is the recorded one.
+    std::fs::remove_dir_all(session.cache_dir().join("templates")).unwrap();
+    policy_fails(
+        &session,
+        "policy.yaml",
+        &[],
+        &[&format!(
+            "  FAIL  declared  template acme/gate@1.0.0 (sha256 {gate}) is missing: it is not in the template cache (TMP/cache/templates/{gate})"
+        )],
+    );
+    policy_fails(
+        &session,
+        "policy.yaml",
+        &["--template-dir", "catalog/gate-1.1"],
+        &["no --template-dir of the 1 given has it"],
+    );
+    session
+        .flow([
+            "verify",
+            "last",
+            "--policy",
+            "policy.yaml",
+            "--template-dir",
+            "catalog/gate-1.0",
+        ])
+        .run()
+        .expect_success();
+
+    // A later version that no longer seals the gate: the repository removed it, and
+    // the policy's `require` catches what the template no longer says.
+    session.file(
+        "rogue.yaml",
+        "version: 1\nextends: acme/gate@=1.1.0\ncatalogs: [{ path: catalog }]\nsteps:\n  check: { remove: true }\n",
+    );
+    session.flow(["run", "rogue.yaml"]).run().expect_success();
+    policy_fails(
+        &session,
+        "policy.yaml",
+        &[],
+        &[
+            "  FAIL  required  `check` is required, but no sealed step of acme/gate@1.1.0 runs it in run RUN",
+        ],
+    );
+
+    // A run not resolved from the template at all.
+    session.file(
+        "plain.yaml",
+        "version: 1\nname: plain\nsteps:\n  ship: { uses: echo, with: { message: shipped } }\n",
+    );
+    session.flow(["run", "plain.yaml"]).run().expect_success();
+    policy_fails(
+        &session,
+        "policy.yaml",
+        &[],
+        &[
+            "  FAIL  template  run RUN was not resolved from template acme/gate: its steps record no template chain",
+        ],
+    );
+
+    // A policy with a mistake is invalid input, at its line.
+    session.file(
+        "typo.yaml",
+        "policy: 1\ntemplate: acme/gate\nbefor: [ship]\n",
+    );
+    let out = session
+        .flow(["verify", "last", "--policy", "typo.yaml"])
+        .run();
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("typo.yaml:3:1: error: unknown key `befor` in the policy"),
+        "{}",
+        out.stderr
+    );
 }

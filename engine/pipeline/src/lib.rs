@@ -56,8 +56,9 @@ pub use plugin::{
     Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
 };
 pub use template::{
-    BindingDecl, CatalogDecl, CatalogLocation, Config, Document, FoundTemplate, TemplateSource,
-    parse_document, read_config, read_document, render_resolved, resolve,
+    BindingDecl, CatalogDecl, CatalogLocation, Config, Document, FoundTemplate,
+    TemplateDeclaration, TemplateSource, parse_document, read_config, read_document,
+    read_template_declaration, render_resolved, resolve,
 };
 
 /// The file `flow run` reads when given none.

@@ -47,6 +47,7 @@ fn noop_evidence() -> StepEvidence {
         notes: vec![],
         dependencies: vec![],
         commands: vec![],
+        template: None,
     }
 }
 

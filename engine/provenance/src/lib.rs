@@ -42,7 +42,11 @@ pub use digest::{DigestCache, Root, SkippedFile, Snapshot, products};
 pub use dsse::{DsseError, Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
 pub use keys::{KeyError, PublicKey, SigningKey};
 pub use layout::{LayoutSpec, LayoutStep, sign_layout};
-pub use record::{Dependency, Outcome, StepAttestation, StepEvidence, attest_step};
+pub use record::{
+    Dependency, Outcome, StepAttestation, StepEvidence, TEMPLATE_URI_SCHEME, TemplateOrigin,
+    TemplateRef, attest_step,
+};
+pub use time::parse_rfc3339_millis;
 pub use verify::{Bundle, Failure, Report, VerifyOptions, verify};
 
 /// Errors building or signing provenance documents.

@@ -102,6 +102,76 @@ pub struct StepEvidence {
     /// (`{name, args, cwd, exitCode?, signal?, confined}`).
     #[serde(default)]
     pub commands: Vec<serde_json::Value>,
+    /// Where the step came from when the pipeline was resolved from templates
+    /// (recorded as `internalParameters.template`); `None` for a pipeline that extends
+    /// no template, whose documents then have no such key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateOrigin>,
+}
+
+/// One template of the chain a pipeline was resolved from, as recorded.
+///
+/// Fields are declared in sorted order (the documents' keys are sorted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    /// Its id, `namespace/name`.
+    pub id: String,
+    /// The hex sha256 of its directory's content (see `docs/templates.md`).
+    pub sha256: String,
+    /// Its version (semver).
+    pub version: String,
+}
+
+impl TemplateRef {
+    /// `id@version`.
+    pub fn name(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
+    /// The URI of its entry in `resolvedDependencies`: `flow-template:<id>@<version>`.
+    pub fn uri(&self) -> String {
+        format!("{TEMPLATE_URI_SCHEME}:{}", self.name())
+    }
+
+    /// Its entry in `resolvedDependencies`:
+    /// `{uri: flow-template:<id>@<version>, name: <id>, digest: {sha256}}`.
+    pub fn dependency(&self) -> Dependency {
+        Dependency {
+            uri: self.uri(),
+            name: Some(self.id.clone()),
+            digest: [("sha256".to_owned(), self.sha256.clone())]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// The scheme of a template's URI in `resolvedDependencies`.
+pub const TEMPLATE_URI_SCHEME: &str = "flow-template";
+
+/// Where a step of a pipeline resolved from templates came from: the step's
+/// `internalParameters.template`.
+///
+/// ```json
+/// {"chain":[{"id":"acme/secure-release","sha256":"…","version":"1.0.0"}],
+///  "declaredBy":"acme/secure-release@1.0.0","interface":null,"sealed":true,"slot":null}
+/// ```
+/// Fields are declared in sorted order (the documents' keys are sorted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateOrigin {
+    /// Every template of the chain, nearest first (the one the pipeline file extends,
+    /// then the one that one extends...).
+    pub chain: Vec<TemplateRef>,
+    /// The template that declared the step, `id@version`, or `None` when the pipeline file
+    /// did.
+    pub declared_by: Option<String>,
+    /// The interface the step implements (`uses: interface:<name>`), if any.
+    pub interface: Option<String>,
+    /// Whether a template seals the step (entirely or some of its keys).
+    pub sealed: bool,
+    /// The slot the step fills, if it was added through `fill:`.
+    pub slot: Option<String>,
 }
 
 /// A resolved dependency that is not a file of the run: a resource descriptor with any
@@ -183,6 +253,7 @@ mod tests {
                     .collect(),
             }],
             commands: vec![serde_json::json!({"name": "cargo", "args": ["build"], "exitCode": 0})],
+            template: None,
         }
     }
 
@@ -241,6 +312,66 @@ mod tests {
         );
         assert_eq!(link["command"], serde_json::json!([]));
         assert_eq!(link["environment"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn the_template_chain_is_in_internal_parameters() {
+        let plain = crate::statement::statement_json(&evidence(), b"link");
+        assert!(
+            plain["predicate"]["buildDefinition"]["internalParameters"]
+                .get("template")
+                .is_none()
+        );
+        let mut e = evidence();
+        let chain = vec![
+            TemplateRef {
+                id: "acme/rust-service".into(),
+                version: "1.2.0".into(),
+                sha256: "44".repeat(32),
+            },
+            TemplateRef {
+                id: "acme/base".into(),
+                version: "2.0.1".into(),
+                sha256: "55".repeat(32),
+            },
+        ];
+        e.dependencies
+            .extend(chain.iter().map(TemplateRef::dependency));
+        e.template = Some(TemplateOrigin {
+            chain,
+            declared_by: Some("acme/base@2.0.1".into()),
+            interface: None,
+            sealed: true,
+            slot: None,
+        });
+        let key = SigningKey::from_seed(&[5; 32]);
+        let a = attest_step(&e, &key).expect("attest");
+        let value: serde_json::Value = serde_json::from_slice(&a.statement.payload).expect("json");
+        assert_eq!(
+            crate::cjson::to_vec(&value).expect("canonical"),
+            a.statement.payload
+        );
+        let build = &value["predicate"]["buildDefinition"];
+        assert_eq!(
+            build["internalParameters"]["template"],
+            serde_json::json!({
+                "chain": [
+                    {"id": "acme/rust-service", "version": "1.2.0", "sha256": "44".repeat(32)},
+                    {"id": "acme/base", "version": "2.0.1", "sha256": "55".repeat(32)},
+                ],
+                "declaredBy": "acme/base@2.0.1",
+                "sealed": true,
+                "slot": null,
+                "interface": null,
+            })
+        );
+        assert_eq!(
+            build["resolvedDependencies"][2],
+            serde_json::json!({"uri": "flow-template:acme/rust-service@1.2.0", "name": "acme/rust-service", "digest": {"sha256": "44".repeat(32)}})
+        );
+        let back: TemplateOrigin =
+            serde_json::from_value(build["internalParameters"]["template"].clone()).expect("parse");
+        assert_eq!(Some(back), e.template);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   buildDefinition
 //!     buildType             https://flow.dev/step/v1 (this document's shape, see below)
 //!     externalParameters    {pipeline:{name, file, digest:{sha256}}, step, params}
-//!     internalParameters    {runId, needs, grants}
+//!     internalParameters    {runId, needs, grants, template?}
 //!     resolvedDependencies  [{uri: plugin reference, digest:{sha256}}]
+//!                           + templates of the chain [{uri: flow-template:<id>@<version>, name: <id>, digest:{sha256}}]
 //!                           + granted host commands [{uri: file://path, name, digest:{sha256}}]
 //!                           + what the plugin claimed [{uri, name?, digest:{gitCommit...}}]
 //!                           + materials as [{name, digest:{sha256}}]
@@ -29,8 +30,9 @@
 //! **Build type.** `https://flow.dev/step/v1` means: one pipeline step run by the flow
 //! engine; `externalParameters` are what the pipeline file said (its identity, the step,
 //! the resolved params with secrets named, not valued), `internalParameters` what the
-//! engine decided (run, grants, needs), dependencies are the plugin component and every
-//! file the step could read.
+//! engine decided (run, grants, needs, and for a pipeline resolved from templates where
+//! the step came from: [`crate::TemplateOrigin`]), dependencies are the plugin component,
+//! the templates of the chain and every file the step could read.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -40,7 +42,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ProvenanceError;
-use crate::record::StepEvidence;
+use crate::record::{StepEvidence, TemplateOrigin};
 use crate::time::rfc3339_millis;
 
 /// The Statement `_type`.
@@ -153,6 +155,8 @@ struct InternalParameters<'a> {
     grants: &'a Value,
     needs: &'a [String],
     run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<&'a TemplateOrigin>,
 }
 
 #[derive(Serialize)]
@@ -248,6 +252,7 @@ impl<'a> StatementDocument<'a> {
                         grants: &e.grants,
                         needs: &e.needs,
                         run_id: &e.run_id,
+                        template: e.template.as_ref(),
                     },
                     resolved_dependencies: dependencies,
                 },

@@ -35,6 +35,25 @@ pub(crate) fn parse_rfc3339_seconds(text: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
 }
 
+/// Unix milliseconds for `YYYY-MM-DDTHH:MM:SS[.fff...]Z`, as the statements' `startedOn`
+/// and `finishedOn` are written (digits beyond milliseconds are dropped).
+pub fn parse_rfc3339_millis(text: &str) -> Option<u64> {
+    let seconds = parse_rfc3339_seconds(text)?;
+    let fraction = text.get(19..text.len() - 1)?;
+    let millis = match fraction.strip_prefix('.') {
+        None if fraction.is_empty() => 0,
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            let mut ms = 0u64;
+            for i in 0..3 {
+                ms = ms * 10 + digits.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+            }
+            ms
+        }
+        _ => return None,
+    };
+    seconds.checked_mul(1000)?.checked_add(millis)
+}
+
 fn split(unix_s: u64) -> (String, String) {
     let days = (unix_s / 86_400) as i64;
     let rem = unix_s % 86_400;
@@ -88,6 +107,23 @@ mod tests {
         assert_eq!(parse_rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339_seconds("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_seconds("soon"), None);
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T12:34:56.789Z"),
+            Some(1_709_210_096_789)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T12:34:56.7Z"),
+            Some(1_709_210_096_700)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2024-02-29T12:34:56Z"),
+            Some(1_709_210_096_000)
+        );
+        assert_eq!(parse_rfc3339_millis("2024-02-29T12:34:56.Z"), None);
+        assert_eq!(parse_rfc3339_millis("2024-02-29T12:34:56.x1Z"), None);
+        for t in [0u64, 1, 999, 1_709_210_096_789] {
+            assert_eq!(parse_rfc3339_millis(&rfc3339_millis(t)), Some(t));
+        }
         for t in [0u64, 86_399, 4_102_444_800, 1_234_567_890] {
             assert_eq!(parse_rfc3339_seconds(&rfc3339_seconds(t)), Some(t));
         }

@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use flow_engine::templates::policy::{Policy, RunFacts, TemplateLocator, evaluate};
 use flow_provenance::keys::{
     KeyPairPaths, load_key_pair, load_public_key, load_signing_key, write_key_pair,
 };
 use flow_provenance::link::LinkPayload;
 use flow_provenance::{
-    Bundle, Envelope, KeyError, PublicKey, SigningKey, StepAttestation, VerifyOptions, verify,
+    Bundle, Envelope, KeyError, PublicKey, SigningKey, StepAttestation, TemplateOrigin,
+    VerifyOptions, verify,
 };
 use flow_store::{RunId, Store};
 
@@ -133,13 +135,76 @@ pub(crate) fn export(store: &Store, query: &str, out: &Path) -> Result<u8, Failu
     Ok(exit::SUCCESS)
 }
 
-/// `flow verify RUN` or `flow verify --dir DIR`.
+/// `flow verify --policy FILE [--template-dir DIR]...`, as given.
+pub(crate) struct PolicyArgs<'a> {
+    pub file: &'a Path,
+    pub template_dirs: &'a [PathBuf],
+    /// flow's cache directory, whose `templates` directory is the template cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A policy read and checked, and where its templates are found.
+pub(crate) struct LoadedPolicy {
+    file: PathBuf,
+    policy: Policy,
+    locator: TemplateLocator,
+}
+
+/// Reads the policy and hashes the template directories given: problems with either are
+/// invalid input.
+pub(crate) fn load_policy(args: PolicyArgs<'_>) -> Result<LoadedPolicy, Failure> {
+    let policy = Policy::load(args.file).map_err(|d| Failure::Invalid(d.render()))?;
+    let locator = TemplateLocator::new(args.cache_dir, args.template_dirs)
+        .map_err(|e| Failure::Invalid(format!("error: {e}")))?;
+    Ok(LoadedPolicy {
+        file: args.file.to_path_buf(),
+        policy,
+        locator,
+    })
+}
+
+/// Checks a verified bundle against a policy, printing one line per check and a summary.
+fn check_policy(bundle: &Bundle, what: &str, loaded: &LoadedPolicy) -> u8 {
+    let name = loaded.file.display();
+    let statements = bundle
+        .statements
+        .iter()
+        .map(|(step, env)| (step.as_str(), env.payload.as_slice()));
+    let run = match RunFacts::from_statements(statements) {
+        Ok(run) => run,
+        Err(e) => {
+            println!("policy {name}: FAILED: {what}: {e}");
+            return exit::RUN_FAILED;
+        }
+    };
+    let evaluation = evaluate(&loaded.policy, &run, &mut |template| {
+        loaded.locator.find(template).map(|(_, d)| d.sealed_steps)
+    });
+    for check in &evaluation.checks {
+        println!("  {check}");
+    }
+    let total = evaluation.checks.len();
+    if evaluation.passed() {
+        println!("policy {name}: passed ({total} checks)");
+        exit::SUCCESS
+    } else {
+        println!(
+            "policy {name}: FAILED ({} of {total} checks failed)",
+            evaluation.failures()
+        );
+        exit::RUN_FAILED
+    }
+}
+
+/// `flow verify RUN` or `flow verify --dir DIR`, with `--policy FILE` checked once the
+/// provenance verifies.
 pub(crate) fn verify_run(
     store: Option<&Store>,
     query: Option<&str>,
     dir: Option<&Path>,
     key: Option<&Path>,
     data_dir: &Path,
+    policy: Option<&LoadedPolicy>,
 ) -> Result<u8, Failure> {
     let (bundle, what) = match (query, dir) {
         (_, Some(dir)) => (
@@ -175,10 +240,20 @@ pub(crate) fn verify_run(
     let report = verify(&bundle, &options);
     if report.is_ok() {
         println!("{what}: {report}");
-        Ok(exit::SUCCESS)
+        // Only verified statements are read for the policy.
+        Ok(match policy {
+            Some(policy) => check_policy(&bundle, &what, policy),
+            None => exit::SUCCESS,
+        })
     } else {
         println!("{what}: verification FAILED");
         print!("{report}");
+        if let Some(policy) = policy {
+            println!(
+                "policy {}: not checked (the provenance does not verify)",
+                policy.file.display()
+            );
+        }
         Ok(exit::RUN_FAILED)
     }
 }
@@ -237,6 +312,11 @@ pub(crate) fn show(
             "  signed by  {}",
             link.keyids().collect::<Vec<_>>().join(", ")
         );
+        let origin =
+            &statement_body["predicate"]["buildDefinition"]["internalParameters"]["template"];
+        if let Ok(origin) = serde_json::from_value::<TemplateOrigin>(origin.clone()) {
+            println!("  template   {}", describe_origin(&origin));
+        }
         if let Some(payload) = &payload {
             println!("  materials  {}", files(payload.materials.len()));
             println!("  products   {}", files(payload.products.len()));
@@ -257,6 +337,28 @@ pub(crate) fn show(
         )));
     }
     Ok(exit::SUCCESS)
+}
+
+/// Where a step came from: `sealed step of acme/base@1.0.0 (chain: ...)`.
+fn describe_origin(origin: &TemplateOrigin) -> String {
+    let mut what = match (&origin.declared_by, &origin.slot) {
+        (Some(by), Some(slot)) => format!("fills slot `{slot}`, from {by}"),
+        (None, Some(slot)) => format!("fills slot `{slot}`, from the pipeline file"),
+        (Some(by), None) => format!("from {by}"),
+        (None, None) => "from the pipeline file".to_owned(),
+    };
+    if origin.sealed {
+        what.push_str(", sealed");
+    }
+    if let Some(interface) = &origin.interface {
+        what.push_str(&format!(", implements interface `{interface}`"));
+    }
+    let chain: Vec<String> = origin
+        .chain
+        .iter()
+        .map(|t| format!("{} (sha256 {})", t.name(), t.sha256))
+        .collect();
+    format!("{what}; chain {}", chain.join(" extends "))
 }
 
 fn files(n: usize) -> String {

@@ -44,7 +44,8 @@ struct Global {
     /// Where runs are recorded [default: .flow beside the pipeline file]
     #[arg(long, global = true, env = "FLOW_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/flow or ~/.cache/flow]
+    /// Where compiled plugins and the templates used are cached
+    /// [default: $XDG_CACHE_HOME/flow/components or ~/.cache/flow/components]
     #[arg(long, global = true, env = "FLOW_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// One line per event, even on a terminal
@@ -124,6 +125,14 @@ enum Command {
         /// The owner public key to trust [default: the data dir's key, for a RUN; the export's owner.pub, for --dir]
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+        /// Also check the run against this policy: the template it came from, its sealed
+        /// steps, approved plugins and order (see docs/templates.md)
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// A template's directory, used when its digest is one the run recorded
+        /// (repeatable) [default: the template cache, CACHE_DIR/templates/<sha256>]
+        #[arg(long = "template-dir", value_name = "DIR", requires = "policy")]
+        template_dirs: Vec<PathBuf>,
     },
 }
 
@@ -279,20 +288,38 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         }
         Command::Attest(AttestCommand::Show { run, step }) => open_store(&cli.global, None)
             .and_then(|s| attest::show(&s, &run, step.as_deref(), style)),
-        Command::Verify { run, dir, key } => {
-            let store = match &run {
-                Some(_) => Some(open_store(&cli.global, None)),
-                None => None,
-            };
-            match store.transpose() {
-                Ok(store) => attest::verify_run(
-                    store.as_ref(),
-                    run.as_deref(),
-                    dir.as_deref(),
-                    key.as_deref(),
-                    &data_dir(&cli.global, None),
-                ),
+        Command::Verify {
+            run,
+            dir,
+            key,
+            policy,
+            template_dirs,
+        } => {
+            let policy = policy.as_deref().map(|file| attest::PolicyArgs {
+                file,
+                template_dirs: &template_dirs,
+                cache_dir: cache_dir(&cli.global),
+            });
+            // A bad policy is the user's input: say so before opening anything.
+            match policy.map(attest::load_policy).transpose() {
                 Err(e) => Err(e),
+                Ok(policy) => {
+                    let store = match &run {
+                        Some(_) => Some(open_store(&cli.global, None)),
+                        None => None,
+                    };
+                    match store.transpose() {
+                        Ok(store) => attest::verify_run(
+                            store.as_ref(),
+                            run.as_deref(),
+                            dir.as_deref(),
+                            key.as_deref(),
+                            &data_dir(&cli.global, None),
+                            policy.as_ref(),
+                        ),
+                        Err(e) => Err(e),
+                    }
+                }
             }
         }
     };
@@ -372,6 +399,9 @@ fn data_dir(global: &Global, pipeline: Option<&Path>) -> PathBuf {
     base.join(".flow")
 }
 
+/// Where compiled plugins and the templates used are cached: `--cache-dir`/
+/// `FLOW_CACHE_DIR` itself, else `$XDG_CACHE_HOME/flow/components` or
+/// `~/.cache/flow/components`. The template cache is its `templates` directory.
 fn cache_dir(global: &Global) -> Option<PathBuf> {
     if let Some(dir) = &global.cache_dir {
         return Some(dir.clone());

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flow_engine::templates::{LockMode, catalog, digest, signature};
+use flow_engine::templates::{LockMode, TEMPLATE_FILE, catalog, digest, signature};
 
 use super::{Failure, Global, exit};
 
@@ -126,7 +126,7 @@ fn short(sha: &str) -> &str {
 
 /// The `id` and `version` of the template in `dir`.
 fn identity(dir: &Path) -> Result<(String, String), Failure> {
-    catalog::template_identity(&dir.join("template.yaml"))
+    catalog::template_identity(&dir.join(TEMPLATE_FILE))
         .map(|(id, version)| (id, version.to_string()))
         .map_err(Failure::Invalid)
 }

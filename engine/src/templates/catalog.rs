@@ -50,7 +50,7 @@ impl Catalogs {
     pub fn new(catalogs: Vec<CatalogDecl>, cache_dir: Option<&Path>) -> Self {
         Catalogs {
             catalogs,
-            cache: cache_dir.map(|d| d.join("templates")),
+            cache: cache_dir.map(|d| d.join(super::CACHE_SUBDIR)),
             checkouts: cache_dir.map(|d| d.join("catalogs")),
             lock: None,
             prefer_cache: false,
@@ -117,7 +117,7 @@ impl Catalogs {
         walk(&root, &root, 0, &mut found)?;
         let mut out: Vec<Indexed> = Vec::new();
         for dir in found {
-            let Ok((id, version)) = template_identity(&dir.join("template.yaml")) else {
+            let Ok((id, version)) = template_identity(&dir.join(super::TEMPLATE_FILE)) else {
                 continue;
             };
             let relative = dir
@@ -221,7 +221,7 @@ impl Catalogs {
         sha256: String,
         requirement: &str,
     ) -> Result<FoundTemplate, String> {
-        let path = at.dir.join("template.yaml");
+        let path = at.dir.join(super::TEMPLATE_FILE);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         self.keep(&at.dir, &sha256);
@@ -391,7 +391,7 @@ impl TemplateSource for Catalogs {
 
 /// Directories holding a `template.yaml`, not descending into them.
 fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    if dir.join("template.yaml").is_file() {
+    if dir.join(super::TEMPLATE_FILE).is_file() {
         out.push(dir.to_path_buf());
         return Ok(());
     }

@@ -1,11 +1,15 @@
-//! Shared templates on the engine's side: catalogs (directories and git), the lock,
-//! the cache of templates used, and template signatures. The merge itself is
+//! Shared templates on the engine's side (`docs/templates.md`): catalogs (directories
+//! and git), the lock, the cache of templates used, template signatures, and the
+//! policies `flow verify --policy` checks runs against. The merge itself is
 //! `flow_pipeline::template`.
 
 pub mod catalog;
 pub mod digest;
 pub mod lock;
+pub mod policy;
 pub mod signature;
+
+pub use digest::template_digest;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,18 @@ use flow_pipeline::{Diagnostic, Diagnostics, Pipeline, PlannedStep, StepDecl};
 
 use catalog::Catalogs;
 use lock::{Lock, LockedPlugin, LockedTemplate};
+
+/// The template cache's directory under flow's cache directory.
+pub const CACHE_SUBDIR: &str = "templates";
+
+/// Where the template cache under `cache_dir` keeps the template whose digest is
+/// `sha256`: `<cache_dir>/templates/<sha256>` (a copy of the template's directory).
+pub fn cached_template_dir(cache_dir: &Path, sha256: &str) -> PathBuf {
+    cache_dir.join(CACHE_SUBDIR).join(sha256)
+}
+
+/// The file that declares a template, in its directory.
+pub const TEMPLATE_FILE: &str = "template.yaml";
 
 /// How a resolution uses `flow.lock`.
 #[derive(Debug, Clone, PartialEq, Eq)]

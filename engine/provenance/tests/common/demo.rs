@@ -145,6 +145,7 @@ pub fn build_with(out: &Path, change_between_steps: bool) -> anyhow::Result<Demo
                 .collect(),
             dependencies: Vec::new(),
             commands: Vec::new(),
+            template: None,
         };
         let attestation = attest_step(&evidence, &key)?;
         run.push(outcome, &attestation);
