@@ -349,7 +349,17 @@ impl Engine {
             .collect();
         let lock = templates::lock::Lock {
             version: 1,
-            templates: resolution.templates.clone(),
+            templates: resolution
+                .templates
+                .iter()
+                .map(|t| templates::lock::LockedTemplate {
+                    source: templates::lock::portable_source(
+                        resolution.lock_path.parent().unwrap_or(Path::new(".")),
+                        &t.source,
+                    ),
+                    ..t.clone()
+                })
+                .collect(),
             plugins: templates::locked_plugins(&entries),
         };
         let diff = match &resolution.lock {

@@ -597,3 +597,116 @@ fn the_release_example_publishes_to_a_local_registry() {
         digest
     );
 }
+
+/// The organisation catalog end to end: acme/rust-service releases the sample crate
+/// to a dev repository of a registry on loopback, the release policy holds for that
+/// run, and acme/release-promotion promotes the release to prod by digest once its
+/// attestations verify with the key that signed the run.
+#[test]
+fn the_bundled_templates_release_to_dev_and_promote_to_prod() {
+    let Some(root) = repo_root() else { return };
+    if !tools(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let registry = Registry::start();
+    let session = Session::new();
+    let host = &registry.host;
+    let root = root.display();
+    let key = session.signing_key().unwrap().display().to_string();
+    // A repository's pipeline: a template of the bundled catalog and its parameters.
+    let extending = |template: &str, with: String| {
+        format!(
+            "version: 1\nextends: {template}\ncatalogs: [{{ path: {root}/templates }}]\nwith:\n{with}"
+        )
+    };
+    session.file(
+        "release.yaml",
+        extending(
+            "acme/rust-service@^1.2",
+            format!(
+                "  crate: sample
+  crate-dir: templates/examples/checkout-build/sample
+  repo: {root}
+  advisory-db: {root}/plugins/scan/core/tests/data/rustsec-advisory-db
+  registry: {host}/acme/dev/sample
+  registry-host: {host}
+  signing-key: {key}
+"
+            ),
+        ),
+    );
+    session
+        .flow(["run", "release.yaml", "-i", "tag=0.1.0"])
+        .with_toolchain()
+        .run()
+        .expect_success();
+    let (show, _) = session.last_run();
+    let publish = &show["steps"][5];
+    assert_eq!(publish["step_id"], "publish");
+    let digest = publish["outputs"]["digest"].as_str().unwrap().to_owned();
+    let (_, pushed) = skopeo_manifest(&format!("docker://{host}/acme/dev/sample:0.1.0"), &[]);
+    assert_eq!(pushed, digest);
+    let policy = format!("{root}/templates/acme/release-policy.yaml");
+    let out = session.flow(["verify", "last", "--policy", &policy]).run();
+    out.expect_success();
+    assert!(out.stdout.contains("passed"), "{}", out.stdout);
+
+    session.file(
+        "promote.yaml",
+        extending(
+            "acme/release-promotion@^1",
+            format!(
+                "  from: {host}/acme/dev/sample
+  to: {host}/acme/prod/sample
+  registry-host: {host}
+  trusted-key: {key}
+"
+            ),
+        ),
+    );
+    let promote = |tag: &str| {
+        let digest = format!("digest={digest}");
+        let tag = format!("tag={tag}");
+        session
+            .flow(["run", "promote.yaml", "-i", &digest, "-i", &tag])
+            .run()
+    };
+    promote("0.1.0").expect_success();
+    let (show, _) = session.last_run();
+    assert_eq!(show["steps"][0]["outputs"]["digest"], digest.as_str());
+    let (_, promoted) = skopeo_manifest(&format!("docker://{host}/acme/prod/sample:0.1.0"), &[]);
+    assert_eq!(promoted, digest);
+    // The attestations came along, under the referrers tag schema.
+    let referrers = format!(
+        "docker://{host}/acme/prod/sample:sha256-{}",
+        digest.trim_start_matches("sha256:")
+    );
+    assert!(
+        skopeo(&["inspect", "--tls-verify=false", "--raw", &referrers])
+            .status
+            .success()
+    );
+
+    // Trusting another key: refused, and nothing reaches prod under the new tag.
+    session
+        .flow(["keys", "generate", "--out", "other"])
+        .run()
+        .expect_success();
+    let other = session.path("other/signing-key.pem").display().to_string();
+    session.file(
+        "promote.yaml",
+        std::fs::read_to_string(session.path("promote.yaml"))
+            .unwrap()
+            .replace(&key, &other),
+    );
+    promote("0.1.1").expect_code(1);
+    let (show, _) = session.last_run();
+    assert_reason(&show, 0, "refusing to promote");
+    let missing = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{host}/acme/prod/sample:0.1.1"),
+    ]);
+    assert!(!missing.status.success(), "0.1.1 must not exist in prod");
+}

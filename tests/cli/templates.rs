@@ -365,6 +365,8 @@ fn the_lock_pins_templates_refuses_changes_and_works_offline_from_the_cache() {
         lock.contains("id = \"acme/base\"") && lock.contains("[[plugin]]"),
         "{lock}"
     );
+    // No machine path: the catalog directory is relative to the lock.
+    assert!(lock.contains("source = \"catalog/acme/base\""), "{lock}");
 
     // A newer version appears: the lock keeps the pinned one.
     session.file("catalog/acme/base-1.4/template.yaml", base("1.4.0"));
@@ -856,4 +858,61 @@ fn verify_policy_checks_the_template_its_sealed_steps_and_their_order() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn sealed_keys_cannot_be_granted_by_the_levels_below() {
+    let session = Session::new();
+    session.file(
+        "catalog/signer/template.yaml",
+        r#"template: 1
+id: acme/signer
+version: 1.0.0
+name: signer
+keys: { release: { file: release.pem } }
+sealed: [keys]
+slots:
+  work: {}
+steps:
+  sign:
+    sealed: [uses]
+    uses: sign
+    needs: [work]
+    grants: { keys: [release] }
+    with: { files: out.txt, key: release }
+"#,
+    );
+    // A repository step of its own, and the inherited step granted again.
+    session.file(
+        "flow.yaml",
+        r#"version: 1
+extends: acme/signer@1
+catalogs: [{ path: catalog }]
+fill:
+  work:
+    mine:
+      uses: sign
+      grants: { keys: [release] }
+      with: { files: other.txt, key: release }
+steps:
+  sign:
+    grants: { keys: [release] }
+"#,
+    );
+    refuses(
+        &session,
+        &["check", "flow.yaml"],
+        &[
+            "flow.yaml:8:24: error: step `mine` cannot be granted key `release`: the keys are sealed by acme/signer@1.0.0",
+            "flow.yaml:12:22: error: step `sign` cannot be granted key `release`: the keys are sealed by acme/signer@1.0.0",
+            "TMP/catalog/signer/template.yaml:6:10: note: sealed by acme/signer@1.0.0 here",
+        ],
+    );
+    // Without those grants the same repository is fine.
+    session.file(
+        "flow.yaml",
+        "version: 1\nextends: acme/signer@1\ncatalogs: [{ path: catalog }]\nfill:\n  work:\n    mine: { uses: echo, with: { message: hi } }\n",
+    );
+    let out = session.flow(["show", "--resolved", "flow.yaml"]).run();
+    out.expect_success();
 }

@@ -1280,6 +1280,25 @@ impl Resolver<'_> {
                 self.fill_slot(&mut reader, merged, item, k, &by);
             }
         }
+        // Sealed `keys`: only steps the sealing template (or one above it) grants them
+        // to may sign with them; a level below cannot grant them to its own steps.
+        if let Some(rule) = sealed_rule(merged, "keys") {
+            for step in &merged.steps {
+                if !Arc::ptr_eq(step.decl.file_of("grants.keys"), &file) {
+                    continue;
+                }
+                for (key, span) in &step.decl.grants.keys {
+                    violations.push((
+                        *span,
+                        format!(
+                            "step `{}` cannot be granted key `{key}`: the keys are sealed by {}",
+                            step.decl.id, rule.by
+                        ),
+                        rule.clone(),
+                    ));
+                }
+            }
+        }
         for (span, message, rule) in violations {
             let d = Diagnostic::error(&file, span, message).with_note_at(
                 &rule.file,

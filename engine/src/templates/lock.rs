@@ -31,7 +31,9 @@ pub struct LockedTemplate {
     pub requirement: String,
     /// The digest of its directory.
     pub sha256: String,
-    /// Where it was found.
+    /// Where it was found (informational: never checked). In a written lock, a
+    /// catalog directory is given relative to the lock's directory, so that the lock
+    /// holds no machine path; git catalogs keep their `git+file://` URL.
     pub source: String,
 }
 
@@ -44,6 +46,41 @@ pub struct LockedPlugin {
     pub version: String,
     /// The sha256 of its wasm.
     pub sha256: String,
+}
+
+/// `source` as a lock beside `lock_dir` records it: a path relative to `lock_dir` when
+/// `source` is an absolute path, as is otherwise.
+pub fn portable_source(lock_dir: &Path, source: &str) -> String {
+    let target = Path::new(source);
+    if !target.is_absolute() {
+        return source.to_owned();
+    }
+    let lock_dir = if lock_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        lock_dir
+    };
+    let base = lock_dir
+        .canonicalize()
+        .unwrap_or_else(|_| lock_dir.to_path_buf());
+    let (from, to): (Vec<_>, Vec<_>) = (base.components().collect(), target.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    // Nothing in common but the root: the absolute path says more.
+    if common <= 1 {
+        return source.to_owned();
+    }
+    let mut relative = PathBuf::new();
+    for _ in common..from.len() {
+        relative.push("..");
+    }
+    for part in &to[common..] {
+        relative.push(part);
+    }
+    if relative.as_os_str().is_empty() {
+        ".".to_owned()
+    } else {
+        relative.display().to_string()
+    }
 }
 
 impl Lock {
@@ -107,6 +144,21 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_directories_are_recorded_relative_to_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let repo = root.join("repo/app");
+        std::fs::create_dir_all(&repo).unwrap();
+        let template = root.join("catalog/acme/base");
+        let source = template.display().to_string();
+        assert_eq!(portable_source(&repo, &source), "../../catalog/acme/base");
+        assert_eq!(portable_source(&root, &source), "catalog/acme/base");
+        assert_eq!(portable_source(&template, &source), ".");
+        let git = "git+file:///srv/catalog.git@abc:acme/base";
+        assert_eq!(portable_source(&repo, git), git);
+    }
 
     #[test]
     fn round_trip() {
