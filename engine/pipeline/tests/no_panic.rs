@@ -6,6 +6,9 @@ mod common;
 use std::path::PathBuf;
 
 fn exercise(source: &str, dir: &std::path::Path) {
+    // The reader of a template's identity and sealed steps (`flow verify --policy`).
+    let file = flow_pipeline::SourceFile::new("template.yaml", source);
+    let _ = flow_pipeline::read_template_declaration(&file).map_err(|d| d.render());
     match flow_pipeline::parse(source, "flow.yaml", dir) {
         Ok(pipeline) => match flow_pipeline::check(&pipeline, &common::TestResolver) {
             Ok(plan) => {

@@ -1168,6 +1168,21 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_mangled_policies_never_panic() {
+        let text = format!(
+            "policy: 1\ntemplate: acme/secure-release\nversions: \"^1, <3\"\napproved-plugins:\n  scan: [sha256:{SCAN}]\nrequire: [scan, sign]\nbefore: [publish]\n"
+        );
+        let cuts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &cut in &cuts {
+            let _ = parse(&text[..cut]).map_err(|d| d.render());
+            for fragment in ["[", "{", ":", "- ", "\"", "\t", "&a ", "*a", "é", "\n  "] {
+                let mangled = format!("{}{fragment}{}", &text[..cut], &text[cut..]);
+                let _ = parse(&mangled).map_err(|d| d.render());
+            }
+        }
+    }
+
+    #[test]
     fn refuses_files_that_are_not_policies() {
         assert!(errors("").contains("policy.yaml:1:1: error: the policy file is empty"));
         assert!(errors("- a\n").contains("a policy must be a mapping, found a list"));
