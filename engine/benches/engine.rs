@@ -20,28 +20,11 @@ use flow_engine::capabilities::log::LogSink;
 use flow_engine::runtime::{CancelFlag, StepInvocation, StepLimits};
 use flow_engine::templates::LockMode;
 use flow_engine::{Engine, RunOptions};
-use flow_pipeline::PluginRef;
 use flow_provenance::{Outcome, SigningKey, StepEvidence, attest_step};
 use flow_store::{RunRecord, StepAttestation, StepRecord, StepStatus, Store};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} us", d.as_secs_f64() * 1e6)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
+mod common;
+use common::{builtin, median, ms, percentile, us};
 
 fn write_pipeline(dir: &Path, name: &str, steps: usize, chain: bool) -> std::path::PathBuf {
     let mut yaml = format!("version: 1\nname: {name}\nsteps:\n");
@@ -79,8 +62,7 @@ fn main() {
         println!("pooling allocator: {}", engine.runtime().pooling());
 
         // 1. Per-step overhead.
-        let echo = engine.registry().bytes(&PluginRef::Builtin { name: "echo".into(), pin: None }).expect("echo");
-        let plugin = engine.runtime().load("echo", &echo).await.expect("load echo");
+        let plugin = builtin(&engine, "echo").await;
         let store = Store::open(tmp.path().join("store1")).expect("store");
         let run = RunRecord::start(store.new_run_id().expect("id"), "bench", "bench.yaml", vec![], "bench");
         store.begin_run(&run).expect("begin");

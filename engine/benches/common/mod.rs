@@ -1,5 +1,7 @@
-//! What the plugin benchmarks share: running one built-in plugin as a step,
+//! What the benchmarks share: running one built-in plugin as a step,
 //! straight through the runtime (no store, no provenance), and printing times.
+// Each benchmark is its own crate and uses part of this.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -75,6 +77,18 @@ pub async fn run_once(
 pub fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// The `p` quantile (0 to 1) of some durations.
+pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Microseconds with one decimal.
+pub fn us(d: Duration) -> String {
+    format!("{:.1} us", d.as_secs_f64() * 1e6)
 }
 
 /// Milliseconds with one decimal.

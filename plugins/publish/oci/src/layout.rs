@@ -214,7 +214,13 @@ impl Layout {
             Some(d) => Some(self.fetch(&d)?),
             None => None,
         };
-        let outcome = match decide(&reference, existing.as_ref(), artifact, overwrite)? {
+        let outcome = match decide(
+            &reference,
+            existing.as_ref(),
+            artifact.digest(),
+            Some(&artifact.manifest),
+            overwrite,
+        )? {
             Decision::Unchanged(d) => {
                 return Ok(Published {
                     reference,

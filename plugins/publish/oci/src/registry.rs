@@ -680,7 +680,13 @@ impl<T: Transport> Client<T> {
         };
         let reference = to.with_tag(tag)?.to_string();
         let existing = self.fetch_manifest_at(&repo, tag, None)?;
-        let outcome = match decide(&reference, existing.as_ref(), artifact, overwrite)? {
+        let outcome = match decide(
+            &reference,
+            existing.as_ref(),
+            artifact.digest(),
+            Some(&artifact.manifest),
+            overwrite,
+        )? {
             Decision::Unchanged(d) => {
                 return Ok(Published {
                     reference,
@@ -878,7 +884,14 @@ impl<T: Transport> Client<T> {
                 let reference = to.with_tag(tag)?.to_string();
                 let existing = self.fetch_manifest_at(&dst, tag, None)?;
                 published.reference = reference.clone();
-                match decide_fetched(&reference, existing.as_ref(), &manifest, options.overwrite)? {
+                let parsed = ImageManifest::from_slice(&manifest.bytes).ok();
+                match decide(
+                    &reference,
+                    existing.as_ref(),
+                    manifest.digest,
+                    parsed.as_ref(),
+                    options.overwrite,
+                )? {
                     Decision::Unchanged(d) => {
                         published.descriptor = d;
                         published.outcome = Outcome::Unchanged;
@@ -1000,23 +1013,26 @@ pub(crate) enum Decision {
     Write(Outcome),
 }
 
-/// The one-artifact-per-version rule for a tag that may already name `existing`.
+/// The one-artifact-per-version rule for a tag that may already name `existing`, when
+/// the manifest `new` (its digest, and its content if it parses as an image manifest)
+/// is to be written under it: the same digest or the same content leaves the tag
+/// unchanged; other content replaces it only with `overwrite`.
 pub(crate) fn decide(
     reference: &str,
     existing: Option<&FetchedManifest>,
-    artifact: &Artifact,
+    new: Digest,
+    new_manifest: Option<&ImageManifest>,
     overwrite: bool,
 ) -> Result<Decision> {
     let Some(existing) = existing else {
         return Ok(Decision::Write(Outcome::Created));
     };
-    let new = artifact.digest();
-    if existing.digest == new {
-        return Ok(Decision::Unchanged(artifact.descriptor()));
-    }
-    if let Ok(m) = ImageManifest::from_slice(&existing.bytes)
-        && m.same_content(&artifact.manifest)
-    {
+    let same_content = || {
+        new_manifest.is_some_and(|n| {
+            ImageManifest::from_slice(&existing.bytes).is_ok_and(|m| m.same_content(n))
+        })
+    };
+    if existing.digest == new || same_content() {
         return Ok(Decision::Unchanged(existing.descriptor()));
     }
     if overwrite {
@@ -1028,37 +1044,6 @@ pub(crate) fn decide(
         reference: reference.to_string(),
         existing: existing.digest,
         new,
-    })
-}
-
-fn decide_fetched(
-    reference: &str,
-    existing: Option<&FetchedManifest>,
-    new: &FetchedManifest,
-    overwrite: bool,
-) -> Result<Decision> {
-    let Some(existing) = existing else {
-        return Ok(Decision::Write(Outcome::Created));
-    };
-    if existing.digest == new.digest {
-        return Ok(Decision::Unchanged(existing.descriptor()));
-    }
-    if let (Ok(a), Ok(b)) = (
-        ImageManifest::from_slice(&existing.bytes),
-        ImageManifest::from_slice(&new.bytes),
-    ) && a.same_content(&b)
-    {
-        return Ok(Decision::Unchanged(existing.descriptor()));
-    }
-    if overwrite {
-        return Ok(Decision::Write(Outcome::Replaced {
-            previous: existing.digest,
-        }));
-    }
-    Err(Error::TagExists {
-        reference: reference.to_string(),
-        existing: existing.digest,
-        new: new.digest,
     })
 }
 
