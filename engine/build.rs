@@ -23,6 +23,8 @@ const TESTING: &[&str] = &[
     "flow-plugin-misbehave",
     "flow-plugin-fs-probe",
     "flow-plugin-net-probe",
+    "flow-plugin-hostile",
+    "flow-plugin-hostile-raw",
 ];
 
 const WASM_TARGET: &str = "wasm32-wasip2";

@@ -172,7 +172,17 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
         name: "echo".into(),
         pin: None,
     };
-    let first = Engine::builder().cache_dir(&cache).build().unwrap();
+    // Engines that share a cache share the key that authenticates it, kept apart.
+    let key =
+        flow_engine::runtime::CacheKey::load_or_create(&tmp.path().join("keys/cache.key")).unwrap();
+    let engine = || {
+        Engine::builder()
+            .cache_dir(&cache)
+            .cache_key(key.clone())
+            .build()
+            .unwrap()
+    };
+    let first = engine();
     let bytes = first.registry().bytes(&echo).unwrap().into_owned();
     assert_eq!(
         first.runtime().load("echo", &bytes).await.unwrap().cache,
@@ -191,14 +201,22 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
     );
     drop(first);
 
-    let second = Engine::builder().cache_dir(&cache).build().unwrap();
+    let second = engine();
     let plugin = second.runtime().load("echo", &bytes).await.unwrap();
     assert_eq!(plugin.cache, CacheOutcome::Hit);
     assert_eq!(plugin.description.name, "echo");
 
+    // An engine with another key (by default, a key of its own) trusts none of it.
+    let stranger = Engine::builder().cache_dir(&cache).build().unwrap();
+    assert_eq!(
+        stranger.runtime().load("echo", &bytes).await.unwrap().cache,
+        CacheOutcome::Compiled
+    );
+    let _ = engine().runtime().load("echo", &bytes).await.unwrap();
+
     // A damaged cache file is not trusted blindly: it is recompiled.
     std::fs::write(cache.join(&name), b"not a compiled component").unwrap();
-    let third = Engine::builder().cache_dir(&cache).build().unwrap();
+    let third = engine();
     assert_eq!(
         third.runtime().load("echo", &bytes).await.unwrap().cache,
         CacheOutcome::Compiled
@@ -258,7 +276,7 @@ async fn bad_inputs_are_invalid_and_nothing_runs() {
 /// own declarations, found by digest in the cache or a `--template-dir`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() {
-    use flow_engine::templates::{cached_template_dir, template_digest};
+    use flow_engine::catalog::{cached_template_dir, template_digest};
 
     let tmp = tempfile::tempdir().unwrap();
     let file = write(
@@ -319,6 +337,10 @@ async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() 
             .arg(&cache)
             .args(args)
             .current_dir(tmp.path())
+            // The user's own key is not this run's: trust what the run says it is.
+            .env("HOME", tmp.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("FLOW_SIGNING_KEY")
             .output()
             .unwrap();
         let text = format!(

@@ -77,6 +77,7 @@ fn main() {
         let dirs = [DirGrant {
             path: repo.clone(),
             writable: false,
+            identity: None,
         }];
         for i in 0..runs + 1 {
             let workspace = tmp.path().join(format!("flow-{i}"));

@@ -86,6 +86,7 @@ fn main() {
                 step_id: &step_id,
                 params: &params,
                 workspace: &workspace,
+                workspace_identity: None,
                 dirs: &[],
                 limits: StepLimits { memory: 256 << 20, timeout: Duration::from_secs(30) },
                 cancel: &cancel,

@@ -47,6 +47,7 @@ fn main() {
         let dirs = [DirGrant {
             path: db.clone(),
             writable: false,
+            identity: None,
         }];
         let mut samples = Vec::new();
         for i in 0..runs + 1 {

@@ -67,10 +67,12 @@ pub(crate) struct RunContext {
     pub redactor: Option<Arc<Redactor>>,
     pub inputs: BTreeMap<String, Value>,
     pub workspace: PathBuf,
+    pub workspace_identity: Option<crate::capabilities::fs::DirIdentity>,
     pub jobs: usize,
     pub cancel: CancelFlag,
     pub events: Option<UnboundedSender<Event>>,
     pub defaults: StepDefaults,
+    pub workspace_quota: u64,
     pub signing_key: Option<Arc<SigningKey>>,
     pub pipeline_file: String,
     pub pipeline_sha256: String,
@@ -277,12 +279,14 @@ impl Execution<'_> {
             step_id: step.id.clone(),
             params,
             workspace: self.cx.workspace.clone(),
+            workspace_identity: self.cx.workspace_identity,
             dirs: step
                 .fs_grants
                 .iter()
                 .map(|g| DirGrant {
                     path: g.path.clone(),
                     writable: g.access == FsAccess::Write,
+                    identity: Some(g.identity),
                 })
                 .collect(),
             limits,
@@ -312,6 +316,7 @@ impl Execution<'_> {
             }),
             redactor: self.cx.redactor.clone(),
             snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
+            workspace_quota: self.cx.workspace_quota,
             started_ms,
         };
         tracing::debug!(run = %self.run.id, step = %step.id, memory = limits.memory, timeout = ?limits.timeout, "step starting");
@@ -490,6 +495,28 @@ fn describe_status(status: StepStatus) -> &'static str {
     }
 }
 
+/// Why the host stopped hashing a step's files, as the step's failure.
+fn host_stop(
+    stop: flow_provenance::SnapshotStop,
+    limits: StepLimits,
+    quota: u64,
+    what: &str,
+) -> StepFailure {
+    use crate::units::format_bytes;
+    match stop {
+        flow_provenance::SnapshotStop::Deadline { files, .. } => StepFailure::HostTimedOut {
+            timeout: limits.timeout,
+            doing: format!("while the host hashed its {what} ({files} files by then)"),
+        },
+        flow_provenance::SnapshotStop::Quota { bytes, .. } => StepFailure::Host(format!(
+            "its workspace holds more than the run's quota of {} (at least {} when the host hashed its {what}): \
+             remove what is not needed, or raise the quota (`flow run --workspace-quota`)",
+            format_bytes(quota),
+            format_bytes(bytes)
+        )),
+    }
+}
+
 /// One step, owned, so it can run on its own task.
 struct StepTask {
     runtime: Arc<Runtime>,
@@ -499,6 +526,7 @@ struct StepTask {
     step_id: String,
     params: serde_json::Map<String, Value>,
     workspace: PathBuf,
+    workspace_identity: Option<crate::capabilities::fs::DirIdentity>,
     dirs: Vec<DirGrant>,
     limits: StepLimits,
     cancel: CancelFlag,
@@ -510,15 +538,57 @@ struct StepTask {
     attestations: Option<RunAttestations>,
     redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
+    workspace_quota: u64,
     started_ms: u64,
 }
 
 impl StepTask {
+    /// The step ends before its plugin runs (the host could not prepare its evidence).
+    fn finish_early(self, failure: StepFailure) -> Finished {
+        let status = match failure {
+            StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => StepStatus::TimedOut,
+            _ => StepStatus::Failed,
+        };
+        let (log, log_bytes, log_truncated) = self.log.finish();
+        Finished {
+            index: self.index,
+            end: StepEnd {
+                status: Some(status),
+                reason: Some(failure.to_string()),
+                log,
+                log_bytes,
+                log_truncated,
+                facts: StepFacts {
+                    params: self.params,
+                    plugin_sha256: self.plugin.digest.hex(),
+                    started_ms: Some(self.started_ms),
+                    notes: vec!["materials not recorded: the host stopped hashing them".into()],
+                    ..StepFacts::default()
+                },
+                ..StepEnd::default()
+            },
+        }
+    }
+
     async fn run(self) -> Finished {
+        // The host's work for the step (hashing before and after it) counts against
+        // its timeout, like the plugin's own.
+        let started = Instant::now();
+        let deadline = started + self.limits.timeout;
+        let limits = flow_provenance::SnapshotLimits {
+            deadline: Some(deadline),
+            workspace_quota: Some(self.workspace_quota),
+        };
         // Materials: what the step could read, hashed by the host before it runs.
         let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
         if let Some((cache, roots)) = &self.snapshot {
-            (materials, notes) = provenance::snapshot(cache.clone(), roots.readable.clone()).await;
+            let snapshot =
+                provenance::snapshot(cache.clone(), roots.readable.clone(), limits).await;
+            if let Some(stop) = snapshot.stopped {
+                let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+                return self.finish_early(failure);
+            }
+            (materials, notes) = (snapshot.artifacts, snapshot.notes);
         }
         let claims = Claims::new();
         let invocation = StepInvocation {
@@ -526,8 +596,13 @@ impl StepTask {
             step_id: &self.step_id,
             params: &self.params,
             workspace: &self.workspace,
+            workspace_identity: self.workspace_identity,
             dirs: &self.dirs,
-            limits: self.limits,
+            // What is left of the step's time after the host hashed its materials.
+            limits: StepLimits {
+                timeout: deadline.saturating_duration_since(Instant::now()),
+                ..self.limits
+            },
             cancel: &self.cancel,
             log: &self.log,
             exec: self.exec.clone(),
@@ -537,29 +612,55 @@ impl StepTask {
             net: self.net.clone(),
             attestations: self.attestations.clone(),
         };
-        let result = match tokio::time::timeout(
-            self.limits.timeout + HOST_GRACE,
+        let result = match tokio::time::timeout_at(
+            (deadline + HOST_GRACE).into(),
             self.runtime.run_step(&self.plugin, invocation),
         )
         .await
         {
+            // Reported against the step's whole timeout, not what was left of it.
+            Ok(Err(StepFailure::TimedOut(_))) | Err(_) => {
+                Err(StepFailure::TimedOut(self.limits.timeout))
+            }
             Ok(result) => result,
-            Err(_) => Err(StepFailure::TimedOut(self.limits.timeout)),
         };
         // Products: what it created or changed where it could write.
         let mut products = BTreeMap::new();
+        let mut result = result;
         if let Some((cache, roots)) = &self.snapshot {
             let writable: Vec<Root> = roots.writable.clone();
-            let (after, more_notes) = provenance::snapshot(cache.clone(), writable).await;
-            products = flow_provenance::products(&materials, &after);
-            notes.extend(more_notes);
+            let after = provenance::snapshot(cache.clone(), writable, limits).await;
+            match after.stopped {
+                // A step that failed on its own keeps its own reason.
+                Some(stop)
+                    if result.is_ok()
+                        || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) =>
+                {
+                    result = Err(host_stop(
+                        stop,
+                        self.limits,
+                        self.workspace_quota,
+                        "products",
+                    ));
+                    notes.push("products not recorded: the host stopped hashing them".into());
+                }
+                Some(_) => {
+                    notes.push("products not recorded: the host stopped hashing them".into());
+                }
+                None => {
+                    products = flow_provenance::products(&materials, &after.artifacts);
+                }
+            }
+            notes.extend(after.notes);
         }
         let (log, log_bytes, log_truncated) = self.log.finish();
         let (status, reason, outputs) = match result {
             Ok(outputs) => (StepStatus::Succeeded, None, outputs),
             Err(failure) => {
                 let status = match failure {
-                    StepFailure::TimedOut(_) => StepStatus::TimedOut,
+                    StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => {
+                        StepStatus::TimedOut
+                    }
                     StepFailure::Cancelled => StepStatus::Cancelled,
                     _ => StepStatus::Failed,
                 };

@@ -29,6 +29,7 @@ pub mod events;
 mod executor;
 pub mod plugins;
 mod provenance;
+pub mod reach;
 pub mod runtime;
 pub mod templates;
 pub mod units;
@@ -80,6 +81,7 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct EngineBuilder {
     cache_dir: Option<PathBuf>,
+    cache_key: Option<runtime::CacheKey>,
     jobs: usize,
     pooling: bool,
     defaults: StepDefaults,
@@ -101,6 +103,16 @@ impl EngineBuilder {
     /// verify --policy`). Default: no cache; every process compiles each plugin once.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Authenticate cached compiled plugins with `key` (HMAC-SHA256), so that a cache
+    /// file swapped or edited on disk is compiled again instead of run. Default: a
+    /// random key per process (the cache is then only trusted by the process that
+    /// wrote it); load a lasting one with [`runtime::CacheKey::load_or_create`], kept
+    /// where no step can reach.
+    pub fn cache_key(mut self, key: runtime::CacheKey) -> Self {
+        self.cache_key = Some(key);
         self
     }
 
@@ -133,6 +145,7 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine, EngineError> {
         let runtime = runtime::Runtime::new(&RuntimeConfig {
             cache_dir: self.cache_dir.clone(),
+            cache_key: self.cache_key.clone(),
             max_concurrent_steps: u32::try_from(self.jobs).unwrap_or(u32::MAX),
             pooling: self.pooling,
         })?;
@@ -186,7 +199,12 @@ pub struct RunOptions {
     events: Option<UnboundedSender<Event>>,
     signing_key: Option<Arc<SigningKey>>,
     secrets: std::collections::BTreeMap<String, String>,
+    workspace_quota: u64,
 }
+
+/// The most bytes a run's workspace may hold by default (see
+/// [`RunOptions::workspace_quota`]): 32 GiB.
+pub const DEFAULT_WORKSPACE_QUOTA: u64 = 32 << 30;
 
 impl RunOptions {
     /// Record the run in `store`; no inputs; a fresh workspace in the
@@ -201,7 +219,16 @@ impl RunOptions {
             events: None,
             signing_key: None,
             secrets: std::collections::BTreeMap::new(),
+            workspace_quota: DEFAULT_WORKSPACE_QUOTA,
         }
+    }
+
+    /// The most bytes the run's workspace may hold (apparent file sizes, what hashing
+    /// reads; default [`DEFAULT_WORKSPACE_QUOTA`]). It is measured when the host hashes
+    /// a step's products; a step that leaves more fails, and says so.
+    pub fn workspace_quota(mut self, bytes: u64) -> Self {
+        self.workspace_quota = bytes;
+        self
     }
 
     /// The value of a secret the pipeline declares, instead of reading it from
@@ -267,6 +294,7 @@ impl Engine {
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             cache_dir: None,
+            cache_key: None,
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -434,6 +462,45 @@ impl Engine {
         })
     }
 
+    /// The host paths no step of `pipeline` may reach when it runs with the data dir
+    /// `data_dir` and `signing_key`: the key's file, the data dir, the engine's cache,
+    /// and the files behind the keys and secrets the pipeline declares.
+    fn protected_paths(
+        &self,
+        pipeline: &LoadedPipeline,
+        data_dir: &Path,
+        signing_key_file: Option<&Path>,
+    ) -> Vec<reach::Protected> {
+        let mut protected = vec![reach::Protected::new(
+            data_dir,
+            reach::ProtectedKind::DataDir,
+        )];
+        if let Some(cache) = &self.cache_dir {
+            protected.push(reach::Protected::new(cache, reach::ProtectedKind::Cache));
+        }
+        if let Some(path) = signing_key_file {
+            protected.push(reach::Protected::new(
+                path,
+                reach::ProtectedKind::SigningKey,
+            ));
+        }
+        protected.extend(reach::declared_files(&pipeline.plan));
+        protected
+    }
+
+    /// Refuses a pipeline whose steps could reach the signing key, the data dir, the
+    /// compiled-plugin cache or a declared key or secret file (see [`reach`]); `flow
+    /// check` asks this, and [`Engine::run`] always does, with the run's workspace.
+    pub fn check_reach(
+        &self,
+        pipeline: &LoadedPipeline,
+        data_dir: &Path,
+        signing_key_file: Option<&Path>,
+    ) -> Result<(), EngineError> {
+        let protected = self.protected_paths(pipeline, data_dir, signing_key_file);
+        reach::check(&pipeline.plan, &pipeline.exec, None, &protected).map_err(EngineError::Invalid)
+    }
+
     /// Run a loaded pipeline to the end (or until cancelled) and record it.
     pub async fn run(
         &self,
@@ -448,7 +515,33 @@ impl Engine {
             .map_err(EngineError::Invalid)?;
         let keys =
             capabilities::signing::KeyRing::load(&pipeline.plan).map_err(EngineError::Invalid)?;
+        if let Some(owner) = &options.signing_key {
+            keys.refuse_provenance_key(&pipeline.plan, owner)
+                .map_err(EngineError::Invalid)?;
+        }
         let store = options.store;
+        // Nothing a step can reach may expose the key, the store or the cache; checked
+        // before the run is recorded, with the workspace it will have (the default is
+        // a new directory in the data dir's `workspaces/`).
+        let key_file = options
+            .signing_key
+            .as_deref()
+            .and_then(|key| match key.source() {
+                flow_provenance::keys::KeySource::File(path) => Some(path),
+                _ => None,
+            });
+        let protected = self.protected_paths(pipeline, store.dir(), key_file.as_deref());
+        let planned_workspace = options
+            .workspace
+            .clone()
+            .unwrap_or_else(|| store.dir().join("workspaces").join("new"));
+        reach::check(
+            &pipeline.plan,
+            &pipeline.exec,
+            Some(&planned_workspace),
+            &protected,
+        )
+        .map_err(EngineError::Invalid)?;
         let id = store.new_run_id()?;
         let workspace = options
             .workspace
@@ -476,11 +569,13 @@ impl Engine {
             secrets: Arc::new(secrets),
             keys: Arc::new(keys),
             inputs,
+            workspace_identity: capabilities::fs::identity_of(&workspace).ok(),
             workspace,
             jobs: options.jobs.unwrap_or(self.jobs),
             cancel: options.cancel,
             events: options.events,
             defaults: self.defaults,
+            workspace_quota: options.workspace_quota,
             signing_key: options.signing_key,
             pipeline_file: pipeline.file.display().to_string(),
             pipeline_sha256: pipeline.sha256.clone(),

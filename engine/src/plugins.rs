@@ -53,7 +53,7 @@ impl PluginRegistry {
                 Some(bytes) => Cow::Borrowed(&bytes[..]),
                 None => return Err(self.unknown(name)),
             },
-            PluginRef::File { path, written, .. } => match std::fs::read(path) {
+            PluginRef::File { path, written, .. } => match read_plugin_file(path) {
                 Ok(bytes) => Cow::Owned(bytes),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(format!(
@@ -93,6 +93,56 @@ impl PluginRegistry {
         ));
         message
     }
+}
+
+/// The largest plugin file flow reads (a Python component with its interpreter is
+/// about 40 MiB).
+pub const MAX_PLUGIN_FILE: u64 = 256 << 20;
+
+/// Reads a plugin file: a regular file of at most [`MAX_PLUGIN_FILE`] bytes. Opening
+/// does not block (a FIFO named by `uses:` would otherwise hang the engine), and
+/// reading stops at the limit (`/dev/zero` would otherwise fill memory).
+fn read_plugin_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::other(format!(
+            "it is {what}; a plugin is a `.wasm` file"
+        )));
+    }
+    if meta.len() > MAX_PLUGIN_FILE {
+        return Err(std::io::Error::other(format!(
+            "it is {} bytes, more than the {} MiB a plugin may be",
+            meta.len(),
+            MAX_PLUGIN_FILE >> 20
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_PLUGIN_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PLUGIN_FILE {
+        return Err(std::io::Error::other(format!(
+            "it grew past the {} MiB a plugin may be while it was read",
+            MAX_PLUGIN_FILE >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 fn uses_name(uses: &PluginRef) -> &str {

@@ -229,12 +229,7 @@ impl Recorder {
                 .key_grants
                 .iter()
                 .map(|name| {
-                    let keyid = self
-                        .keys
-                        .0
-                        .get(name)
-                        .map(|k| k.keyid().to_owned())
-                        .unwrap_or_default();
+                    let keyid = self.keys.keyid(name).unwrap_or_default();
                     serde_json::json!({ "name": name, "keyid": keyid })
                 })
                 .collect();
@@ -250,6 +245,7 @@ impl Recorder {
         let mut dependencies: Vec<flow_provenance::Dependency> = commands
             .iter()
             .map(|c| flow_provenance::Dependency {
+                claimed_by: None,
                 uri: format!("file://{}", c.resolved.real_path.display()),
                 name: Some(c.name.clone()),
                 digest: [("sha256".to_owned(), c.resolved.sha256.clone())]
@@ -257,10 +253,33 @@ impl Recorder {
                     .collect(),
             })
             .collect();
-        dependencies.extend(facts.dependencies);
         // The templates the step was resolved from: by digest as dependencies, and where
         // the step came from in the internal parameters.
         dependencies.extend(self.templates.iter().map(TemplateRef::dependency));
+        // A plugin's claims come after, marked as claims, and never stand for something
+        // the host recorded itself (the plugin, a command, a template).
+        let mut notes = facts.notes;
+        let plugin_uri = step.plugin.to_string();
+        for claim in facts.dependencies {
+            if claim.claimed_by.is_none() {
+                // Observed by the host while the step ran (a toolchain behind a proxy).
+                if !dependencies.iter().any(|d| d.uri == claim.uri) {
+                    dependencies.push(claim);
+                }
+                continue;
+            }
+            let shadows = claim.uri == plugin_uri
+                || claim.uri.starts_with(flow_provenance::TEMPLATE_URI_SCHEME)
+                || dependencies.iter().any(|d| d.uri == claim.uri);
+            if shadows {
+                notes.push(format!(
+                    "ignored the plugin's claim for `{}`: the host records that dependency itself",
+                    claim.uri
+                ));
+            } else {
+                dependencies.push(claim);
+            }
+        }
         let template = self.template_origin(step);
         self.trace(step, &facts.materials, &facts.products);
         let evidence = StepEvidence {
@@ -286,7 +305,7 @@ impl Recorder {
                 .get(step.index)
                 .map(|l| l.needs.clone())
                 .unwrap_or_default(),
-            notes: facts.notes,
+            notes,
             dependencies,
             commands: facts.commands,
             template,
@@ -374,21 +393,34 @@ fn envelope_text(envelope: &Envelope) -> String {
     String::from_utf8_lossy(&envelope.to_json()).into_owned()
 }
 
-/// Snapshot `roots` off the async threads (hashing is blocking work).
+/// A snapshot of a step's files, with its skipped files as notes.
+pub(crate) struct StepSnapshot {
+    pub artifacts: BTreeMap<String, String>,
+    pub notes: Vec<String>,
+    pub stopped: Option<flow_provenance::SnapshotStop>,
+}
+
+/// Snapshot `roots` off the async threads (hashing is blocking work), within `limits`.
 pub(crate) async fn snapshot(
     cache: Arc<DigestCache>,
     roots: Vec<Root>,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let result = tokio::task::spawn_blocking(move || cache.snapshot(&roots)).await;
+    limits: flow_provenance::SnapshotLimits,
+) -> StepSnapshot {
+    let result = tokio::task::spawn_blocking(move || cache.snapshot_within(&roots, limits)).await;
     match result {
-        Ok(snapshot) => {
-            let notes = snapshot
+        Ok(snapshot) => StepSnapshot {
+            notes: snapshot
                 .skipped
                 .iter()
                 .map(|s| format!("not hashed: {}: {}", s.path.display(), s.reason))
-                .collect();
-            (snapshot.artifacts, notes)
-        }
-        Err(e) => (BTreeMap::new(), vec![format!("the snapshot failed: {e}")]),
+                .collect(),
+            artifacts: snapshot.artifacts,
+            stopped: snapshot.stopped,
+        },
+        Err(e) => StepSnapshot {
+            artifacts: BTreeMap::new(),
+            notes: vec![format!("the snapshot failed: {e}")],
+            stopped: None,
+        },
     }
 }

@@ -419,11 +419,8 @@ fn the_release_example_publishes_a_signed_artifact_offline() {
     let Some(root) = repo_root() else { return };
     let example = root.join("templates/examples/release/flow.yaml");
     let session = Session::new();
-    // The release key: the session's own signing key.
-    let key = session
-        .signing_key()
-        .expect("the session signs")
-        .to_path_buf();
+    // The release key: not the provenance key (flow refuses to grant that one).
+    let key = session.release_key();
     let out = session
         .flow(["run", "--plain", example.to_str().unwrap()])
         .with_toolchain()

@@ -16,6 +16,7 @@ mod run;
 mod sandbox;
 mod scan;
 mod secrets;
+mod security;
 mod sign;
 mod store;
 mod templates;

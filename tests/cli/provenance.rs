@@ -88,10 +88,10 @@ fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The data dir's public key (created by the first run).
-fn data_dir_key(session: &Session) -> PublicKey {
-    flow_provenance::keys::load_public_key(&session.data_dir().join("keys/signing-key.pub"))
-        .expect("the data dir's public key")
+/// The user's own public key (created by the first run).
+fn user_key(session: &Session) -> PublicKey {
+    flow_provenance::keys::load_public_key(&session.user_key_dir().join("signing-key.pub"))
+        .expect("the user's public key")
 }
 
 fn mode(path: &Path) -> u32 {
@@ -242,12 +242,12 @@ fn the_first_run_creates_the_signing_key_and_says_so_once() {
     let session = chain_session("a.txt");
     let out = session.flow(["run", "flow.yaml"]).run();
     out.expect_code(0);
-    let keys = session.data_dir().join("keys");
-    let key = data_dir_key(&session);
+    let keys = session.user_key_dir();
+    let key = user_key(&session);
     assert_eq!(
         session.normalize(&out.stderr),
         format!(
-            "note: created a signing key for this data dir: TMP/data/keys/signing-key.pem (key id {}); every run's provenance is signed with it\n",
+            "note: created your signing key SESSION/home/.local/share/flow/keys/signing-key.pem (key id {}); every run's provenance is signed with it\n",
             &key.keyid()[..16]
         )
     );
@@ -255,6 +255,11 @@ fn the_first_run_creates_the_signing_key_and_says_so_once() {
         mode(&keys.join("signing-key.pem")),
         0o600,
         "the private key's mode"
+    );
+    assert_eq!(mode(&keys), 0o700, "the key directory's mode");
+    assert!(
+        !session.data_dir().join("keys").exists(),
+        "no key in the data dir"
     );
     // The pair is a pair: the private key's public half is the .pub file.
     let private = flow_provenance::keys::load_signing_key(&keys.join("signing-key.pem"))
@@ -335,18 +340,15 @@ fn keys_generate_writes_a_pair_and_never_replaces_it() {
     );
     assert_eq!(mode(&session.path("k/signing-key.pem")), 0o600);
 
-    // Without --out it is the data dir's key, which runs then use without a note.
+    // Without --out it is the user's own key, which runs then use without a note.
     let default = session.flow(["keys", "generate"]).run();
     default.expect_success();
     let (text, keyid) = generated(&session, &default);
     assert_eq!(
         text,
-        "private key  TMP/data/keys/signing-key.pem (mode 0600)\npublic key   TMP/data/keys/signing-key.pub\nkey id       KEYID\n"
+        "private key  SESSION/home/.local/share/flow/keys/signing-key.pem (mode 0600)\npublic key   SESSION/home/.local/share/flow/keys/signing-key.pub\nkey id       KEYID\n"
     );
-    assert_eq!(
-        mode(&session.data_dir().join("keys/signing-key.pem")),
-        0o600
-    );
+    assert_eq!(mode(&session.user_key_dir().join("signing-key.pem")), 0o600);
     session.plugin("fs_probe").file("input/config.txt", CONFIG);
     let input = session.path("input").display().to_string();
     session.file(
@@ -382,8 +384,8 @@ fn the_signing_key_comes_from_the_flag_or_the_environment() {
         .run();
     by_flag.expect_success();
     assert!(
-        !session.data_dir().join("keys").exists(),
-        "a configured key must not create the data dir's"
+        !session.user_key_dir().join("signing-key.pem").exists(),
+        "a configured key must not create the user's"
     );
     let links: Vec<String> = show_json(&session)
         .iter()
@@ -489,7 +491,7 @@ fn a_bad_signing_key_is_refused_before_anything_runs() {
     );
 
     // Nothing ran, and no key was created behind the user's back.
-    assert!(!session.data_dir().join("keys").exists());
+    assert!(!session.user_key_dir().join("signing-key.pem").exists());
     assert!(!session.data_dir().join("workspaces").exists());
     let runs = session.flow(["--json", "runs"]).run();
     assert_eq!(
@@ -509,7 +511,7 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
     // b reads a file that does not exist: b fails, c is skipped.
     let session = chain_session("missing.txt");
     let (run, _) = run(&session, 1);
-    let key = data_dir_key(&session);
+    let key = user_key(&session);
     let plugin_sha256 = sha256_hex(std::fs::read(session.path("fs_probe.wasm")).unwrap());
     let pipeline_sha256 = sha256_hex(std::fs::read(session.path("flow.yaml")).unwrap());
     let a_txt = sha256_hex("from a");
@@ -711,7 +713,7 @@ fn every_step_has_a_signed_record_that_says_how_it_ended() {
 #[test]
 fn an_export_verifies_with_flow_and_with_the_reference_tools() {
     let (session, run) = succeeded_chain();
-    let key = data_dir_key(&session);
+    let key = user_key(&session);
     let dir = export(&session, "export");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -741,13 +743,14 @@ fn an_export_verifies_with_flow_and_with_the_reference_tools() {
         "export: verified: a (succeeded), b (succeeded), c (succeeded)\n"
     );
     // The same with the key named explicitly.
+    let public = session.user_key_dir().join("signing-key.pub");
     session
         .flow([
             "verify",
             "--dir",
             "export",
             "--key",
-            "data/keys/signing-key.pub",
+            public.to_str().unwrap(),
         ])
         .run()
         .expect_success();
@@ -833,7 +836,7 @@ struct Tamper {
 impl Tamper {
     fn new() -> Self {
         let (session, _) = succeeded_chain();
-        let key = data_dir_key(&session);
+        let key = user_key(&session);
         let dir = export(&session, "export");
         Tamper { session, key, dir }
     }
@@ -895,7 +898,7 @@ fn edit_link(
     change(&mut payload);
     let bytes = serde_json::to_vec(&payload).unwrap();
     envelope = match resign {
-        Some(key) => Envelope::sign(envelope.payload_type.clone(), bytes, key),
+        Some(key) => Envelope::sign(envelope.payload_type.clone(), bytes, key).unwrap(),
         None => Envelope {
             payload: bytes,
             ..envelope
@@ -945,7 +948,7 @@ fn a_changed_artifact_resigned_with_the_owner_key_breaks_the_chain_between_steps
     // the run record chained the original envelope.
     let t = Tamper::new();
     let owner =
-        flow_provenance::keys::load_signing_key(&t.session.data_dir().join("keys/signing-key.pem"))
+        flow_provenance::keys::load_signing_key(&t.session.user_key_dir().join("signing-key.pem"))
             .unwrap();
     let real = sha256_hex("from a");
     let fake = "0".repeat(64);
@@ -1076,7 +1079,8 @@ fn the_wrong_key_fails_both_verifiers() {
     // Replacing owner.pub in the export does not help an attacker who is checked
     // against the key the user trusts.
     std::fs::copy(&other, t.dir.join("owner.pub")).unwrap();
-    let stdout = t.flow_fails(&["--key", "data/keys/signing-key.pub"]);
+    let trusted = t.session.user_key_dir().join("signing-key.pub");
+    let stdout = t.flow_fails(&["--key", trusted.to_str().unwrap()]);
     assert!(
         stdout.contains(&format!(
             "owner.pub: owner key {other_id} is not the trusted key {}\n",
@@ -1150,7 +1154,7 @@ fn step_index(store: &flow_store::Store, run: &flow_store::RunId, step: &str) ->
 #[test]
 fn a_step_removed_from_the_store_fails_flow_verify_and_its_export() {
     let (session, run) = succeeded_chain();
-    let key = data_dir_key(&session);
+    let key = user_key(&session);
     {
         let (store, id) = open_store(&session);
         let index = step_index(&store, &id, "b");
@@ -1266,7 +1270,7 @@ fn steps_reordered_in_the_store_fail_flow_verify() {
 #[test]
 fn attest_show_summarises_a_step() {
     let (session, run) = succeeded_chain();
-    let key = data_dir_key(&session);
+    let key = user_key(&session);
     let plugin_sha256 = sha256_hex(std::fs::read(session.path("fs_probe.wasm")).unwrap());
     let shown = session.flow(["attest", "show", "last", "b"]).run();
     shown.expect_success();
@@ -1419,7 +1423,7 @@ fn a_file_no_step_produced_fails_verification_naming_it() {
     let digest = sha256_hex("not from this run\n");
     let expected = format!(
         "step a ({}): material planted.txt (sha256 {digest}) was produced by no step it needs and is not allowed",
-        link_name("a", &data_dir_key(&session))
+        link_name("a", &user_key(&session))
     );
     assert!(
         verified.stdout.lines().any(|l| l == expected),

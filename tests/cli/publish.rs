@@ -373,8 +373,9 @@ fn promotion_copies_by_digest_only_what_verifies() {
         .unwrap()
         .to_owned();
 
+    // The public half of the provenance key: the step may verify with it, not sign.
     let owner = session
-        .signing_key()
+        .signing_public_key()
         .expect("the session signs")
         .display()
         .to_string();
@@ -568,7 +569,7 @@ fn the_release_example_publishes_to_a_local_registry() {
             &format!("to={to}"),
         ])
         .with_toolchain()
-        .env("FLOW_RELEASE_KEY", session.signing_key().unwrap())
+        .env("FLOW_RELEASE_KEY", session.release_key())
         .run();
     out.expect_success();
     let (show, _) = session.last_run();
@@ -612,7 +613,9 @@ fn the_bundled_templates_release_to_dev_and_promote_to_prod() {
     let session = Session::new();
     let host = &registry.host;
     let root = root.display();
-    let key = session.signing_key().unwrap().display().to_string();
+    let key = session.release_key().display().to_string();
+    // The promotion trusts the key that signed the release run's provenance.
+    let owner = session.signing_public_key().unwrap().display().to_string();
     // A repository's pipeline: a template of the bundled catalog and its parameters.
     let extending = |template: &str, with: String| {
         format!(
@@ -659,7 +662,7 @@ fn the_bundled_templates_release_to_dev_and_promote_to_prod() {
                 "  from: {host}/acme/dev/sample
   to: {host}/acme/prod/sample
   registry-host: {host}
-  trusted-key: {key}
+  trusted-key: {owner}
 "
             ),
         ),
@@ -697,7 +700,7 @@ fn the_bundled_templates_release_to_dev_and_promote_to_prod() {
         "promote.yaml",
         std::fs::read_to_string(session.path("promote.yaml"))
             .unwrap()
-            .replace(&key, &other),
+            .replace(&owner, &other),
     );
     promote("0.1.1").expect_code(1);
     let (show, _) = session.last_run();

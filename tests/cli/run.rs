@@ -175,7 +175,7 @@ fn an_input_of_the_wrong_type() {
     let runs = session.flow(["runs"]).run();
     assert_eq!(
         session.normalize(&runs.stdout),
-        "no runs yet in TMP/data\n",
+        "no runs yet in SESSION/data\n",
         "nothing is recorded"
     );
 }

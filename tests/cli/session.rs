@@ -11,22 +11,27 @@ use std::time::{Duration, Instant};
 /// How long any one `flow` command may take before the test gives up on it.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 
-/// A user's working directory: files, a data dir and a cache dir, all inside
-/// one temp dir that is removed at the end of the test.
+/// A user's working directory (`work/`) beside the user's own places: a home
+/// (`home/`), a data dir (`data/`), a cache dir (`cache/`) and a signing key
+/// (`keys/`), all in one temp dir that is removed at the end of the test. Like a
+/// real user's, the data dir, the cache and the key are outside the directory whose
+/// files pipelines grant to their steps.
 pub struct Session {
     dir: tempfile::TempDir,
+    /// The temp dir, canonical.
+    base: PathBuf,
     root: PathBuf,
     /// The key `flow` signs with (through `FLOW_SIGNING_KEY`), if any.
     signing_key: Option<PathBuf>,
 }
 
 impl Session {
-    /// A session whose runs are signed with a key of its own (`.signing-key/`
-    /// in the session's directory, not in the data dir), so that the first run
-    /// does not create the data dir's key and say so on stderr.
+    /// A session whose runs are signed with a key of its own (`keys/`, beside
+    /// the working directory), so that the first run does not create the user's
+    /// key and say so on stderr.
     pub fn new() -> Self {
         let mut session = Self::without_signing_key();
-        let keys = session.dir.path().join(".signing-key");
+        let keys = session.base.join("keys");
         let key = flow_provenance::SigningKey::generate().expect("generate a signing key");
         let paths = flow_provenance::keys::write_key_pair(&keys, &key)
             .expect("write the session's signing key");
@@ -39,15 +44,29 @@ impl Session {
     pub fn without_signing_key() -> Self {
         let dir = tempfile::tempdir().expect("create a temp dir");
         // Messages name canonical paths; so do the tests.
-        let root = dir
+        let base = dir
             .path()
             .canonicalize()
             .expect("canonicalize the temp dir");
+        let root = base.join("work");
+        std::fs::create_dir_all(&root).expect("create the working directory");
+        std::fs::create_dir_all(base.join("home")).expect("create the home directory");
         Session {
             dir,
+            base,
             root,
             signing_key: None,
         }
+    }
+
+    /// The user's home directory (`HOME` of every command).
+    pub fn home(&self) -> PathBuf {
+        self.base.join("home")
+    }
+
+    /// Where `flow` keeps the user's own keys (`~/.local/share/flow/keys`).
+    pub fn user_key_dir(&self) -> PathBuf {
+        self.home().join(".local/share/flow/keys")
     }
 
     /// The session's directory (the working directory of every command).
@@ -62,12 +81,12 @@ impl Session {
 
     /// The data dir `flow` is told to use (through `FLOW_DATA_DIR`).
     pub fn data_dir(&self) -> PathBuf {
-        self.path("data")
+        self.base.join("data")
     }
 
     /// The compiled-component cache `flow` is told to use.
     pub fn cache_dir(&self) -> PathBuf {
-        self.path("cache")
+        self.base.join("cache")
     }
 
     /// Write a file, creating its parent directories.
@@ -107,7 +126,9 @@ impl Session {
             .current_dir(&self.root)
             .env("FLOW_DATA_DIR", self.data_dir())
             .env("FLOW_CACHE_DIR", self.cache_dir())
-            .env("HOME", &self.root)
+            .env("HOME", self.home())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("SSH_AUTH_SOCK")
             .env_remove("XDG_CACHE_HOME")
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("FLOW_CONFIG")
@@ -125,9 +146,12 @@ impl Session {
     }
 
     /// Replace what differs between runs of the same test: the session's
-    /// path, run ids, timestamps and durations.
+    /// paths (the working directory is `TMP`, the temp dir around it `SESSION`),
+    /// run ids, timestamps and durations.
     pub fn normalize(&self, text: &str) -> String {
-        let text = text.replace(&self.root.display().to_string(), "TMP");
+        let text = text
+            .replace(&self.root.display().to_string(), "TMP")
+            .replace(&self.base.display().to_string(), "SESSION");
         let text = replace_run_ids(&text);
         text.lines().map(normalize_line).map(|l| l + "\n").collect()
     }
@@ -135,6 +159,23 @@ impl Session {
     /// The private key runs sign their provenance with, if the session has one.
     pub fn signing_key(&self) -> Option<&Path> {
         self.signing_key.as_deref()
+    }
+
+    /// The public half of [`Session::signing_key`]: what a promotion trusts.
+    pub fn signing_public_key(&self) -> Option<PathBuf> {
+        self.signing_key.as_ref().map(|k| k.with_extension("pub"))
+    }
+
+    /// A release key (for `sign` steps), made on first use beside the session's
+    /// provenance key and never the same: flow refuses to grant that one.
+    pub fn release_key(&self) -> PathBuf {
+        let dir = self.base.join("release-key");
+        let paths = flow_provenance::keys::KeyPairPaths::in_dir(&dir);
+        if !paths.private_key.exists() {
+            let key = flow_provenance::SigningKey::generate().expect("generate a release key");
+            flow_provenance::keys::write_key_pair(&dir, &key).expect("write the release key");
+        }
+        paths.private_key
     }
 
     /// `flow run --plain flow.yaml`, expecting exit `code`; then [`Session::last_run`].

@@ -2,6 +2,7 @@
 //! and runs that end early (Ctrl-C, a killed process).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::session::{Session, run_id};
@@ -31,7 +32,7 @@ fn runs_lists_newest_first() {
     empty.expect_success();
     assert_eq!(
         session.normalize(&empty.stdout),
-        "no runs yet in TMP/data\n"
+        "no runs yet in SESSION/data\n"
     );
 
     session.file("first.yaml", HELLO.replace("name: hello", "name: first"));
@@ -100,7 +101,7 @@ fn show_explains_an_unknown_or_ambiguous_run() {
     none.expect_code(2);
     assert_eq!(
         session.normalize(&none.stderr),
-        "error: no runs yet in TMP/data\n"
+        "error: no runs yet in SESSION/data\n"
     );
 
     session.file("flow.yaml", HELLO);
@@ -112,7 +113,7 @@ fn show_explains_an_unknown_or_ambiguous_run() {
     assert_eq!(unknown.stdout, "");
     assert_eq!(
         session.normalize(&unknown.stderr),
-        "error: no run `nope` in TMP/data\n"
+        "error: no run `nope` in SESSION/data\n"
     );
 
     let common = first
@@ -156,7 +157,7 @@ fn logs_prints_a_run_or_one_step() {
     unknown.expect_code(2);
     assert_eq!(
         session.normalize(&unknown.stderr),
-        "error: run RUN in TMP/data has no step `shuot`\n"
+        "error: run RUN in SESSION/data has no step `shuot`\n"
     );
 }
 
@@ -211,7 +212,7 @@ fn data_dir_comes_from_the_flag_or_the_environment() {
 }
 
 #[test]
-fn the_default_data_dir_is_dot_flow_beside_the_pipeline() {
+fn the_default_data_dir_is_the_user_s_own_outside_the_repository() {
     let session = Session::new();
     session.file("project/flow.yaml", HELLO);
     let out = session
@@ -220,20 +221,90 @@ fn the_default_data_dir_is_dot_flow_beside_the_pipeline() {
         .run();
     out.expect_success();
     let run = run_id(&out.stdout);
-    assert!(session.path("project/.flow/workspaces").join(&run).is_dir());
+    assert!(!session.path("project/.flow").exists());
     assert!(!session.path(".flow").exists());
+    // One data dir per pipeline directory, named after it.
+    let projects = session.home().join(".local/share/flow/projects");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&projects)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let name = dirs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("project-") && name.len() == "project-".len() + 16,
+        "{name}"
+    );
+    assert!(dirs[0].join("workspaces").join(&run).is_dir());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dirs[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the data dir is the user's alone");
 
-    // From the project directory, `flow show` finds it.
-    let show = session
+    // From the project directory, `flow show` finds it; so does `-C project`.
+    for show in [
+        session
+            .flow(["show", "last"])
+            .env_remove("FLOW_DATA_DIR")
+            .current_dir(session.path("project"))
+            .run(),
+        session
+            .flow(["-C", "project", "show", "last"])
+            .env_remove("FLOW_DATA_DIR")
+            .run(),
+    ] {
+        show.expect_success();
+        assert!(
+            show.stdout.starts_with(&format!("run       {run}\n")),
+            "{}",
+            show.stdout
+        );
+    }
+    // Elsewhere there are no runs, and nothing is created by looking.
+    let elsewhere = session
         .flow(["show", "last"])
         .env_remove("FLOW_DATA_DIR")
-        .current_dir(session.path("project"))
         .run();
-    show.expect_success();
+    elsewhere.expect_code(2);
     assert!(
-        show.stdout.starts_with(&format!("run       {run}\n")),
+        elsewhere.stderr.starts_with("error: no runs yet in "),
         "{}",
-        show.stdout
+        elsewhere.stderr
+    );
+    assert_eq!(std::fs::read_dir(&projects).unwrap().count(), 1);
+}
+
+#[test]
+fn runs_recorded_beside_the_pipeline_by_earlier_versions_are_pointed_at() {
+    let session = Session::new();
+    session.file("project/flow.yaml", HELLO);
+    // An earlier version's data dir: `.flow` beside the pipeline.
+    session
+        .flow(["--data-dir", "project/.flow", "run", "project/flow.yaml"])
+        .run()
+        .expect_success();
+    let show = session
+        .flow(["-C", "project", "show", "last"])
+        .env_remove("FLOW_DATA_DIR")
+        .run();
+    show.expect_code(2);
+    assert!(
+        show.stderr.contains(
+            "help: runs recorded by earlier versions of flow are in ./.flow: read them with `--data-dir ./.flow`"
+        ),
+        "{}",
+        show.stderr
+    );
+    let run = session
+        .flow(["run", "project/flow.yaml"])
+        .env_remove("FLOW_DATA_DIR")
+        .run();
+    run.expect_code(0);
+    assert!(
+        session
+            .normalize(&run.stderr)
+            .contains("those recorded earlier stay in project/.flow (read them with `--data-dir project/.flow`)"),
+        "{}",
+        run.stderr
     );
 }
 

@@ -421,7 +421,7 @@ fn the_lock_pins_templates_refuses_changes_and_works_offline_from_the_cache() {
         &["run", "flow.yaml"],
         &[
             "error: template acme/base@1.4.0 (sha256:",
-            "is locked but cannot be read: catalog TMP/catalog is not a directory; nor is it in the cache (TMP/",
+            "is locked but cannot be read: catalog TMP/catalog is not a directory; nor is it in the cache (SESSION/",
         ],
     );
 }
@@ -575,7 +575,7 @@ fn the_bundled_rust_service_template_runs_and_its_provenance_verifies() {
     let session = Session::new();
     let file = root.join("templates/examples/rust-service/flow.yaml");
     let file = file.to_str().unwrap();
-    let key = session.signing_key().expect("a signing key").to_path_buf();
+    let key = session.release_key();
     let data = session.data_dir();
     let out = session
         .flow(["run", file])
@@ -611,7 +611,7 @@ fn the_bundled_rust_service_template_runs_and_its_provenance_verifies() {
         .run();
     out.expect_success();
     for line in [
-        "  ok    declared  template acme/secure-release@1.0.0 (sha256 ",
+        "  ok    declared  template acme/secure-release@1.1.0 (sha256 ",
         ") seals steps: checkout, scan, sign, publish",
         "  ok    required  `scan` ran in sealed step `scan` (plugin scan sha256:",
         "  ok    required  `sign` ran in sealed step `sign` (plugin sign sha256:",
@@ -791,7 +791,7 @@ fn verify_policy_checks_the_template_its_sealed_steps_and_their_order() {
         "policy.yaml",
         &[],
         &[&format!(
-            "  FAIL  declared  template acme/gate@1.0.0 (sha256 {gate}) is missing: it is not in the template cache (TMP/cache/templates/{gate})"
+            "  FAIL  declared  template acme/gate@1.0.0 (sha256 {gate}) is missing: it is not in the template cache (SESSION/cache/templates/{gate})"
         )],
     );
     policy_fails(

@@ -47,6 +47,7 @@ pub async fn run_once(
         step_id: "bench",
         params,
         workspace,
+        workspace_identity: None,
         dirs,
         limits: StepLimits {
             memory,

@@ -3,15 +3,24 @@
 //! Every problem is reported, not only the first: the problems found while reading the file,
 //! then plugins, dependencies, parameters, grants and expressions.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean_help};
 use crate::expr::{Expression, Reference, Template};
+use crate::grant_path::{self, WalkError, Walked};
 use crate::model::{FsAccess, Pipeline, StepDecl};
 use crate::plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep};
 use crate::plugin::{Capability, ParamType, PluginDescription, PluginResolver, json_type_name};
+use crate::reach::Reachability;
+
+/// How many names `did you mean` suggestions may compare in one check, all problems
+/// together. A file with thousands of steps and thousands of unknown names would otherwise
+/// compare each name with every step id (quadratic); past the budget, problems are still
+/// reported, without a suggestion. No file of a sensible size comes near it.
+const SUGGESTION_BUDGET: usize = 2_000_000;
 
 /// CEL type names an expression may mention (`type(x) == int`).
 const CEL_TYPE_NAMES: [&str; 11] = [
@@ -30,16 +39,30 @@ const CEL_TYPE_NAMES: [&str; 11] = [
 
 /// Checks `pipeline` and builds its [`Plan`], or reports every problem found.
 pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan, Diagnostics> {
+    let mut ids = HashMap::with_capacity(pipeline.steps.len());
+    for (i, step) in pipeline.steps.iter().enumerate() {
+        ids.entry(step.id.as_str()).or_insert(i);
+    }
     let mut checker = Checker {
         pipeline,
         file: Arc::clone(&pipeline.source),
         problems: pipeline.problems.clone(),
+        ids,
+        inputs: pipeline.inputs.iter().map(|i| i.name.as_str()).collect(),
+        secrets: pipeline.secrets.iter().map(|s| s.name.as_str()).collect(),
+        keys: pipeline.keys.iter().map(|k| k.name.as_str()).collect(),
+        base: std::fs::canonicalize(&pipeline.base_dir).ok(),
+        suggestions_left: Cell::new(SUGGESTION_BUDGET),
     };
     let steps = &pipeline.steps;
     let plugins = checker.resolve_plugins(resolver);
     let needs = checker.resolve_needs();
     let order = checker.order(&needs);
-    let ancestors: Vec<BTreeSet<usize>> = (0..steps.len()).map(|i| ancestors(i, &needs)).collect();
+    let mut lookup = Lookup {
+        reach: Reachability::new(&needs),
+        plugins: &plugins,
+        outputs: HashMap::new(),
+    };
     let mut fs_grants = Vec::with_capacity(steps.len());
     let mut exec_grants = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
@@ -69,12 +92,12 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         checker.check_secret_grants(step);
         if let Some((expression, span)) = &step.condition {
             checker.file = Arc::clone(step.file_of("if"));
-            checker.check_expression(i, expression, *span, &ancestors[i], &plugins);
+            checker.check_expression(i, expression, *span, &mut lookup);
         }
         for param in &step.with {
             checker.file = Arc::clone(step.file_of(&format!("with.{}", param.name)));
             for expression in param.value.expressions() {
-                checker.check_expression(i, expression, param.span, &ancestors[i], &plugins);
+                checker.check_expression(i, expression, param.span, &mut lookup);
             }
         }
     }
@@ -88,6 +111,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
     for (pos, &i) in order.iter().enumerate() {
         position[i] = pos;
     }
+    let dependents_of = dependents(&needs);
     let mut planned = Vec::with_capacity(steps.len());
     for (pos, &i) in order.iter().enumerate() {
         let step = &steps[i];
@@ -100,10 +124,7 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
         };
         let mut step_needs: Vec<usize> = needs[i].iter().map(|&n| position[n]).collect();
         step_needs.sort_unstable();
-        let mut dependents: Vec<usize> = (0..steps.len())
-            .filter(|&d| needs[d].contains(&i))
-            .map(|d| position[d])
-            .collect();
+        let mut dependents: Vec<usize> = dependents_of[i].iter().map(|&d| position[d]).collect();
         dependents.sort_unstable();
         planned.push(PlannedStep {
             id: step.id.clone(),
@@ -163,6 +184,18 @@ pub fn check(pipeline: &Pipeline, resolver: &dyn PluginResolver) -> Result<Plan,
 /// leading `${NAME:-fallback}` (or `${NAME}`) is the host variable's value, or the
 /// fallback (itself expanded) when it is unset or empty.
 pub fn expand_host_path(written: &str) -> Result<PathBuf, String> {
+    let (start, rest) = host_path_parts(written)?;
+    Ok(match start {
+        Some(start) if rest.as_os_str().is_empty() => start,
+        Some(start) => start.join(rest),
+        None => rest,
+    })
+}
+
+/// A host path as written in `reads`, split into what is taken as given (the home
+/// directory, or a variable's value), if anything, and the rest as written, which a grant
+/// checks component by component. See [`expand_host_path`].
+fn host_path_parts(written: &str) -> Result<(Option<PathBuf>, PathBuf), String> {
     if let Some(rest) = written.strip_prefix("${") {
         let Some((inner, tail)) = rest.split_once('}') else {
             return Err(format!("unclosed `${{` in `{written}`"));
@@ -171,39 +204,40 @@ pub fn expand_host_path(written: &str) -> Result<PathBuf, String> {
             Some((name, fallback)) => (name, Some(fallback)),
             None => (inner, None),
         };
-        let base = match std::env::var(name) {
-            Ok(value) if !value.is_empty() => PathBuf::from(value),
+        let tail = tail.trim_start_matches('/');
+        return match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok((Some(PathBuf::from(value)), PathBuf::from(tail))),
             _ => match fallback {
-                Some(fallback) => expand_host_path(fallback)?,
-                None => return Err(format!("cannot expand `{written}`: `{name}` is not set")),
+                Some(fallback) => {
+                    let (start, rest) = host_path_parts(fallback)?;
+                    Ok(if tail.is_empty() {
+                        (start, rest)
+                    } else {
+                        (start, rest.join(tail))
+                    })
+                }
+                None => Err(format!("cannot expand `{written}`: `{name}` is not set")),
             },
         };
-        let tail = tail.trim_start_matches('/');
-        return Ok(if tail.is_empty() {
-            base
-        } else {
-            base.join(tail)
-        });
     }
     if let Some(rest) = written.strip_prefix("~/") {
         return match std::env::var_os("HOME") {
-            Some(home) => Ok(Path::new(&home).join(rest)),
+            Some(home) => Ok((Some(PathBuf::from(home)), PathBuf::from(rest))),
             None => Err(format!("cannot expand `{written}`: `HOME` is not set")),
         };
     }
-    Ok(PathBuf::from(written))
+    Ok((None, PathBuf::from(written)))
 }
 
-/// Every step `i` needs, directly or not (cycles included, without looping).
-fn ancestors(i: usize, needs: &[Vec<usize>]) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<usize> = needs[i].clone();
-    while let Some(n) = todo.pop() {
-        if seen.insert(n) {
-            todo.extend(needs[n].iter().copied());
+/// The steps that need each step directly, ascending.
+fn dependents(needs: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); needs.len()];
+    for (d, step_needs) in needs.iter().enumerate() {
+        for &n in step_needs {
+            out[n].push(d);
         }
     }
-    seen
+    out
 }
 
 struct Checker<'a> {
@@ -211,9 +245,55 @@ struct Checker<'a> {
     /// The file the current diagnostics point into (steps may come from templates).
     file: Arc<SourceFile>,
     problems: Vec<Diagnostic>,
+    /// The index of each step id (the first step with it).
+    ids: HashMap<&'a str, usize>,
+    /// The declared input, secret and key names. Suggestions go through the declarations,
+    /// in the order of the file.
+    inputs: HashSet<&'a str>,
+    secrets: HashSet<&'a str>,
+    keys: HashSet<&'a str>,
+    /// The pipeline's directory, canonical: relative grants start there (it is trusted as
+    /// it is, symbolic links above it included). `None` if it cannot be resolved.
+    base: Option<PathBuf>,
+    /// What is left of [`SUGGESTION_BUDGET`].
+    suggestions_left: Cell<usize>,
 }
 
-impl Checker<'_> {
+/// What checking a `steps.<id>` reference looks up.
+struct Lookup<'p> {
+    /// Which steps each step needs, directly or not.
+    reach: Reachability<'p>,
+    /// The plugin of each step, if it was found.
+    plugins: &'p [Option<Arc<PluginDescription>>],
+    /// The output names of the steps read so far.
+    outputs: HashMap<usize, HashSet<&'p str>>,
+}
+
+impl<'p> Lookup<'p> {
+    /// Whether step `target` (whose plugin is `plugin`) has an output named `name`.
+    fn has_output(
+        &mut self,
+        target: usize,
+        step: &'p StepDecl,
+        plugin: &'p PluginDescription,
+        name: &str,
+    ) -> bool {
+        self.outputs
+            .entry(target)
+            .or_insert_with(|| {
+                let mut names: HashSet<&str> =
+                    plugin.outputs.iter().map(|o| o.name.as_str()).collect();
+                if plugin.outputs_from_params {
+                    names.extend(step.with.iter().map(|p| p.name.as_str()));
+                    names.extend(plugin.params.iter().map(|p| p.name.as_str()));
+                }
+                names
+            })
+            .contains(name)
+    }
+}
+
+impl<'a> Checker<'a> {
     fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.problems
             .push(Diagnostic::error(&self.file, span, message));
@@ -302,6 +382,22 @@ impl Checker<'_> {
         }
     }
 
+    /// `did you mean` help for `word` among `candidates`, within the suggestion budget.
+    fn suggest<'c>(
+        &self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'c str>,
+    ) -> Option<String> {
+        let left = self.suggestions_left.get();
+        if left == 0 {
+            return None;
+        }
+        let mut compared = 0;
+        let help = did_you_mean_help(word, candidates.into_iter().inspect(|_| compared += 1));
+        self.suggestions_left.set(left.saturating_sub(compared));
+        help
+    }
+
     fn steps(&self) -> &[StepDecl] {
         &self.pipeline.steps
     }
@@ -336,20 +432,22 @@ impl Checker<'_> {
 
     /// The indices of the steps each step needs; reports unknown, repeated and self needs.
     fn resolve_needs(&mut self) -> Vec<Vec<usize>> {
-        let ids: Vec<&str> = self.steps().iter().map(|s| s.id.as_str()).collect();
-        let mut out = Vec::new();
+        let steps = self.pipeline.steps.as_slice();
+        let mut out = Vec::with_capacity(steps.len());
         let mut problems = Vec::new();
-        for (i, step) in self.steps().iter().enumerate() {
+        // `listed[n] == i` once step `i` has listed step `n`.
+        let mut listed = vec![usize::MAX; steps.len()];
+        for (i, step) in steps.iter().enumerate() {
             let mut needs: Vec<usize> = Vec::new();
             for (need, span) in &step.needs {
                 let file = step.file_of(&format!("needs.{need}"));
-                match ids.iter().position(|id| id == need) {
+                match self.ids.get(need.as_str()).copied() {
                     Some(n) if n == i => problems.push(Diagnostic::error(
                         file,
                         *span,
                         format!("step `{need}` needs itself"),
                     )),
-                    Some(n) if needs.contains(&n) => problems.push(Diagnostic::error(
+                    Some(n) if listed[n] == i => problems.push(Diagnostic::error(
                         file,
                         *span,
                         format!(
@@ -357,16 +455,22 @@ impl Checker<'_> {
                             step.id
                         ),
                     )),
-                    Some(n) => needs.push(n),
+                    Some(n) => {
+                        listed[n] = i;
+                        needs.push(n);
+                    }
                     None => {
-                        let others = ids.iter().copied().filter(|id| *id != step.id);
+                        let others = steps
+                            .iter()
+                            .map(|s| s.id.as_str())
+                            .filter(|id| *id != step.id);
                         problems.push(
                             Diagnostic::error(
                                 file,
                                 *span,
                                 format!("step `{}` needs `{need}`, which is not a step of this pipeline", step.id),
                             )
-                            .with_optional_help(did_you_mean_help(need, others)),
+                            .with_optional_help(self.suggest(need, others)),
                         );
                     }
                 }
@@ -380,8 +484,7 @@ impl Checker<'_> {
     /// A topological order (ties broken by file order); reports each dependency cycle.
     fn order(&mut self, needs: &[Vec<usize>]) -> Vec<usize> {
         let (order, remaining) = topological_order(needs);
-        let mut remaining = remaining;
-        while let Some(cycle) = find_cycle(needs, &remaining) {
+        for cycle in cycles(needs, &remaining) {
             let steps = self.steps();
             let names: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
             // The `needs` entry of each step on the cycle that names the next one.
@@ -413,9 +516,6 @@ impl Checker<'_> {
             }
             diagnostic = diagnostic.with_help("remove one of these `needs` to break the cycle");
             self.problems.push(diagnostic);
-            for i in cycle {
-                remaining.remove(&i);
-            }
         }
         order
     }
@@ -425,11 +525,9 @@ impl Checker<'_> {
             self.file = Arc::clone(step.file_of(&format!("with.{}", param.name)));
             let Some(spec) = plugin.param(&param.name) else {
                 if !plugin.extra_params {
-                    let help = did_you_mean_help(
-                        &param.name,
-                        plugin.params.iter().map(|p| p.name.as_str()),
-                    )
-                    .unwrap_or_else(|| param_list(plugin));
+                    let help = self
+                        .suggest(&param.name, plugin.params.iter().map(|p| p.name.as_str()))
+                        .unwrap_or_else(|| param_list(plugin));
                     self.error(
                         param.name_span,
                         format!("plugin `{}` has no param `{}`", plugin.name, param.name),
@@ -546,12 +644,8 @@ impl Checker<'_> {
 
     /// Every secret a step names (in `grants.secrets` or an env grant) is declared.
     fn check_secret_grants(&mut self, step: &StepDecl) {
-        let declared: Vec<&str> = self
-            .pipeline
-            .secrets
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
+        let pipeline = self.pipeline;
+        let declared = || pipeline.secrets.iter().map(|s| s.name.as_str());
         let named = step
             .grants
             .secrets
@@ -559,8 +653,8 @@ impl Checker<'_> {
             .chain(step.grants.env.iter().filter_map(|e| e.secret.as_ref()));
         let mut problems = Vec::new();
         for (name, span) in named {
-            if !declared.contains(&name.as_str()) {
-                let help = did_you_mean_help(name, declared.iter().copied()).unwrap_or_else(|| {
+            if !self.secrets.contains(name.as_str()) {
+                let help = self.suggest(name, declared()).unwrap_or_else(|| {
                     format!("declare it: `secrets: {{ {name}: {{ env: VARIABLE }} }}` at the top of the file")
                 });
                 let kind = if step
@@ -581,10 +675,10 @@ impl Checker<'_> {
                 ));
             }
         }
-        let keys: Vec<&str> = self.pipeline.keys.iter().map(|k| k.name.as_str()).collect();
+        let keys = || pipeline.keys.iter().map(|k| k.name.as_str());
         for (name, span) in &step.grants.keys {
-            if !keys.contains(&name.as_str()) {
-                let help = did_you_mean_help(name, keys.iter().copied()).unwrap_or_else(|| {
+            if !self.keys.contains(name.as_str()) {
+                let help = self.suggest(name, keys()).unwrap_or_else(|| {
                     format!("declare it: `keys: {{ {name}: {{ file: path/to/key.pem }} }}` at the top of the file")
                 });
                 problems.push((
@@ -602,43 +696,59 @@ impl Checker<'_> {
     }
 
     /// The directories each `exec` grant `reads`, made absolute (`~/` is the host
-    /// user's home) and checked to exist. The commands themselves are resolved by
-    /// the engine, which knows the host's `PATH`.
+    /// user's home) and checked to exist without passing through a symbolic link below the
+    /// home directory or the variable's value. The commands themselves are resolved by the
+    /// engine, which knows the host's `PATH`.
     fn resolve_exec_grants(&mut self, step: &StepDecl) -> Vec<ExecGrant> {
         self.file = Arc::clone(step.file_of("grants.exec"));
         let mut out = Vec::new();
         for grant in &step.grants.exec {
             let mut reads = Vec::new();
+            let mut reads_identity = Vec::new();
             for (written, span) in &grant.reads {
-                let expanded = match expand_host_path(written) {
-                    Ok(expanded) => expanded,
+                let (start, rest) = match host_path_parts(written) {
+                    Ok(parts) => parts,
                     Err(message) => {
                         self.error(*span, message);
                         continue;
                     }
                 };
-                let joined = if expanded.is_absolute() {
-                    expanded
-                } else {
-                    self.pipeline.base_dir.join(expanded)
+                let walked = match start {
+                    Some(start) => {
+                        let start = if start.is_absolute() {
+                            start
+                        } else {
+                            self.pipeline.base_dir.join(start)
+                        };
+                        match std::fs::canonicalize(&start) {
+                            Ok(trusted) => grant_path::walk(&trusted, &start, &rest),
+                            Err(_) => Err(WalkError::Missing),
+                        }
+                    }
+                    None => self.walk_written(&rest),
                 };
-                match std::fs::canonicalize(&joined) {
-                    Ok(canonical) if canonical.is_dir() => reads.push(canonical),
-                    Ok(_) => {
+                match walked {
+                    Ok(walked) => {
+                        reads.push(walked.path);
+                        reads_identity.push(walked.identity);
+                    }
+                    Err(WalkError::NotDirectory) => {
                         self.error(*span, format!("`{written}` is not a directory"));
                     }
-                    Err(_) => {
+                    Err(WalkError::Missing) => {
                         self.error(*span, format!("directory `{written}` does not exist"))
                             .help = Some(
                             "paths are relative to the directory of the pipeline file; `~/` is your home, `${NAME:-fallback}` a host variable".into(),
                         );
                     }
+                    Err(link) => self.link_error(*span, written, link),
                 }
             }
             out.push(ExecGrant {
                 command: grant.command.clone(),
                 span: grant.span,
                 reads,
+                reads_identity,
                 source: Arc::clone(&self.file),
             });
         }
@@ -649,68 +759,115 @@ impl Checker<'_> {
         self.file = Arc::clone(step.file_of("grants.fs"));
         let mut out = Vec::new();
         for grant in &step.grants.fs {
-            let path = Path::new(&grant.path);
-            let joined = if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                self.pipeline.base_dir.join(path)
-            };
-            match std::fs::canonicalize(&joined) {
-                Ok(canonical) if canonical.is_dir() => out.push(FsGrant {
-                    path: canonical,
+            match self.walk_written(Path::new(&grant.path)) {
+                Ok(walked) => out.push(FsGrant {
+                    path: walked.path,
                     written: grant.path.clone(),
                     access: grant.access,
                     hash: grant.hash,
+                    span: grant.span,
+                    source: Arc::clone(&self.file),
+                    identity: walked.identity,
                 }),
-                Ok(_) => {
+                Err(WalkError::NotDirectory) => {
                     self.error(
                         grant.span,
                         format!("granted path `{}` is not a directory", grant.path),
                     )
                     .help = Some("grant the directory that holds it".into());
                 }
-                Err(_) => {
+                Err(WalkError::Missing) => {
                     self.error(
                         grant.span,
                         format!("granted directory `{}` does not exist", grant.path),
                     )
                     .help = Some("paths are relative to the directory of the pipeline file".into());
                 }
+                Err(link) => self.link_error(grant.span, &grant.path, link),
             }
         }
         out
     }
 
+    /// Walks a granted path as written: from `/` when it is absolute, from the pipeline's
+    /// directory otherwise.
+    fn walk_written(&self, path: &Path) -> Result<Walked, WalkError> {
+        if path.is_absolute() {
+            return grant_path::walk(Path::new("/"), Path::new(""), path);
+        }
+        match &self.base {
+            Some(base) => grant_path::walk(base, Path::new(""), path),
+            None => Err(WalkError::Missing),
+        }
+    }
+
+    /// Refuses a grant whose path passes through a symbolic link.
+    fn link_error(&mut self, span: Span, written: &str, problem: WalkError) {
+        let WalkError::Link {
+            link,
+            target,
+            parent,
+            real,
+        } = problem
+        else {
+            return;
+        };
+        let guard = format!(
+            "a step that can write `{}` could otherwise redirect this grant",
+            parent.display()
+        );
+        let help = match real {
+            Some(real) => format!(
+                "grant the real directory (`{}`) if that is what you mean; {guard}",
+                real.display()
+            ),
+            None => format!("the link leads to no directory: grant a real one; {guard}"),
+        };
+        self.error(
+            span,
+            format!(
+                "granted directory `{written}` passes through a symbolic link: `{}` -> `{}`",
+                link.display(),
+                target.display()
+            ),
+        )
+        .help = Some(help);
+    }
+
     /// Checks the names an expression of step `step` reads.
-    fn check_expression(
+    fn check_expression<'p>(
         &mut self,
         step: usize,
         expression: &Expression,
         span: Span,
-        needed: &BTreeSet<usize>,
-        plugins: &[Option<Arc<PluginDescription>>],
-    ) {
+        lookup: &mut Lookup<'p>,
+    ) where
+        'a: 'p,
+    {
         for reference in expression.references() {
-            self.check_reference(step, reference, span, needed, plugins);
+            self.check_reference(step, reference, span, lookup);
         }
     }
 
-    fn check_reference(
+    fn check_reference<'p>(
         &mut self,
         step: usize,
         reference: &Reference,
         span: Span,
-        needed: &BTreeSet<usize>,
-        plugins: &[Option<Arc<PluginDescription>>],
-    ) {
+        lookup: &mut Lookup<'p>,
+    ) where
+        'a: 'p,
+    {
+        let pipeline = self.pipeline;
         let path = &reference.path;
-        let this = &self.pipeline.steps[step].id;
+        let this = &pipeline.steps[step].id;
         match path.first().map(String::as_str) {
             Some("inputs") => {
                 let Some(name) = path.get(1) else { return };
-                let inputs = &self.pipeline.inputs;
-                if !inputs.iter().any(|i| &i.name == name) {
-                    let help = did_you_mean_help(name, inputs.iter().map(|i| i.name.as_str()))
+                let inputs = &pipeline.inputs;
+                if !self.inputs.contains(name.as_str()) {
+                    let help = self
+                        .suggest(name, inputs.iter().map(|i| i.name.as_str()))
                         .unwrap_or_else(|| "declare it under `inputs:`".into());
                     self.error(
                         span,
@@ -721,9 +878,9 @@ impl Checker<'_> {
             }
             Some("steps") => {
                 let Some(id) = path.get(1) else { return };
-                let steps = self.steps();
-                let Some(target) = steps.iter().position(|s| &s.id == id) else {
-                    let help = did_you_mean_help(id, steps.iter().map(|s| s.id.as_str()));
+                let steps = pipeline.steps.as_slice();
+                let Some(&target) = self.ids.get(id.as_str()) else {
+                    let help = self.suggest(id, steps.iter().map(|s| s.id.as_str()));
                     self.error(
                         span,
                         format!("unknown step `{id}` in expression `{reference}`"),
@@ -739,8 +896,7 @@ impl Checker<'_> {
                     .help = Some("a step can read only the steps it needs".into());
                     return;
                 }
-                if !needed.contains(&target) {
-                    let this = this.clone();
+                if !lookup.reach.reaches(step, target) {
                     self.error(
                         span,
                         format!("step `{this}` reads `steps.{id}` but does not need it"),
@@ -752,36 +908,35 @@ impl Checker<'_> {
                     None | Some("outcome") => {}
                     Some("outputs") => {
                         let Some(output) = path.get(3) else { return };
-                        let Some(plugin) = &plugins[target] else {
+                        let Some(plugin) = &lookup.plugins[target] else {
                             return;
                         };
                         let target_step = &steps[target];
+                        if lookup.has_output(target, target_step, plugin, output) {
+                            return;
+                        }
                         let mut outputs: Vec<&str> =
                             plugin.outputs.iter().map(|o| o.name.as_str()).collect();
                         if plugin.outputs_from_params {
                             outputs.extend(target_step.with.iter().map(|p| p.name.as_str()));
                             outputs.extend(plugin.params.iter().map(|p| p.name.as_str()));
                         }
-                        if !outputs.contains(&output.as_str()) {
-                            let help = did_you_mean_help(output, outputs.iter().copied())
-                                .unwrap_or_else(|| {
-                                    if outputs.is_empty() {
-                                        format!("plugin `{}` declares no outputs", plugin.name)
-                                    } else {
-                                        let list: Vec<String> =
-                                            outputs.iter().map(|o| format!("`{o}`")).collect();
-                                        format!(
-                                            "the outputs of step `{id}` are {}",
-                                            list.join(", ")
-                                        )
-                                    }
-                                });
-                            let message = format!(
-                                "step `{id}` (plugin `{}`) has no output `{output}`",
-                                plugin.name
-                            );
-                            self.error(span, message).help = Some(help);
-                        }
+                        let help = self
+                            .suggest(output, outputs.iter().copied())
+                            .unwrap_or_else(|| {
+                                if outputs.is_empty() {
+                                    format!("plugin `{}` declares no outputs", plugin.name)
+                                } else {
+                                    let list: Vec<String> =
+                                        outputs.iter().map(|o| format!("`{o}`")).collect();
+                                    format!("the outputs of step `{id}` are {}", list.join(", "))
+                                }
+                            });
+                        let message = format!(
+                            "step `{id}` (plugin `{}`) has no output `{output}`",
+                            plugin.name
+                        );
+                        self.error(span, message).help = Some(help);
                     }
                     Some(other) => {
                         self.error(span, format!("`steps.{id}.{other}` does not exist"))
@@ -853,37 +1008,71 @@ fn literal_type_mismatch(ty: ParamType, value: &Template) -> Option<&'static str
 /// Kahn's algorithm, always taking the ready step that comes first in the file. Returns the
 /// order and the steps left out (those on or behind a cycle).
 pub(crate) fn topological_order(needs: &[Vec<usize>]) -> (Vec<usize>, BTreeSet<usize>) {
+    let dependents = dependents(needs);
     let mut missing: Vec<usize> = needs.iter().map(Vec::len).collect();
     let mut ready: BTreeSet<usize> = (0..needs.len()).filter(|&i| missing[i] == 0).collect();
     let mut order = Vec::with_capacity(needs.len());
+    let mut placed = vec![false; needs.len()];
     while let Some(i) = ready.pop_first() {
         order.push(i);
-        for (d, step_needs) in needs.iter().enumerate() {
-            if step_needs.contains(&i) {
-                missing[d] -= 1;
-                if missing[d] == 0 {
-                    ready.insert(d);
-                }
+        placed[i] = true;
+        for &d in &dependents[i] {
+            missing[d] -= 1;
+            if missing[d] == 0 {
+                ready.insert(d);
             }
         }
     }
-    let remaining = (0..needs.len()).filter(|i| !order.contains(i)).collect();
+    let remaining = (0..needs.len()).filter(|&i| !placed[i]).collect();
     (order, remaining)
 }
 
-/// A cycle among `remaining` (each step of the cycle needs the next, the last needs the
-/// first), starting from the first such step in the file.
-pub(crate) fn find_cycle(needs: &[Vec<usize>], remaining: &BTreeSet<usize>) -> Option<Vec<usize>> {
-    for &start in remaining {
-        // Follow needs inside `remaining` until a step repeats. Every step left out by Kahn's
-        // algorithm needs another one left out; once a cycle is removed from `remaining`, a
-        // walk from a step behind it may end, and the next start is tried.
-        let mut path = vec![start];
-        let mut current = start;
-        while let Some(&next) = needs[current].iter().find(|n| remaining.contains(n)) {
-            if let Some(at) = path.iter().position(|&p| p == next) {
-                let mut cycle = path.split_off(at);
-                // Start the cycle at its step that comes first in the file.
+/// The dependency cycles among `remaining` (the steps Kahn's algorithm left out), in the
+/// order they are reported: the first cycle found by following, from the first such step in
+/// the file, the first need of each step that is still left out; then the same again
+/// without the steps of the cycles already found. Each cycle starts at its step that comes
+/// first in the file; each of its steps needs the next, the last needs the first.
+///
+/// Every step left out needs another one left out, so a walk either comes back to a step
+/// of its path (a cycle) or, once cycles were removed, ends at a step whose needs are all
+/// gone. Such a dead end stays one, and after a cycle is removed the walk from the same
+/// start goes through the same steps up to where the cycle began: the walk goes on from
+/// there, and each step and each need is looked at a bounded number of times (linear).
+pub(crate) fn cycles(needs: &[Vec<usize>], remaining: &BTreeSet<usize>) -> Vec<Vec<usize>> {
+    const OFF_PATH: usize = usize::MAX;
+    let n = needs.len();
+    let mut left = vec![false; n];
+    for &i in remaining {
+        left[i] = true;
+    }
+    let mut dead = vec![false; n];
+    // Where each step is on the path, if it is.
+    let mut at = vec![OFF_PATH; n];
+    // How many of each step's needs are known to be gone.
+    let mut skipped = vec![0; n];
+    let mut starts = remaining.iter().copied();
+    let mut path: Vec<usize> = Vec::new();
+    let mut found = Vec::new();
+    loop {
+        let Some(&current) = path.last() else {
+            let Some(start) = starts.find(|&s| left[s] && !dead[s]) else {
+                break;
+            };
+            at[start] = 0;
+            path.push(start);
+            continue;
+        };
+        while skipped[current] < needs[current].len() && !left[needs[current][skipped[current]]] {
+            skipped[current] += 1;
+        }
+        let next = needs[current].get(skipped[current]).copied();
+        match next {
+            Some(next) if at[next] != OFF_PATH => {
+                let mut cycle = path.split_off(at[next]);
+                for &step in &cycle {
+                    at[step] = OFF_PATH;
+                    left[step] = false;
+                }
                 if let Some(min_at) = cycle
                     .iter()
                     .enumerate()
@@ -892,18 +1081,65 @@ pub(crate) fn find_cycle(needs: &[Vec<usize>], remaining: &BTreeSet<usize>) -> O
                 {
                     cycle.rotate_left(min_at);
                 }
-                return Some(cycle);
+                found.push(cycle);
             }
-            path.push(next);
-            current = next;
+            Some(next) if !dead[next] => {
+                at[next] = path.len();
+                path.push(next);
+            }
+            // A dead end, or a step whose walk leads to one: so does every step of the path.
+            _ => {
+                for step in path.drain(..) {
+                    at[step] = OFF_PATH;
+                    dead[step] = true;
+                }
+            }
         }
     }
-    None
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_paths_split_where_the_trusted_part_ends() {
+        let unset = "FLOW_TEST_SURELY_UNSET_VARIABLE";
+        assert_eq!(host_path_parts("out/x"), Ok((None, PathBuf::from("out/x"))));
+        assert_eq!(
+            host_path_parts("/opt/x"),
+            Ok((None, PathBuf::from("/opt/x")))
+        );
+        assert_eq!(
+            host_path_parts(&format!("${{{unset}:-/opt/x}}/y")),
+            Ok((None, PathBuf::from("/opt/x/y")))
+        );
+        assert!(host_path_parts(&format!("${{{unset}}}/y")).is_err());
+        if let Some(path) = std::env::var_os("PATH").filter(|p| !p.is_empty()) {
+            assert_eq!(
+                host_path_parts("${PATH}/x"),
+                Ok((Some(PathBuf::from(path)), PathBuf::from("x")))
+            );
+        }
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            let home = PathBuf::from(home);
+            assert_eq!(
+                host_path_parts("~/.rustup"),
+                Ok((Some(home.clone()), PathBuf::from(".rustup")))
+            );
+            let written = format!("${{{unset}:-~/.rustup}}/bin");
+            assert_eq!(
+                host_path_parts(&written),
+                Ok((Some(home.clone()), PathBuf::from(".rustup/bin")))
+            );
+            assert_eq!(expand_host_path(&written), Ok(home.join(".rustup/bin")));
+            assert_eq!(
+                expand_host_path(&format!("${{{unset}:-~/.rustup}}")),
+                Ok(home.join(".rustup"))
+            );
+        }
+    }
 
     #[test]
     fn order_keeps_file_order_between_independent_steps() {
@@ -920,17 +1156,92 @@ mod tests {
         let needs = vec![vec![1], vec![2], vec![0], vec![0]];
         let (order, remaining) = topological_order(&needs);
         assert!(order.is_empty());
-        assert_eq!(find_cycle(&needs, &remaining), Some(vec![0, 1, 2]));
+        assert_eq!(cycles(&needs, &remaining), [vec![0, 1, 2]]);
         let needs = vec![vec![], vec![3], vec![1], vec![2]];
         let (order, remaining) = topological_order(&needs);
         assert_eq!(order, [0]);
-        assert_eq!(find_cycle(&needs, &remaining), Some(vec![1, 3, 2]));
+        assert_eq!(cycles(&needs, &remaining), [vec![1, 3, 2]]);
     }
 
     #[test]
     fn a_step_behind_a_cycle_is_not_on_it() {
         let needs = vec![vec![1], vec![2], vec![1]];
         let (_, remaining) = topological_order(&needs);
-        assert_eq!(find_cycle(&needs, &remaining), Some(vec![1, 2]));
+        assert_eq!(cycles(&needs, &remaining), [vec![1, 2]]);
+    }
+
+    /// The cycles as first reported: each one found by a new walk from the first step left.
+    fn cycles_one_walk_at_a_time(
+        needs: &[Vec<usize>],
+        remaining: &BTreeSet<usize>,
+    ) -> Vec<Vec<usize>> {
+        let mut remaining = remaining.clone();
+        let mut found = Vec::new();
+        'search: loop {
+            for &start in &remaining {
+                let mut path = vec![start];
+                let mut current = start;
+                while let Some(&next) = needs[current].iter().find(|n| remaining.contains(n)) {
+                    if let Some(at) = path.iter().position(|&p| p == next) {
+                        let mut cycle = path.split_off(at);
+                        let min_at = (0..cycle.len()).min_by_key(|&k| cycle[k]).unwrap_or(0);
+                        cycle.rotate_left(min_at);
+                        for step in &cycle {
+                            remaining.remove(step);
+                        }
+                        found.push(cycle);
+                        continue 'search;
+                    }
+                    path.push(next);
+                    current = next;
+                }
+            }
+            return found;
+        }
+    }
+
+    #[test]
+    fn cycles_are_those_of_one_walk_at_a_time() {
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..500 {
+            let n = 1 + next(25);
+            let needs: Vec<Vec<usize>> = (0..n)
+                .map(|i| {
+                    let mut mine = Vec::new();
+                    for _ in 0..next(4) {
+                        let candidate = next(n);
+                        if candidate != i && !mine.contains(&candidate) {
+                            mine.push(candidate);
+                        }
+                    }
+                    mine
+                })
+                .collect();
+            let (_, remaining) = topological_order(&needs);
+            assert_eq!(
+                cycles(&needs, &remaining),
+                cycles_one_walk_at_a_time(&needs, &remaining),
+                "{needs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_tail_before_many_cycles_is_walked_once() {
+        // 0 -> 1 -> ... -> k, and k needs the first step of many two-step cycles.
+        let k = 50_000;
+        let mut needs: Vec<Vec<usize>> = (0..k).map(|i| vec![i + 1]).collect();
+        needs.push(Vec::new());
+        for _ in 0..k {
+            let a = needs.len();
+            needs[k].push(a);
+            needs.push(vec![a + 1]);
+            needs.push(vec![a]);
+        }
+        let (order, remaining) = topological_order(&needs);
+        assert!(order.is_empty());
+        let found = cycles(&needs, &remaining);
+        assert_eq!(found.len(), k);
+        assert_eq!(found[0], [k + 1, k + 2]);
     }
 }

@@ -189,6 +189,11 @@ impl Diagnostic {
     ///     = help: did you mean `needs`?
     /// ```
     pub fn render(&self) -> String {
+        self.render_with(&mut Lines::default())
+    }
+
+    /// [`Diagnostic::render`], finding lines through `lines`.
+    fn render_with(&self, lines: &mut Lines) -> String {
         let mut out = String::new();
         let gutter = self
             .primary
@@ -197,6 +202,7 @@ impl Diagnostic {
             .unwrap_or(4);
         render_block(
             &mut out,
+            lines,
             self.primary.as_ref(),
             &self.severity.to_string(),
             &self.message,
@@ -209,7 +215,7 @@ impl Diagnostic {
         }
         for note in &self.notes {
             if let Some(location) = &note.location {
-                render_block(&mut out, Some(location), "note", &note.message);
+                render_block(&mut out, lines, Some(location), "note", &note.message);
             }
         }
         out
@@ -221,8 +227,45 @@ fn gutter_width(line: usize) -> usize {
     line.to_string().len() + 3
 }
 
+/// Where the lines of the files rendered so far start, so that rendering many diagnostics
+/// of a large file reads it once rather than once per diagnostic.
+#[derive(Default)]
+struct Lines {
+    /// Each file (by address: every file is kept alive by the diagnostics being rendered)
+    /// and the byte offset of each of its lines.
+    files: Vec<(*const SourceFile, Vec<usize>)>,
+}
+
+impl Lines {
+    /// The text of line `line` (1-based) of `file`, as [`SourceFile::line`] gives it.
+    fn line<'f>(&mut self, file: &'f SourceFile, line: usize) -> Option<&'f str> {
+        let index = line.checked_sub(1)?;
+        let key: *const SourceFile = file;
+        let at = match self.files.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let starts = std::iter::once(0)
+                    .chain(file.text.match_indices('\n').map(|(i, _)| i + 1))
+                    .collect();
+                self.files.push((key, starts));
+                self.files.len() - 1
+            }
+        };
+        let start = *self.files[at].1.get(index)?;
+        let rest = &file.text[start..];
+        let text = rest.find('\n').map_or(rest, |end| &rest[..end]);
+        Some(text.strip_suffix('\r').unwrap_or(text))
+    }
+}
+
 /// One `file:line:col: kind: message` header and its snippet.
-fn render_block(out: &mut String, location: Option<&Location>, kind: &str, message: &str) {
+fn render_block(
+    out: &mut String,
+    lines: &mut Lines,
+    location: Option<&Location>,
+    kind: &str,
+    message: &str,
+) {
     let Some(location) = location else {
         out.push_str(&format!("{kind}: {message}\n"));
         return;
@@ -232,7 +275,7 @@ fn render_block(out: &mut String, location: Option<&Location>, kind: &str, messa
         "{}:{}:{}: {kind}: {message}\n",
         location.file.name, start.line, start.column
     ));
-    let Some(text) = location.file.line(start.line) else {
+    let Some(text) = lines.line(&location.file, start.line) else {
         return;
     };
     let width = gutter_width(start.line);
@@ -271,9 +314,10 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl Diagnostics {
     /// Renders every diagnostic, separated by blank lines.
     pub fn render(&self) -> String {
+        let mut lines = Lines::default();
         self.0
             .iter()
-            .map(Diagnostic::render)
+            .map(|d| d.render_with(&mut lines))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -327,9 +371,17 @@ pub(crate) fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
+    let length = word.chars().count();
     for candidate in candidates {
+        let candidate_length = candidate.chars().count();
+        let allowed = (candidate_length.max(length) / 3).max(1);
+        // Every edit changes the length by one at most: skip the candidates whose length
+        // alone puts them too far, or no closer than the best so far.
+        let at_least = candidate_length.abs_diff(length);
+        if at_least > allowed || best.is_some_and(|(d, _)| at_least >= d) {
+            continue;
+        }
         let distance = strsim::damerau_levenshtein(word, candidate);
-        let allowed = (candidate.chars().count().max(word.chars().count()) / 3).max(1);
         if distance <= allowed && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
@@ -392,6 +444,18 @@ mod tests {
             d.render(),
             "error: missing required input `count`\n    = help: give it with `--input count=<integer>`\n"
         );
+    }
+
+    #[test]
+    fn lines_are_found_as_source_files_find_them() {
+        let file = SourceFile::new("f.yaml", "a: 1\r\n\nb: 2\nlast");
+        let mut lines = Lines::default();
+        for line in 0..7 {
+            assert_eq!(lines.line(&file, line), file.line(line), "line {line}");
+        }
+        let empty = SourceFile::new("e.yaml", "");
+        assert_eq!(lines.line(&empty, 1), empty.line(1));
+        assert_eq!(lines.line(&empty, 2), empty.line(2));
     }
 
     #[test]

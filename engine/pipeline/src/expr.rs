@@ -119,11 +119,8 @@ impl EvalContext {
             .iter()
             .map(|(k, v)| (Key::String(Arc::new(k.clone())), json_to_cel(v)))
             .collect();
-        let steps: HashMap<Key, cel::Value> = self
-            .steps
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|ids| ids.iter().any(|i| i == *id)))
-            .map(|(id, (outcome, outputs))| {
+        let entry =
+            |(id, (outcome, outputs)): (&String, &(StepOutcome, BTreeMap<String, String>))| {
                 let outputs: HashMap<Key, cel::Value> = outputs
                     .iter()
                     .map(|(k, v)| {
@@ -138,8 +135,17 @@ impl EvalContext {
                     (Key::from("outputs"), cel_map(outputs)),
                 ]);
                 (Key::String(Arc::new(id.clone())), cel_map(step))
-            })
-            .collect();
+            };
+        // Looked up one by one with `only`: filtering every recorded step would cost as many
+        // steps as the run has done, for every evaluation.
+        let steps: HashMap<Key, cel::Value> = match only {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.steps.get_key_value(id))
+                .map(entry)
+                .collect(),
+            None => self.steps.iter().map(entry).collect(),
+        };
         context.add_variable_from_value("inputs", cel_map(inputs));
         context.add_variable_from_value("steps", cel_map(steps));
         context

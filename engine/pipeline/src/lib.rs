@@ -36,9 +36,11 @@
 pub mod check;
 pub mod diag;
 pub mod expr;
+mod grant_path;
 pub mod model;
 pub mod plan;
 pub mod plugin;
+mod reach;
 pub mod template;
 pub mod yaml;
 
@@ -51,7 +53,9 @@ pub use model::{
     EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, KeyDecl,
     Pipeline, SecretDecl, SecretSource, StepDecl,
 };
-pub use plan::{ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep, StepOrigin, TemplateInfo};
+pub use plan::{
+    DirIdentity, ExecGrant, FsGrant, Plan, PlannedParam, PlannedStep, StepOrigin, TemplateInfo,
+};
 pub use plugin::{
     Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
 };
@@ -106,5 +110,17 @@ mod tests {
         send_sync::<super::Plan>();
         send_sync::<super::Pipeline>();
         send_sync::<super::Diagnostics>();
+    }
+}
+
+/// A small deterministic random source for tests: `next(below)` is in `0..below`.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
     }
 }

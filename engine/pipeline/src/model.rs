@@ -5,6 +5,7 @@
 //! problems are kept in the [`Pipeline`] and reported by [`crate::check`] together with the
 //! problems only the checker can see, so the user gets every problem in one go.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -714,13 +715,12 @@ impl<'a> Reader<'a> {
                     if steps.is_empty() {
                         self.error(entry.key.span, "the pipeline has no steps");
                     }
-                    let mut seen: Vec<&str> = Vec::new();
+                    let mut seen: HashSet<&str> = HashSet::with_capacity(steps.len());
                     for step in steps {
                         // A duplicate id is already reported by the YAML reader.
-                        if seen.contains(&step.key_text()) {
+                        if !seen.insert(step.key_text()) {
                             continue;
                         }
-                        seen.push(step.key_text());
                         if let Some(step) = self.read_step(step) {
                             pipeline.steps.push(step);
                         }
@@ -1222,6 +1222,8 @@ impl<'a> Reader<'a> {
             return Vec::new();
         };
         let mut out: Vec<ExecGrantDecl> = Vec::new();
+        // The span of the first grant of each command name (the part after the last `/`).
+        let mut granted: HashMap<String, Span> = HashMap::new();
         for item in items {
             let grant = if let NodeKind::Mapping(fields) = &item.kind {
                 self.unknown_keys(
@@ -1270,11 +1272,7 @@ impl<'a> Reader<'a> {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            if let Some(first) = out
-                .iter()
-                .find(|g| g.command.rsplit('/').next() == Some(name.as_str()))
-            {
-                let first = first.span;
+            if let Some(&first) = granted.get(&name) {
                 let file = Arc::clone(self.file);
                 self.error(grant.span, format!("command `{name}` is granted twice"))
                     .notes
@@ -1284,6 +1282,7 @@ impl<'a> Reader<'a> {
                     });
                 continue;
             }
+            granted.insert(name, grant.span);
             out.push(grant);
         }
         out

@@ -81,7 +81,40 @@ pub struct StepOrigin {
     pub interface: Option<String>,
 }
 
-/// A directory a step may use, resolved and checked to exist.
+/// Which directory a grant named when the pipeline was checked: its device and inode
+/// numbers (unix `st_dev` and `st_ino`; both 0 elsewhere). When a step starts, the engine
+/// compares them with the directory it opens, so that a directory replaced since the check
+/// (by a symbolic link or another directory) is refused rather than used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DirIdentity {
+    /// The device the directory is on.
+    pub dev: u64,
+    /// Its inode number on that device.
+    pub ino: u64,
+}
+
+impl DirIdentity {
+    /// The identity of the file `metadata` describes (get it with
+    /// [`std::fs::symlink_metadata`] so that a link is not followed).
+    pub fn of(metadata: &std::fs::Metadata) -> DirIdentity {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            DirIdentity {
+                dev: metadata.dev(),
+                ino: metadata.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            DirIdentity::default()
+        }
+    }
+}
+
+/// A directory a step may use, resolved and checked to exist. The path as written never
+/// passes through a symbolic link (see `docs/pipeline.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsGrant {
     /// The canonical absolute path of the directory.
@@ -92,6 +125,12 @@ pub struct FsGrant {
     pub access: FsAccess,
     /// Whether its files are hashed as materials of the step's provenance.
     pub hash: bool,
+    /// Where it was written.
+    pub span: Span,
+    /// The file it was written in (the pipeline file or a template).
+    pub source: Arc<SourceFile>,
+    /// Which directory `path` was when the pipeline was checked.
+    pub identity: DirIdentity,
 }
 
 /// One `grants.exec` entry, checked.
@@ -101,8 +140,12 @@ pub struct ExecGrant {
     pub command: String,
     /// Where it was written.
     pub span: Span,
-    /// Absolute, canonical directories the command may read when confined.
+    /// Absolute, canonical directories the command may read when confined. None of them
+    /// was reached through a symbolic link below its trusted start (the pipeline's
+    /// directory, `/`, the home directory or a variable's value).
     pub reads: Vec<PathBuf>,
+    /// Which directory each of `reads` was when the pipeline was checked, in the same order.
+    pub reads_identity: Vec<DirIdentity>,
     /// The file it was written in (the pipeline file or a template).
     pub source: Arc<SourceFile>,
 }

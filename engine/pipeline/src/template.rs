@@ -285,25 +285,26 @@ pub fn parse_document(
         .into());
     };
     let mut reader = new_reader(&file, base_dir, StepMode::Pipeline);
-    let mut document = Document {
-        file: Arc::clone(&file),
-        root: root.clone(),
-        base_dir: base_dir.to_path_buf(),
-        extends: None,
-        catalogs: Vec::new(),
-        bindings: Vec::new(),
-        problems,
-    };
+    let (mut extends, mut catalogs, mut bindings) = (None, Vec::new(), Vec::new());
     if let Some(entries) = root.as_mapping() {
         for entry in entries {
             match entry.key_text() {
-                "extends" => document.extends = read_extends(&mut reader, &entry.value),
-                "catalogs" => document.catalogs = read_catalogs(&mut reader, &entry.value),
-                "bindings" => document.bindings = read_bindings(&mut reader, &entry.value),
+                "extends" => extends = read_extends(&mut reader, &entry.value),
+                "catalogs" => catalogs = read_catalogs(&mut reader, &entry.value),
+                "bindings" => bindings = read_bindings(&mut reader, &entry.value),
                 _ => {}
             }
         }
     }
+    let mut document = Document {
+        file: Arc::clone(&file),
+        root,
+        base_dir: base_dir.to_path_buf(),
+        extends,
+        catalogs,
+        bindings,
+        problems,
+    };
     document.problems.append(&mut reader.problems);
     Ok(document)
 }

@@ -4,6 +4,7 @@
 //! schema (null, bool, int, float, string); quoted and block scalars are strings. Duplicate
 //! mapping keys, aliases, tags and nested keys that are not scalars are refused.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
@@ -150,18 +151,64 @@ fn span_of(span: &saphyr_parser::Span) -> Span {
     Span::new(position(&span.start), position(&span.end))
 }
 
+/// Turns the character indices of saphyr's markers into byte offsets of the text. Markers
+/// come in the order of the file, so the cursor mostly moves forward a little: reading a
+/// file costs one pass over its text, however many scalars it holds.
+struct CharCursor<'t> {
+    text: &'t str,
+    /// The character index of `byte`.
+    char_index: usize,
+    /// A byte offset of `text`, on a character boundary.
+    byte: usize,
+}
+
+impl<'t> CharCursor<'t> {
+    fn new(text: &'t str) -> CharCursor<'t> {
+        CharCursor {
+            text,
+            char_index: 0,
+            byte: 0,
+        }
+    }
+
+    /// The text before the character at `char_index` (the whole text past its end).
+    fn before(&mut self, char_index: usize) -> &'t str {
+        while self.char_index < char_index {
+            match self.text[self.byte..].chars().next() {
+                Some(c) => {
+                    self.byte += c.len_utf8();
+                    self.char_index += 1;
+                }
+                None => break,
+            }
+        }
+        while self.char_index > char_index {
+            match self.text[..self.byte].chars().next_back() {
+                Some(c) => {
+                    self.byte -= c.len_utf8();
+                    self.char_index -= 1;
+                }
+                None => break,
+            }
+        }
+        &self.text[..self.byte]
+    }
+}
+
 /// saphyr ends a quoted scalar inside a flow collection after the blanks that
 /// follow it (`{ a: "x" }`); the span of a scalar ends at its closing quote.
-fn trim_quoted_end(file: &SourceFile, span: Span) -> Span {
+/// `end_index` is the character index of the span's end in the file.
+fn trim_quoted_end(cursor: &mut CharCursor, span: Span, end_index: usize) -> Span {
     if span.start.line != span.end.line {
         return span;
     }
-    let Some(line) = file.line(span.end.line) else {
-        return span;
-    };
-    let chars: Vec<char> = line.chars().collect();
     let mut end = span.end.column;
-    while end > span.start.column + 1 && chars.get(end - 2).is_some_and(|c| c.is_whitespace()) {
+    let mut before = cursor.before(end_index).chars().rev();
+    while end > span.start.column + 1
+        && before
+            .next()
+            .is_some_and(|c| c.is_whitespace() && c != '\n' && c != '\r')
+    {
         end -= 1;
     }
     Span::new(
@@ -249,7 +296,33 @@ enum Open {
         start: Span,
         entries: Vec<Entry>,
         pending_key: Option<Node>,
+        /// The index of the first entry with each key, built once the mapping is large
+        /// enough for a linear search to cost (a `steps:` of thousands of entries).
+        keys: Option<HashMap<String, usize>>,
     },
+}
+
+/// Mappings with more entries than this look up duplicate keys in a hash map.
+const INDEXED_MAPPING: usize = 16;
+
+/// The first entry of `entries` whose key is `text`; indexes `entries` in `keys` once they
+/// are many.
+fn first_with_key<'e>(
+    entries: &'e [Entry],
+    keys: &mut Option<HashMap<String, usize>>,
+    text: &str,
+) -> Option<&'e Entry> {
+    if keys.is_none() && entries.len() >= INDEXED_MAPPING {
+        let mut index = HashMap::with_capacity(entries.len() * 2);
+        for (i, entry) in entries.iter().enumerate() {
+            index.entry(entry.key_text().to_owned()).or_insert(i);
+        }
+        *keys = Some(index);
+    }
+    match keys {
+        Some(index) => index.get(text).map(|&i| &entries[i]),
+        None => entries.iter().find(|e| e.key_text() == text),
+    }
 }
 
 /// Parses `file` into a tree. On a YAML syntax error, returns that one error. Otherwise
@@ -261,6 +334,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<(Option<Node>, Vec<Diagnostic>), 
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     let mut parser = Parser::new_from_str(&file.text);
+    let mut cursor = CharCursor::new(&file.text);
     loop {
         let (event, raw_span) = match parser.next_event() {
             None => break,
@@ -322,7 +396,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<(Option<Node>, Vec<Diagnostic>), 
                 let span = if style == ScalarStyle::Plain {
                     span
                 } else {
-                    trim_quoted_end(file, span)
+                    trim_quoted_end(&mut cursor, span, raw_span.end.index())
                 };
                 Node {
                     kind: NodeKind::Scalar {
@@ -357,6 +431,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<(Option<Node>, Vec<Diagnostic>), 
                         start: span,
                         entries: Vec::new(),
                         pending_key: None,
+                        keys: None,
                     }
                 });
                 continue;
@@ -380,6 +455,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<(Option<Node>, Vec<Diagnostic>), 
             Some(Open::Mapping {
                 entries,
                 pending_key,
+                keys,
                 ..
             }) => match pending_key.take() {
                 None => {
@@ -398,14 +474,20 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<(Option<Node>, Vec<Diagnostic>), 
                         _ => None,
                     };
                     if let Some(text) = text
-                        && let Some(first) = entries.iter().find(|e| e.key_text() == text)
+                        && let Some(first) = first_with_key(entries, keys, text)
                     {
                         problems.push(
                             Diagnostic::error(file, key.span, format!("duplicate key `{text}`"))
                                 .with_note_at(file, first.key.span, "first defined here"),
                         );
                     }
-                    entries.push(Entry { key, value: node });
+                    let entry = Entry { key, value: node };
+                    if let Some(index) = keys {
+                        index
+                            .entry(entry.key_text().to_owned())
+                            .or_insert(entries.len());
+                    }
+                    entries.push(entry);
                 }
             },
         }
@@ -552,6 +634,29 @@ mod tests {
     }
 
     #[test]
+    fn quoted_scalar_spans_end_at_the_quote_after_wide_characters() {
+        let (root, _) = tree("x: \"ééé\"\na: { é: \"x\"  , c: 'ü'  }\n");
+        let root = root.expect("a root");
+        let entries = root.as_mapping().expect("map");
+        assert_eq!(entries[0].value.span.end, Position { line: 1, column: 9 });
+        let fields = entries[1].value.as_mapping().expect("inner map");
+        assert_eq!(
+            fields[0].value.span.end,
+            Position {
+                line: 2,
+                column: 12
+            }
+        );
+        assert_eq!(
+            fields[1].value.span.end,
+            Position {
+                line: 2,
+                column: 22
+            }
+        );
+    }
+
+    #[test]
     fn duplicate_keys_are_reported_at_the_second_one() {
         let (_, problems) = tree("a: 1\nb: 2\na: 3\n");
         assert_eq!(problems.len(), 1);
@@ -559,6 +664,35 @@ mod tests {
         let primary = problems[0].primary.as_ref().expect("a position");
         assert_eq!(primary.span.start, Position { line: 3, column: 1 });
         assert_eq!(problems[0].notes.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_keys_of_large_mappings_point_at_the_first_one() {
+        let mut text: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k3: again\nk39: again\nk3: thrice\n");
+        let (_, problems) = tree(&text);
+        let found: Vec<(&str, usize, usize)> = problems
+            .iter()
+            .map(|p| {
+                let at = p.primary.as_ref().expect("a position").span.start.line;
+                let first = p.notes[0]
+                    .location
+                    .as_ref()
+                    .expect("a note")
+                    .span
+                    .start
+                    .line;
+                (p.message.as_str(), at, first)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("duplicate key `k3`", 41, 4),
+                ("duplicate key `k39`", 42, 40),
+                ("duplicate key `k3`", 43, 4)
+            ]
+        );
     }
 
     #[test]

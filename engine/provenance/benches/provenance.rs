@@ -54,7 +54,7 @@ fn noop_evidence() -> StepEvidence {
 fn bench_noop_step() {
     let key = SigningKey::generate().expect("key");
     let evidence = noop_evidence();
-    let layout = flow_provenance::Envelope::sign("t", vec![], &key);
+    let layout = flow_provenance::Envelope::sign("t", vec![], &key).expect("sign");
     let mut record = RunRecord::new("run", "ci", &layout);
     for _ in 0..500 {
         std::hint::black_box(attest_step(&evidence, &key).expect("attest"));
@@ -83,9 +83,12 @@ fn bench_noop_step() {
     let mut sign = Vec::new();
     for _ in 0..5000 {
         let start = Instant::now();
-        std::hint::black_box(key.sign(std::hint::black_box(
-            b"DSSEv1 28 application/vnd.in-toto+json 600 ...",
-        )));
+        std::hint::black_box(
+            key.sign(std::hint::black_box(
+                b"DSSEv1 28 application/vnd.in-toto+json 600 ...",
+            ))
+            .expect("sign"),
+        );
         sign.push(start.elapsed());
     }
     println!(

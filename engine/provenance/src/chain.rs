@@ -83,7 +83,7 @@ impl RunRecord {
             what: "run record",
             source,
         })?;
-        Ok(Envelope::sign(RUN_PAYLOAD_TYPE, payload, key))
+        Ok(Envelope::sign(RUN_PAYLOAD_TYPE, payload, key)?)
     }
 
     /// Parses a run record payload (does not verify the envelope).

@@ -23,9 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -86,6 +86,109 @@ pub struct Snapshot {
     pub artifacts: BTreeMap<String, String>,
     /// What was not recorded, and why.
     pub skipped: Vec<SkippedFile>,
+    /// Set when the snapshot stopped early at one of its [`SnapshotLimits`]; the
+    /// artifacts are then incomplete and must not be used as a step's evidence.
+    pub stopped: Option<SnapshotStop>,
+    /// Bytes of regular files found below the workspace roots ([`Root::workspace`])
+    /// (their apparent sizes, what hashing reads), up to where it stopped.
+    pub workspace_bytes: u64,
+}
+
+/// Bounds on one snapshot: the host's work after a step counts against the step's
+/// time, and a workspace may hold only so much.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotLimits {
+    /// Stop hashing at this instant.
+    pub deadline: Option<Instant>,
+    /// Stop once the regular files below the workspace roots add up to more than this
+    /// many bytes (apparent sizes: a sparse file counts at its full length, which is what
+    /// hashing it would read).
+    pub workspace_quota: Option<u64>,
+}
+
+/// Why a snapshot stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotStop {
+    /// The deadline passed.
+    Deadline {
+        /// Files hashed or served from the cache by then.
+        files: u64,
+        /// Bytes of workspace files seen by then.
+        bytes: u64,
+    },
+    /// The workspace holds more than its quota.
+    Quota {
+        /// Bytes of workspace files seen when the quota was passed (at least this much).
+        bytes: u64,
+        /// The quota.
+        quota: u64,
+    },
+}
+
+/// What one snapshot is bounded by, shared by its threads.
+struct Bounds {
+    limits: SnapshotLimits,
+    stop: AtomicBool,
+    reason: Mutex<Option<SnapshotStop>>,
+    workspace_bytes: AtomicU64,
+    files: AtomicU64,
+}
+
+impl Bounds {
+    fn new(limits: SnapshotLimits) -> Self {
+        Bounds {
+            limits,
+            stop: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            workspace_bytes: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn halt(&self, why: SnapshotStop) {
+        let mut reason = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        reason.get_or_insert(why);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Checks the deadline; true when the snapshot must stop.
+    fn past_deadline(&self) -> bool {
+        if self.stopped() {
+            return true;
+        }
+        if let Some(deadline) = self.limits.deadline
+            && Instant::now() >= deadline
+        {
+            self.halt(SnapshotStop::Deadline {
+                files: self.files.load(Ordering::Relaxed),
+                bytes: self.workspace_bytes.load(Ordering::Relaxed),
+            });
+            return true;
+        }
+        false
+    }
+
+    /// Counts a workspace file of `size` bytes; true when the quota is passed.
+    fn add_workspace_bytes(&self, size: u64) -> bool {
+        let total = self
+            .workspace_bytes
+            .fetch_add(size, Ordering::Relaxed)
+            .saturating_add(size);
+        match self.limits.workspace_quota {
+            Some(quota) if total > quota => {
+                self.halt(SnapshotStop::Quota {
+                    bytes: total,
+                    quota,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A file a snapshot could not record.
@@ -184,6 +287,8 @@ enum Work<'r> {
     File {
         path: PathBuf,
         name: String,
+        /// Below a workspace root (counted against the quota).
+        workspace: bool,
     },
 }
 
@@ -217,11 +322,14 @@ impl Found {
         self.skipped.extend(other.skipped);
     }
 
-    fn into_snapshot(mut self) -> Snapshot {
+    fn into_snapshot(mut self, bounds: &Bounds) -> Snapshot {
         self.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        let stopped = *bounds.reason.lock().unwrap_or_else(PoisonError::into_inner);
         Snapshot {
             artifacts: self.artifacts.into_iter().collect(),
             skipped: self.skipped,
+            stopped,
+            workspace_bytes: bounds.workspace_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -272,6 +380,14 @@ impl DigestCache {
     /// number of threads. A root that does not exist contributes nothing and is listed in
     /// `skipped`.
     pub fn snapshot(&self, roots: &[Root]) -> Snapshot {
+        self.snapshot_within(roots, SnapshotLimits::default())
+    }
+
+    /// [`DigestCache::snapshot`], stopping early at a deadline or once the workspace
+    /// roots hold more than a quota ([`Snapshot::stopped`] says which). Reading a file is
+    /// interrupted at the deadline too, so one huge file cannot hold a step past it.
+    pub fn snapshot_within(&self, roots: &[Root], bounds: SnapshotLimits) -> Snapshot {
+        let bounds = Bounds::new(bounds);
         let limits = racy_limits(self.racy_window);
         let items = roots
             .iter()
@@ -292,8 +408,8 @@ impl DigestCache {
         loop {
             let item = {
                 let mut state = queue.lock();
-                if state.items.is_empty() {
-                    return found.into_snapshot();
+                if state.items.is_empty() || bounds.past_deadline() {
+                    return found.into_snapshot(&bounds);
                 }
                 if self.workers > 1 && done >= SERIAL_ITEMS {
                     break;
@@ -303,15 +419,15 @@ impl DigestCache {
             };
             if let Some(item) = item {
                 let mut more = Vec::new();
-                self.process(item, limits, &mut buffer, &mut more, &mut found);
+                self.process(item, limits, &bounds, &mut buffer, &mut more, &mut found);
                 queue.lock().items.extend(more);
             }
         }
         std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..self.workers)
-                .map(|_| scope.spawn(|| self.work(&queue, limits)))
+                .map(|_| scope.spawn(|| self.work(&queue, limits, &bounds)))
                 .collect();
-            found.merge(self.work(&queue, limits));
+            found.merge(self.work(&queue, limits, &bounds));
             for helper in helpers {
                 // A hashing thread cannot panic short of a bug; keep what the others found.
                 if let Ok(other) = helper.join() {
@@ -319,11 +435,11 @@ impl DigestCache {
                 }
             }
         });
-        found.into_snapshot()
+        found.into_snapshot(&bounds)
     }
 
     /// A worker: takes items until the queue is empty and no one can add more.
-    fn work<'r>(&self, queue: &Queue<'r>, limits: RacyLimits) -> Found {
+    fn work<'r>(&self, queue: &Queue<'r>, limits: RacyLimits, bounds: &Bounds) -> Found {
         let mut found = Found::default();
         let mut buffer = vec![0u8; 64 * 1024];
         let mut more = Vec::new();
@@ -331,6 +447,10 @@ impl DigestCache {
             let item = {
                 let mut state = queue.lock();
                 loop {
+                    if bounds.past_deadline() {
+                        // Drop what is left: the snapshot is abandoned.
+                        state.items.clear();
+                    }
                     if let Some(item) = state.items.pop() {
                         state.busy += 1;
                         break Some(item);
@@ -348,7 +468,7 @@ impl DigestCache {
                 queue.changed.notify_all();
                 return found;
             };
-            self.process(item, limits, &mut buffer, &mut more, &mut found);
+            self.process(item, limits, bounds, &mut buffer, &mut more, &mut found);
             let mut state = queue.lock();
             state.busy -= 1;
             let wake = !more.is_empty() || state.busy == 0;
@@ -364,6 +484,7 @@ impl DigestCache {
         &self,
         item: Work<'r>,
         limits: RacyLimits,
+        bounds: &Bounds,
         buffer: &mut [u8],
         more: &mut Vec<Work<'r>>,
         found: &mut Found,
@@ -374,45 +495,71 @@ impl DigestCache {
                 dir,
                 relative,
             } => list_dir(root, dir, &relative, more, found),
-            Work::File { path, name } => match self.digest_file(&path, limits, buffer) {
-                Ok(digest) => found.artifacts.push((name, digest)),
+            Work::File {
+                path,
+                name,
+                workspace,
+            } => match self.digest_file(&path, workspace, limits, bounds, buffer) {
+                Ok(Some(digest)) => found.artifacts.push((name, digest)),
+                Ok(None) => {}
                 Err(reason) => found.skipped.push(SkippedFile { path, reason }),
             },
         }
     }
 
-    /// The sha256 of one regular file, from the cache when its stamp is unchanged.
+    /// The sha256 of one regular file, from the cache when its stamp is unchanged;
+    /// `None` when the snapshot stopped (deadline or quota) before it was done.
     fn digest_file(
         &self,
         path: &Path,
+        workspace: bool,
         limit: RacyLimits,
+        bounds: &Bounds,
         buffer: &mut [u8],
-    ) -> Result<String, String> {
+    ) -> Result<Option<String>, String> {
+        if bounds.past_deadline() {
+            return Ok(None);
+        }
         let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
         if meta.file_type().is_symlink() {
-            return symlink_digest(path);
+            return symlink_digest(path).map(Some);
         }
         if !meta.is_file() {
             return Err("changed into something other than a file during the snapshot".into());
         }
+        if workspace && bounds.add_workspace_bytes(meta.len()) {
+            return Ok(None);
+        }
+        bounds.files.fetch_add(1, Ordering::Relaxed);
         let stamp = Stamp::of(&meta);
         if let Ok(entries) = self.entries.lock()
             && let Some((cached, digest)) = entries.get(path)
             && *cached == stamp
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(digest.clone());
+            return Ok(Some(digest.clone()));
         }
-        let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let mut file = open_regular(path).map_err(|e| format!("cannot open: {e}"))?;
         let opened = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
         if !opened.is_file() || Stamp::of(&opened).inode != stamp.inode {
             return Err("replaced during the snapshot".into());
         }
         let mut hasher = Sha256::new();
+        // Check the deadline every few MiB, so one huge file cannot outlast it.
+        let mut since_check = 0usize;
         loop {
             match file.read(buffer) {
                 Ok(0) => break,
-                Ok(n) => hasher.update(&buffer[..n]),
+                Ok(n) => {
+                    hasher.update(&buffer[..n]);
+                    since_check += n;
+                    if since_check >= 4 << 20 {
+                        since_check = 0;
+                        if bounds.past_deadline() {
+                            return Ok(None);
+                        }
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("cannot read: {e}")),
             }
@@ -427,8 +574,21 @@ impl DigestCache {
         {
             entries.insert(path.to_owned(), (stamp, digest.clone()));
         }
-        Ok(digest)
+        Ok(Some(digest))
     }
+}
+
+/// Opens a file for hashing without following a symlink and without blocking: a step
+/// may swap a file it wrote for a FIFO or a link between the listing and the open.
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    options.open(path)
 }
 
 /// Timestamps at or after these are too recent to trust, as (seconds, nanoseconds).
@@ -535,6 +695,7 @@ fn list_dir<'r>(
             more.push(Work::File {
                 path,
                 name: root.name(&child),
+                workspace: root.prefix.is_empty(),
             });
         } else {
             found.skipped.push(SkippedFile {

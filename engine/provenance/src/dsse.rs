@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::keys::{PublicKey, SigningKey};
+use crate::keys::{KeyError, PublicKey, SigningKey};
 
 /// Payload type of in-toto documents (links, layouts, Statements) in an envelope.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -105,18 +105,23 @@ pub enum DsseError {
 }
 
 impl Envelope {
-    /// Signs `payload` as `payload_type` with `key`.
-    pub fn sign(payload_type: impl Into<String>, payload: Vec<u8>, key: &SigningKey) -> Self {
+    /// Signs `payload` as `payload_type` with `key`; fails only if the key is held by
+    /// an ssh-agent that cannot sign (see [`SigningKey::sign`]).
+    pub fn sign(
+        payload_type: impl Into<String>,
+        payload: Vec<u8>,
+        key: &SigningKey,
+    ) -> Result<Self, KeyError> {
         let payload_type = payload_type.into();
-        let sig = key.sign(&pae(&payload_type, &payload)).to_vec();
-        Self {
+        let sig = key.sign(&pae(&payload_type, &payload))?.to_vec();
+        Ok(Self {
             payload,
             payload_type,
             signatures: vec![Signature {
                 keyid: key.keyid().to_owned(),
                 sig,
             }],
-        }
+        })
     }
 
     /// Checks that at least one signature is valid for a key in `trusted`, matched by key
@@ -206,7 +211,8 @@ mod tests {
             "http://example.com/HelloWorld",
             b"hello world".to_vec(),
             &key,
-        );
+        )
+        .expect("sign");
         let json = env.to_json();
         let text = String::from_utf8(json.clone()).expect("utf8");
         assert!(text.starts_with(r#"{"payload":"aGVsbG8gd29ybGQ=","payloadType":"http://example.com/HelloWorld","signatures":[{"keyid":""#), "{text}");
@@ -227,7 +233,7 @@ mod tests {
     fn verify_names_what_failed() {
         let key = SigningKey::from_seed(&[9; 32]);
         let other = SigningKey::from_seed(&[10; 32]);
-        let env = Envelope::sign("t", b"body".to_vec(), &key);
+        let env = Envelope::sign("t", b"body".to_vec(), &key).expect("sign");
         let trusted = std::slice::from_ref(key.public_key());
 
         let mut changed = env.clone();

@@ -249,7 +249,7 @@ pub fn sign_layout(spec: &LayoutSpec, owner: &SigningKey) -> Result<Envelope, Pr
             what: "layout",
             source,
         })?;
-    Ok(Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, owner))
+    Ok(Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, owner)?)
 }
 
 #[cfg(test)]

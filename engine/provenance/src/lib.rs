@@ -6,7 +6,8 @@
 //! - an in-toto Statement v1 carrying a SLSA Provenance v1 predicate ([`statement`]), and
 //! - an in-toto v0.9 link ([`link`]),
 //!
-//! both in DSSE envelopes ([`dsse`]) signed with ed25519 ([`keys`]). For a run it generates
+//! both in DSSE envelopes ([`dsse`]) signed with ed25519 ([`keys`]: a key read from a file,
+//! or one an ssh-agent holds so that flow never sees it). For a run it generates
 //! a signed in-toto layout ([`layout`]) and a signed run record that chains the digests of
 //! the step envelopes in execution order ([`chain`]). [`verify()`] checks all of that, from
 //! an export directory or from memory, and names what failed; the same export verifies
@@ -24,6 +25,7 @@
 //! run ends, and [`Bundle`] to export or verify.
 #![deny(missing_docs)]
 
+mod agent;
 pub mod chain;
 pub mod cjson;
 pub mod digest;
@@ -38,9 +40,11 @@ mod time;
 pub mod verify;
 
 pub use chain::{RUN_PAYLOAD_TYPE, RunRecord, RunStep};
-pub use digest::{DigestCache, Root, SkippedFile, Snapshot, products};
+pub use digest::{
+    DigestCache, Root, SkippedFile, Snapshot, SnapshotLimits, SnapshotStop, products,
+};
 pub use dsse::{DsseError, Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
-pub use keys::{KeyError, PublicKey, SigningKey};
+pub use keys::{KeyError, KeySource, PublicKey, SigningKey};
 pub use layout::{LayoutSpec, LayoutStep, sign_layout};
 pub use record::{
     Dependency, Outcome, StepAttestation, StepEvidence, TEMPLATE_URI_SCHEME, TemplateOrigin,
@@ -66,4 +70,7 @@ pub enum ProvenanceError {
     /// The pipeline's steps do not make a valid layout.
     #[error("invalid layout: {0}")]
     Layout(String),
+    /// The key could not sign (only a key held by an ssh-agent can fail to).
+    #[error("cannot sign: {0}")]
+    Sign(#[from] keys::KeyError),
 }

@@ -137,6 +137,7 @@ impl TemplateRef {
     /// `{uri: flow-template:<id>@<version>, name: <id>, digest: {sha256}}`.
     pub fn dependency(&self) -> Dependency {
         Dependency {
+            claimed_by: None,
             uri: self.uri(),
             name: Some(self.id.clone()),
             digest: [("sha256".to_owned(), self.sha256.clone())]
@@ -185,6 +186,12 @@ pub struct Dependency {
     pub name: Option<String>,
     /// Algorithm -> lower-case hex digest.
     pub digest: BTreeMap<String, String>,
+    /// Who asserts it when the host did not observe it itself: `Some("plugin")` for
+    /// what a plugin claimed through the `provenance` import. Written into the
+    /// statement as the descriptor's `annotations.claimedBy`, so that a reader never
+    /// takes a plugin's word for the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
 }
 
 /// A step's two signed documents.
@@ -202,7 +209,9 @@ pub struct StepAttestation {
 
 /// Builds and signs the step's link and statement. Cheap (tens of microseconds for a
 /// step with few files): call it on the engine's thread when the step ends, and store
-/// the result with the step's completion.
+/// the result with the step's completion. With a key held by an ssh-agent each of the
+/// two signatures is a blocking round trip to the agent (at most 10 s; usually well
+/// under a millisecond), and an agent that fails makes this fail ([`ProvenanceError::Sign`]).
 pub fn attest_step(
     evidence: &StepEvidence,
     key: &SigningKey,
@@ -212,8 +221,8 @@ pub fn attest_step(
     Ok(StepAttestation {
         step_id: evidence.step_id.clone(),
         link_file_name: link::link_file_name(&evidence.step_id, key.keyid()),
-        statement: Envelope::sign(crate::IN_TOTO_PAYLOAD_TYPE, statement_payload, key),
-        link: Envelope::sign(crate::IN_TOTO_PAYLOAD_TYPE, link_payload, key),
+        statement: Envelope::sign(crate::IN_TOTO_PAYLOAD_TYPE, statement_payload, key)?,
+        link: Envelope::sign(crate::IN_TOTO_PAYLOAD_TYPE, link_payload, key)?,
     })
 }
 
@@ -246,6 +255,7 @@ mod tests {
             needs: vec!["checkout".into()],
             notes: vec!["/w/sock: not a regular file, directory or symlink".into()],
             dependencies: vec![Dependency {
+                claimed_by: None,
                 uri: "git+file:///src/app@refs/heads/main".into(),
                 name: Some("app".into()),
                 digest: [("gitCommit".to_owned(), "a".repeat(40))]

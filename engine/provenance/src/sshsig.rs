@@ -8,8 +8,9 @@
 //! ‖ string("sha512") ‖ string(signature)`, armored as `SSH SIGNATURE`.
 
 use base64::Engine as _;
+use sha2::Digest as _;
 
-use crate::keys::{PublicKey, SigningKey};
+use crate::keys::{KeyError, PublicKey, SigningKey};
 
 const MAGIC: &[u8] = b"SSHSIG";
 const HASH: &str = "sha512";
@@ -21,11 +22,21 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// The OpenSSH wire form of an ed25519 public key.
-fn public_key_blob(key: &PublicKey) -> Vec<u8> {
+pub(crate) fn public_key_blob(key: &PublicKey) -> Vec<u8> {
     let mut blob = Vec::new();
     put_string(&mut blob, KEY_TYPE.as_bytes());
     put_string(&mut blob, key.as_bytes());
     blob
+}
+
+/// The key's OpenSSH fingerprint, exactly as `ssh-keygen -l` and `ssh-add -l` print it:
+/// `SHA256:` and the unpadded standard base64 of the sha256 of the key's wire form.
+pub fn fingerprint(key: &PublicKey) -> String {
+    let digest = sha2::Sha256::digest(public_key_blob(key));
+    format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+    )
 }
 
 /// `ssh-ed25519 AAAA… comment`: a line for `authorized_keys` or, prefixed with
@@ -41,13 +52,16 @@ pub fn ssh_public_key(key: &PublicKey, comment: &str) -> String {
 
 /// An armored SSH signature of a message whose SHA-512 is `sha512`, in
 /// `namespace` (`ssh-keygen -Y verify -n <namespace>`; `file` for files).
-pub fn sign(key: &SigningKey, namespace: &str, sha512: &[u8; 64]) -> String {
+///
+/// Fails only if `key` is held by an ssh-agent that cannot sign (see
+/// [`SigningKey::sign`]).
+pub fn sign(key: &SigningKey, namespace: &str, sha512: &[u8; 64]) -> Result<String, KeyError> {
     let mut signed = MAGIC.to_vec();
     put_string(&mut signed, namespace.as_bytes());
     put_string(&mut signed, b"");
     put_string(&mut signed, HASH.as_bytes());
     put_string(&mut signed, sha512);
-    let signature = key.sign(&signed);
+    let signature = key.sign(&signed)?;
 
     let mut sig_blob = Vec::new();
     put_string(&mut sig_blob, KEY_TYPE.as_bytes());
@@ -68,7 +82,7 @@ pub fn sign(key: &SigningKey, namespace: &str, sha512: &[u8; 64]) -> String {
         armored.push('\n');
     }
     armored.push_str("-----END SSH SIGNATURE-----\n");
-    armored
+    Ok(armored)
 }
 
 #[cfg(test)]
@@ -82,7 +96,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let message = b"release artifact\n";
         let sha: [u8; 64] = Sha512::digest(message).into();
-        std::fs::write(dir.path().join("file.sig"), sign(&key, "file", &sha)).unwrap();
+        std::fs::write(
+            dir.path().join("file.sig"),
+            sign(&key, "file", &sha).unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("file"), message).unwrap();
         std::fs::write(dir.path().join("changed"), b"release artifact!\n").unwrap();
         std::fs::write(

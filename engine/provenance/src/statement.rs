@@ -12,7 +12,8 @@
 //!     resolvedDependencies  [{uri: plugin reference, digest:{sha256}}]
 //!                           + templates of the chain [{uri: flow-template:<id>@<version>, name: <id>, digest:{sha256}}]
 //!                           + granted host commands [{uri: file://path, name, digest:{sha256}}]
-//!                           + what the plugin claimed [{uri, name?, digest:{gitCommit...}}]
+//!                           + what the plugin claimed [{uri, name?, digest:{gitCommit...},
+//!                                                      annotations:{claimedBy: "plugin"}}]
 //!                           + materials as [{name, digest:{sha256}}]
 //!   runDetails
 //!     builder               {id: https://flow.dev/engine@<version>, version:{<engine>: <version>}}
@@ -42,7 +43,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ProvenanceError;
-use crate::record::{StepEvidence, TemplateOrigin};
+use crate::record::{Dependency, StepEvidence, TemplateOrigin};
 use crate::time::rfc3339_millis;
 
 /// The Statement `_type`.
@@ -99,11 +100,20 @@ struct StatementDocument<'a> {
 /// A resource descriptor: `{digest:{sha256}, name?, uri?}`.
 #[derive(Serialize)]
 struct Descriptor<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<ClaimAnnotations<'a>>,
     digest: DigestSet<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     uri: Option<&'a str>,
+}
+
+/// Marks a dependency the host did not observe itself.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimAnnotations<'a> {
+    claimed_by: &'a str,
 }
 
 #[derive(Serialize)]
@@ -201,6 +211,7 @@ struct Metadata {
 impl<'a> StatementDocument<'a> {
     fn of(e: &'a StepEvidence, link_payload: &[u8]) -> Self {
         let artifact = |(name, digest): (&'a String, &'a String)| Descriptor {
+            annotations: None,
             digest: DigestSet::Sha256(Sha256Digest {
                 sha256: Cow::Borrowed(digest),
             }),
@@ -209,6 +220,7 @@ impl<'a> StatementDocument<'a> {
         };
         let subject = if e.products.is_empty() {
             vec![Descriptor {
+                annotations: None,
                 digest: DigestSet::Sha256(Sha256Digest {
                     sha256: Cow::Owned(hex::encode(Sha256::digest(link_payload))),
                 }),
@@ -220,16 +232,26 @@ impl<'a> StatementDocument<'a> {
         };
         let mut dependencies = Vec::with_capacity(e.materials.len() + e.dependencies.len() + 1);
         dependencies.push(Descriptor {
+            annotations: None,
             digest: DigestSet::Sha256(Sha256Digest {
                 sha256: Cow::Borrowed(&e.plugin_sha256),
             }),
             name: None,
             uri: Some(&e.plugin),
         });
-        dependencies.extend(e.dependencies.iter().map(|d| Descriptor {
-            digest: DigestSet::Any(&d.digest),
-            name: d.name.as_deref().map(Cow::Borrowed),
-            uri: Some(&d.uri),
+        // What the host observed first, then what the plugin claimed, marked as such.
+        let (observed, claimed): (Vec<&Dependency>, Vec<&Dependency>) =
+            e.dependencies.iter().partition(|d| d.claimed_by.is_none());
+        dependencies.extend(observed.into_iter().chain(claimed).map(|d| {
+            Descriptor {
+                annotations: d
+                    .claimed_by
+                    .as_deref()
+                    .map(|claimed_by| ClaimAnnotations { claimed_by }),
+                digest: DigestSet::Any(&d.digest),
+                name: d.name.as_deref().map(Cow::Borrowed),
+                uri: Some(&d.uri),
+            }
         }));
         dependencies.extend(e.materials.iter().map(artifact));
         StatementDocument {

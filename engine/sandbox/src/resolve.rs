@@ -3,8 +3,9 @@
 //! A grant is either a bare command name (`cargo`), looked up in `PATH` like a shell would,
 //! or an absolute, normalised path (`/usr/bin/make`). Resolution follows symlinks, records
 //! both the path as found and the canonical real path, hashes the real file and remembers
-//! its identity (device, inode, size, mtime) so that [`ResolvedCommand::check_unchanged`]
-//! can cheaply tell whether it was replaced or modified before it is run.
+//! its identity (device, inode, size, modification and change times) so that
+//! [`ResolvedCommand::check_unchanged`] can cheaply tell whether it was replaced or
+//! modified before it is run.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -17,10 +18,11 @@ use sha2::{Digest, Sha256};
 
 /// A granted command, resolved to a regular, executable file.
 ///
-/// The command is executed via [`real_path`](Self::real_path) (so that the file that runs
-/// is the file that was hashed), with `argv[0]` set to [`argv0`](Self::argv0), the file
-/// name of the grant: multi-call binaries such as rustup's proxies (`~/.cargo/bin/cargo`,
-/// hard links to one binary) dispatch on it.
+/// The command is executed from [`real_path`](Self::real_path) (so that the file that runs
+/// is the file that was hashed): unconfined, the file is opened, checked and executed
+/// through that descriptor; confined, bubblewrap executes it by its path. `argv[0]` is set
+/// to [`argv0`](Self::argv0), the file name of the grant: multi-call binaries such as
+/// rustup's proxies (`~/.cargo/bin/cargo`, links to one binary) dispatch on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedCommand {
     /// The grant exactly as written in the pipeline (`cargo`, `/usr/bin/make`).
@@ -39,6 +41,14 @@ pub struct ResolvedCommand {
 }
 
 /// What identifies a file's state cheaply: where it is and when it last changed.
+///
+/// The modification time can be set to anything by the file's owner (`touch -r`), the
+/// change time (`ctime`) cannot: the kernel sets it to the current time whenever the
+/// contents or the metadata (mode, owner, links, times) change. A rewrite in place with the
+/// same size and a restored modification time therefore still shows in the change time.
+/// (Timestamps are taken from a clock that advances in ticks of a few milliseconds; on
+/// Linux 6.13 and later, file systems with multigrain timestamps use a finer one for a
+/// change that follows a `stat`, so that even a change within the same tick shows.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
     /// Device number of the file system holding the file.
@@ -51,6 +61,10 @@ pub struct FileIdentity {
     pub mtime_sec: i64,
     /// Nanoseconds part of the modification time.
     pub mtime_nsec: i64,
+    /// Status change time (`ctime`), seconds since the Unix epoch.
+    pub ctime_sec: i64,
+    /// Nanoseconds part of the status change time.
+    pub ctime_nsec: i64,
 }
 
 impl FileIdentity {
@@ -62,6 +76,8 @@ impl FileIdentity {
             size: meta.size(),
             mtime_sec: meta.mtime(),
             mtime_nsec: meta.mtime_nsec(),
+            ctime_sec: meta.ctime(),
+            ctime_nsec: meta.ctime_nsec(),
         }
     }
 
@@ -73,6 +89,12 @@ impl FileIdentity {
             Some(format!("size {} -> {} bytes", self.size, now.size))
         } else if (self.mtime_sec, self.mtime_nsec) != (now.mtime_sec, now.mtime_nsec) {
             Some("modification time changed".to_owned())
+        } else if (self.ctime_sec, self.ctime_nsec) != (now.ctime_sec, now.ctime_nsec) {
+            Some(
+                "status change time (ctime) changed: its contents or metadata were modified \
+                 (same size and modification time, which may have been restored)"
+                    .to_owned(),
+            )
         } else {
             None
         }
@@ -168,6 +190,15 @@ pub enum ResolveError {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+    /// rustup could not tell which toolchain binary a rustup proxy runs
+    /// ([`rustup_toolchain`](crate::rustup_toolchain)).
+    #[error("cannot tell which toolchain binary `{name}` runs: {reason}")]
+    Toolchain {
+        /// The grant (the proxy).
+        name: String,
+        /// What failed: rustup's error, a timeout, unexpected output.
+        reason: String,
     },
     /// The real file differs from the one that was resolved and hashed.
     #[error("`{name}` changed on disk since the pipeline was checked ({}: {detail})", .path.display())]
@@ -285,10 +316,10 @@ fn resolve_in_path(name: &str, path_env: Option<&OsStr>) -> Result<ResolvedComma
 }
 
 /// An executable regular file, opened, hashed and identified.
-struct Found {
-    real_path: PathBuf,
-    sha256: String,
-    identity: FileIdentity,
+pub(crate) struct Found {
+    pub(crate) real_path: PathBuf,
+    pub(crate) sha256: String,
+    pub(crate) identity: FileIdentity,
 }
 
 impl Found {
@@ -306,7 +337,7 @@ impl Found {
 
 /// Why a candidate file is not usable.
 #[derive(Debug)]
-enum Rejection {
+pub(crate) enum Rejection {
     Missing,
     Dangling,
     Directory,
@@ -331,7 +362,7 @@ impl fmt::Display for Rejection {
 }
 
 impl Rejection {
-    fn into_error(self, path: PathBuf) -> ResolveError {
+    pub(crate) fn into_error(self, path: PathBuf) -> ResolveError {
         match self {
             Rejection::Missing => ResolveError::Missing { path },
             Rejection::Dangling => ResolveError::DanglingSymlink { path },
@@ -364,7 +395,7 @@ fn file_kind(meta: &Metadata) -> &'static str {
 
 /// Checks that `path` is an executable regular file (after following symlinks), and
 /// hashes it.
-fn inspect(path: &Path) -> Result<Found, Rejection> {
+pub(crate) fn inspect(path: &Path) -> Result<Found, Rejection> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -441,18 +472,72 @@ impl ResolvedCommand {
     }
 
     /// Cheaply checks (one `stat`) that the real file is still the one that was resolved:
-    /// same device, inode, size and modification time. It does not re-hash the file, and
+    /// same device, inode, size, modification time and status change time (see
+    /// [`FileIdentity`]). It does not re-hash the file (see [`rehash`](Self::rehash)), and
     /// does not look at the path as found (the command runs via the real path).
+    ///
+    /// [`run`](crate::run()) makes the same check on the file it opens to execute.
     pub fn check_unchanged(&self) -> Result<(), ResolveError> {
-        let changed = |detail: String| ResolveError::Changed {
+        let meta = fs::metadata(&self.real_path).map_err(|e| self.changed(e.to_string()))?;
+        self.compare(&meta)
+    }
+
+    /// Opens the real file and checks that the opened file is the one that was resolved
+    /// (as [`check_unchanged`](Self::check_unchanged) does, on the opened file).
+    ///
+    /// The file is opened read-only, close-on-exec and non-blocking (should it have been
+    /// swapped for a fifo, opening it must not hang; it is then refused as changed).
+    pub(crate) fn open_unchanged(&self) -> Result<File, ResolveError> {
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.real_path)
+            .map_err(|e| self.changed(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| self.changed(e.to_string()))?;
+        self.compare(&meta)?;
+        Ok(file)
+    }
+
+    /// Re-reads the real file and checks that its SHA-256 is still
+    /// [`sha256`](Self::sha256): opens it, checks its identity
+    /// (as [`check_unchanged`](Self::check_unchanged)), hashes the opened file, and checks
+    /// that its identity did not change while it was being hashed. Returns
+    /// [`ResolveError::Changed`] for any difference.
+    ///
+    /// This reads the whole file: use it where the cost is acceptable (once per step, say)
+    /// for assurance beyond the identity check, e.g. on a file system whose timestamps
+    /// cannot be trusted.
+    pub fn rehash(&self) -> Result<(), ResolveError> {
+        let mut file = self.open_unchanged()?;
+        let sha256 = sha256_of(&mut file).map_err(|source| ResolveError::Io {
+            path: self.real_path.clone(),
+            source,
+        })?;
+        let meta = file.metadata().map_err(|e| self.changed(e.to_string()))?;
+        if let Some(detail) = self.identity.difference(&FileIdentity::of(&meta)) {
+            return Err(self.changed(format!("{detail}, while it was being hashed")));
+        }
+        if sha256 != self.sha256 {
+            return Err(self.changed(format!(
+                "its contents differ: sha256 {sha256}, resolved as {}",
+                self.sha256
+            )));
+        }
+        Ok(())
+    }
+
+    fn compare(&self, meta: &Metadata) -> Result<(), ResolveError> {
+        match self.identity.difference(&FileIdentity::of(meta)) {
+            None => Ok(()),
+            Some(detail) => Err(self.changed(detail)),
+        }
+    }
+
+    fn changed(&self, detail: String) -> ResolveError {
+        ResolveError::Changed {
             name: self.name.clone(),
             path: self.real_path.clone(),
             detail,
-        };
-        let meta = fs::metadata(&self.real_path).map_err(|e| changed(e.to_string()))?;
-        match self.identity.difference(&FileIdentity::of(&meta)) {
-            None => Ok(()),
-            Some(detail) => Err(changed(detail)),
         }
     }
 }

@@ -12,6 +12,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use crate::confine::{self, Confinement, EXEC_DIR, confinement};
+use crate::reap::{ChildPlan, Exec, Mode, Reaping, reaping};
 use crate::resolve::{ResolveError, ResolvedCommand};
 
 /// After the command exited (and its process group was killed), how long to keep reading
@@ -104,6 +105,10 @@ pub struct Outcome {
     pub duration: Duration,
     /// Whether it ran under bubblewrap.
     pub confined: bool,
+    /// How what it left behind was reaped: [`Reaping::PidNamespace`] when confined
+    /// (bubblewrap's) or when unconfined where [`reaping()`](crate::reaping()) found PID
+    /// namespaces usable, else [`Reaping::ProcessGroupOnly`].
+    pub reaped: Reaping,
 }
 
 impl Outcome {
@@ -190,30 +195,56 @@ pub enum RunError {
 
 /// Runs `spec` to completion, or until `stop` resolves.
 ///
-/// Before starting, checks the spec (cwd, binds, environment, arguments) and that the
-/// command is unchanged on disk ([`ResolvedCommand::check_unchanged`]).
+/// Before starting, checks the spec (cwd, binds, environment, arguments), then opens the
+/// command's real file and checks that the opened file is the one that was resolved
+/// (device, inode, size, modification and change times; see
+/// [`ResolvedCommand::check_unchanged`]). Unconfined, that very opened file is executed;
+/// confined, the check is made immediately before bubblewrap is started (which executes
+/// the file by its path).
 ///
 /// The command starts in a new process group, with stdin from `/dev/null`, and with
 /// exactly the environment in the spec. Its stdout and stderr are passed to `on_output` in
 /// chunks as they arrive (both streams concurrently, each in order); it is called from
 /// within the returned future, so it should be quick and must not block.
 ///
+/// Unconfined, the command runs in a new PID namespace where [`reaping()`](crate::reaping())
+/// says the kernel allows one ([`Outcome::reaped`] tells which): when it exits or is
+/// stopped, everything it started is killed, and this returns only once those processes
+/// are gone. It is also killed (`PR_SET_PDEATHSIG`) if the thread that started it ends,
+/// flow's death included: poll this future on a thread that outlives the command (a
+/// tokio runtime's worker thread does).
+///
 /// When `stop` resolves first, the whole process group is sent `SIGKILL` and the command
 /// is reaped; the outcome then has [`Outcome::stopped`] set. When the command exits on its
 /// own, whatever it left behind in its process group (background jobs) is killed too.
-/// Output is then drained until both pipes close, for at most a second (a process that
-/// left the group, e.g. with `setsid`, may hold them open; unconfined, it keeps running).
-/// If the returned future is dropped early, the process group is killed as well.
+/// Output is then drained until both pipes close, for at most a second (without a PID
+/// namespace, a process that left the group, e.g. with `setsid`, may hold them open, and
+/// keeps running). If the returned future is dropped early, the process group is killed
+/// as well.
 pub async fn run(
+    spec: &CommandSpec,
+    on_output: impl FnMut(Stream, &[u8]) + Send,
+    stop: impl Future<Output = StopReason> + Send,
+) -> Result<Outcome, RunError> {
+    run_with(spec, on_output, stop, None).await
+}
+
+/// [`run`], with unconfined commands set up as `mode` says (`None`: as the probe found).
+pub(crate) async fn run_with(
     spec: &CommandSpec,
     mut on_output: impl FnMut(Stream, &[u8]) + Send,
     stop: impl Future<Output = StopReason> + Send,
+    mode: Option<Mode>,
 ) -> Result<Outcome, RunError> {
     validate(spec)?;
-    spec.command.check_unchanged()?;
     let name = &spec.command.name;
+    let spawn_error = |source: io::Error| RunError::Spawn {
+        name: name.clone(),
+        confined: spec.confine,
+        source,
+    };
 
-    let mut cmd = if spec.confine {
+    let (mut cmd, reaped) = if spec.confine {
         let bwrap = match confinement() {
             Confinement::Available { path, .. } => path,
             Confinement::Unavailable { reason } => {
@@ -231,14 +262,30 @@ pub async fn run(
         tracing::debug!(command = %name, ?args, "starting under bwrap");
         let mut cmd = Command::new(bwrap);
         cmd.args(args).current_dir("/");
-        cmd
+        (cmd, Reaping::PidNamespace)
     } else {
-        tracing::debug!(command = %name, args = ?spec.args, cwd = %spec.cwd.display(), "starting");
+        let mode = mode.unwrap_or_else(|| reaping().mode());
+        let file = spec.command.open_unchanged()?;
+        let argv: Vec<&std::ffi::OsStr> = std::iter::once(spec.command.argv0())
+            .chain(spec.args.iter().map(String::as_str))
+            .map(std::ffi::OsStr::new)
+            .collect();
+        let exec =
+            Exec::new(file, &spec.command.real_path, &argv, &spec.env).map_err(spawn_error)?;
+        let plan = ChildPlan::new(mode, Some(exec));
+        tracing::debug!(command = %name, args = ?spec.args, cwd = %spec.cwd.display(), ?mode, "starting");
+        // The program and arguments describe the command (for debugging): the child
+        // executes the opened file itself, in `ChildPlan::enter`.
         let mut cmd = Command::new(&spec.command.real_path);
         cmd.arg0(spec.command.argv0())
             .args(&spec.args)
             .current_dir(&spec.cwd);
-        cmd
+        // SAFETY: `enter` only calls async-signal-safe functions, on memory prepared
+        // before the fork (see the `reap` module).
+        unsafe {
+            cmd.pre_exec(move || plan.enter());
+        }
+        (cmd, mode.reaping())
     };
     cmd.env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -247,13 +294,13 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if spec.confine {
+        // bubblewrap executes the file by its path: check it as late as possible.
+        drop(spec.command.open_unchanged()?);
+    }
 
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
-        name: name.clone(),
-        confined: spec.confine,
-        source,
-    })?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
     let group = child
         .id()
         .and_then(|pid| i32::try_from(pid).ok())
@@ -325,6 +372,7 @@ pub async fn run(
         stopped,
         duration: started.elapsed(),
         confined: spec.confine,
+        reaped,
     })
 }
 
@@ -443,4 +491,119 @@ fn check_normalised(path: &Path) -> Result<(), String> {
         return Err("contains `.` or `..`".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reap::trial;
+    use std::os::unix::fs::MetadataExt;
+
+    fn sh(script: &str, dir: &Path) -> CommandSpec {
+        CommandSpec {
+            command: crate::resolve("sh", Some(std::ffi::OsStr::new("/usr/bin:/bin"))).unwrap(),
+            args: vec!["-c".into(), script.into()],
+            cwd: dir.to_owned(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            binds: vec![Bind::writable(dir)],
+            network: false,
+            confine: false,
+        }
+    }
+
+    async fn run_in(mode: Mode, spec: &CommandSpec) -> (Outcome, String) {
+        let mut stdout = String::new();
+        let outcome = run_with(
+            spec,
+            |stream, bytes| {
+                if stream == Stream::Stdout {
+                    stdout.push_str(&String::from_utf8_lossy(bytes));
+                }
+            },
+            std::future::pending(),
+            Some(mode),
+        )
+        .await
+        .unwrap();
+        (outcome, stdout)
+    }
+
+    /// Live processes running `sleep <marker>`.
+    fn sleeping(marker: &str) -> Vec<u32> {
+        let wanted = format!("sleep\0{marker}\0");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes())
+            })
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    fn kill(pids: &[u32]) {
+        for &pid in pids {
+            // SAFETY: kill(2) on a pid this test found running its marker.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+
+    fn marker(n: u32) -> String {
+        format!("300.{}{n:03}", std::process::id())
+    }
+
+    /// The mode flow uses when it is not root, forced here (as root too).
+    #[tokio::test]
+    async fn user_and_pid_namespace_reaps_and_keeps_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        if let Err(e) = trial(Mode::UserAndPidNamespace) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "user namespaces required with CI: {e}"
+            );
+            eprintln!("NOT RUN: no user namespace: {e}");
+            return;
+        }
+        let m = marker(1);
+        let script = format!(
+            "echo x > file; setsid sleep {m} >/dev/null 2>&1 & sleep 0.2; kill -0 $! && echo started"
+        );
+        let (outcome, stdout) = run_in(Mode::UserAndPidNamespace, &sh(&script, &dir)).await;
+        let survivors = sleeping(&m);
+        kill(&survivors);
+        assert_eq!((outcome.code, stdout.as_str()), (Some(0), "started\n"));
+        assert_eq!(outcome.reaped, Reaping::PidNamespace);
+        assert_eq!(survivors, Vec::<u32>::new());
+        let meta = std::fs::metadata(dir.join("file")).unwrap();
+        // SAFETY: no preconditions.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+
+        let (outcome, _) = run_in(Mode::UserAndPidNamespace, &sh("kill -TERM $$", &dir)).await;
+        assert_eq!((outcome.code, outcome.signal), (None, Some(libc::SIGTERM)));
+    }
+
+    /// The fallback: today's behaviour, a process that left the group survives.
+    #[tokio::test]
+    async fn process_group_only_lets_setsid_escape() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        let m = marker(2);
+        let script = format!(
+            "setsid sleep {m} >/dev/null 2>&1 & sleep 0.2; kill -0 $! && echo started; echo $$"
+        );
+        let (outcome, stdout) = run_in(Mode::ProcessGroup, &sh(&script, &dir)).await;
+        let survivors = sleeping(&m);
+        kill(&survivors);
+        assert_eq!(outcome.code, Some(0));
+        assert_eq!(outcome.reaped, Reaping::ProcessGroupOnly);
+        assert_eq!(survivors.len(), 1);
+        // Not in a PID namespace: the shell's pid is not 2.
+        assert!(stdout.starts_with("started\n"), "{stdout}");
+        assert_ne!(stdout, "started\n2\n");
+
+        let (outcome, _) = run_in(Mode::ProcessGroup, &sh("kill -TERM $$", &dir)).await;
+        assert_eq!((outcome.code, outcome.signal), (None, Some(libc::SIGTERM)));
+    }
 }

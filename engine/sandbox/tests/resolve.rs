@@ -8,22 +8,11 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
-use common::{SYSTEM_PATH, tempdir, write_exe};
+use common::{SYSTEM_PATH, sha256sum, tempdir, write_exe};
 use flow_sandbox::{ResolveError, resolve};
 
 fn path_of(dirs: &[&Path]) -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap()
-}
-
-fn sha256sum(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 #[test]
@@ -250,4 +239,76 @@ fn check_unchanged_detects_modification_and_replacement() {
     fs::remove_file(&file).unwrap();
     let msg = tool.check_unchanged().unwrap_err().to_string();
     assert!(msg.starts_with("`tool` changed on disk"), "{msg}");
+}
+
+#[test]
+fn check_unchanged_detects_a_rewrite_with_restored_mtime() {
+    let dir = tempdir();
+    let file = dir.path.join("tool");
+    write_exe(&file, "#!/bin/sh\necho one\n");
+    let reference = dir.path.join("reference");
+    fs::write(&reference, "").unwrap();
+    let touch_r = |from: &Path, to: &Path| {
+        let status = Command::new("touch")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    touch_r(&file, &reference);
+    let tool = resolve("tool", Some(dir.path.as_os_str())).unwrap();
+    // Out of the timestamp tick the file was written in (see FileIdentity).
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    fs::write(&file, "#!/bin/sh\necho two\n").unwrap();
+    touch_r(&reference, &file);
+    let now = fs::metadata(&file).unwrap();
+    assert_eq!(
+        (now.len(), now.modified().unwrap()),
+        (
+            tool.size,
+            std::time::UNIX_EPOCH
+                + std::time::Duration::new(
+                    tool.identity.mtime_sec as u64,
+                    tool.identity.mtime_nsec as u32
+                )
+        )
+    );
+    let msg = tool.check_unchanged().unwrap_err().to_string();
+    assert_eq!(
+        msg,
+        format!(
+            "`tool` changed on disk since the pipeline was checked ({}: status change time \
+             (ctime) changed: its contents or metadata were modified (same size and \
+             modification time, which may have been restored))",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn rehash_compares_the_digest() {
+    let dir = tempdir();
+    write_exe(&dir.path.join("tool"), "#!/bin/sh\necho one\n");
+    let tool = resolve("tool", Some(dir.path.as_os_str())).unwrap();
+    tool.rehash().unwrap();
+
+    // A digest that does not match the file (as if the contents changed unseen).
+    let mut other = tool.clone();
+    other.sha256 = "0".repeat(64);
+    let err = other.rehash().unwrap_err();
+    assert!(matches!(err, ResolveError::Changed { .. }), "{err:?}");
+    assert!(
+        err.to_string().ends_with(&format!(
+            "its contents differ: sha256 {}, resolved as {})",
+            tool.sha256,
+            "0".repeat(64)
+        )),
+        "{err}"
+    );
+
+    fs::remove_file(dir.path.join("tool")).unwrap();
+    let err = tool.rehash().unwrap_err();
+    assert!(matches!(err, ResolveError::Changed { .. }), "{err:?}");
 }

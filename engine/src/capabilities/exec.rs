@@ -165,6 +165,22 @@ impl ExecPlan {
             problems.sort_by_key(|d| d.primary.as_ref().map(|l| l.span.start));
             return Err(Diagnostics(problems));
         }
+        let summary = if confine || !any {
+            summary
+        } else {
+            // Unconfined commands run as the user; say what that means here.
+            let reaping = match flow_sandbox::reaping() {
+                flow_sandbox::ReapingSupport::PidNamespace { .. } => {
+                    "each in a PID namespace, so every process it starts ends with it".to_owned()
+                }
+                flow_sandbox::ReapingSupport::ProcessGroupOnly { reason } => format!(
+                    "in a process group only, so a process that leaves it can outlive the step ({reason})"
+                ),
+            };
+            format!(
+                "{summary}; they run as you and can read what you can, your signing key's file included; {reaping}"
+            )
+        };
         Ok(ExecPlan {
             steps,
             confine,
@@ -202,7 +218,20 @@ impl ExecPlan {
                 },
             }
         }
-        let granted_names = step.env_grants.iter().map(|g| g.name.clone()).collect();
+        // A variable the pipeline gives a value (or a secret) is the pipeline's: the
+        // plugin may set only those it is granted by name alone.
+        let granted_names = step
+            .env_grants
+            .iter()
+            .filter(|g| g.value.is_none() && g.secret.is_none())
+            .map(|g| g.name.clone())
+            .collect();
+        let fixed_names = step
+            .env_grants
+            .iter()
+            .filter(|g| g.value.is_some() || g.secret.is_some())
+            .map(|g| g.name.clone())
+            .collect();
         let mut binds = vec![Bind {
             path: workspace.to_path_buf(),
             writable: true,
@@ -227,6 +256,7 @@ impl ExecPlan {
             env,
             missing_env: missing,
             granted_names,
+            fixed_names,
             binds,
             cwd_roots,
             workspace: workspace.to_path_buf(),
@@ -243,7 +273,10 @@ pub struct ExecPolicy {
     pub(crate) env: Vec<(String, String)>,
     /// Granted names the host does not have (reported in the log).
     pub(crate) missing_env: Vec<String>,
+    /// Variables the plugin may set for a command (granted by name alone).
     granted_names: BTreeSet<String>,
+    /// Variables the pipeline fixed (a value or a secret): never the plugin's to change.
+    fixed_names: BTreeSet<String>,
     binds: Vec<Bind>,
     cwd_roots: Vec<PathBuf>,
     workspace: PathBuf,
@@ -290,6 +323,11 @@ impl ExecPolicy {
     fn environment(&self, extra: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
         let mut env = self.env.clone();
         for (name, value) in extra {
+            if self.fixed_names.contains(&name) {
+                return Err(format!(
+                    "variable `{name}` is fixed by the pipeline (`grants.env`): the plugin cannot change it"
+                ));
+            }
             if !self.granted_names.contains(&name) {
                 return Err(format!("variable `{name}` is not granted (`grants.env`)"));
             }
@@ -338,6 +376,35 @@ impl wit_exec::Host for crate::runtime::StepState {
             .map_err(|e| e.to_string())?;
         let cwd = policy.cwd(command.cwd.as_deref())?;
         let env = policy.environment(command.env)?;
+        // What the command will see must still be what was checked: no directory of
+        // its binds became a symbolic link since (an earlier step could have made one).
+        for bind in &policy.binds {
+            crate::capabilities::fs::open_beneath_root(&bind.path)
+                .map_err(|why| format!("cannot run `{}`: {why}", granted.name))?;
+        }
+        // A rustup proxy runs whichever toolchain the working directory and the
+        // environment name: record that binary, not only the proxy.
+        let toolchain = {
+            let resolved = granted.resolved.clone();
+            let (cwd, env) = (cwd.clone(), env.clone());
+            let untrusted: Vec<PathBuf> = policy
+                .binds
+                .iter()
+                .filter(|b| b.writable)
+                .map(|b| b.path.clone())
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                let untrusted: Vec<&Path> = untrusted.iter().map(PathBuf::as_path).collect();
+                flow_sandbox::rustup_toolchain(&resolved, &cwd, &env, &untrusted)
+            })
+            .await
+            .map_err(|e| format!("cannot run `{}`: {e}", granted.name))?
+        };
+        let toolchain = match toolchain {
+            Some(Ok(binary)) => Some(binary),
+            Some(Err(e)) => return Err(format!("cannot run `{}`: {e}", granted.name)),
+            None => None,
+        };
         let spec = CommandSpec {
             command: (*granted.resolved).clone(),
             args: command.args.clone(),
@@ -352,14 +419,30 @@ impl wit_exec::Host for crate::runtime::StepState {
             .collect::<Vec<_>>()
             .join(" ");
         let how = if policy.confine {
-            "confined"
+            "confined".to_owned()
         } else {
-            "not confined"
+            match flow_sandbox::reaping() {
+                flow_sandbox::ReapingSupport::PidNamespace { .. } => "not confined".to_owned(),
+                flow_sandbox::ReapingSupport::ProcessGroupOnly { .. } => {
+                    "not confined; processes that leave its group may outlive it".to_owned()
+                }
+            }
         };
         self.log.line(
             LogSource::Host,
             &format!("$ {shown}  ({how}, in {})", cwd.display()),
         );
+        if let Some(binary) = &toolchain {
+            self.log.line(
+                LogSource::Host,
+                &format!(
+                    "  `{}` runs {} ({})",
+                    granted.name,
+                    binary.real_path.display(),
+                    binary.version.as_deref().unwrap_or("version unknown")
+                ),
+            );
+        }
         let log = self.log.clone();
         let (deadline, cancel) = (self.exec.deadline, self.exec.cancel.clone());
         let stop = async move {
@@ -384,8 +467,32 @@ impl wit_exec::Host for crate::runtime::StepState {
             "args": command.args,
             "cwd": cwd.display().to_string(),
             "confined": outcome.confined,
+            "reaped": match outcome.reaped {
+                flow_sandbox::Reaping::PidNamespace => "pid-namespace",
+                _ => "process-group",
+            },
             "durationMs": outcome.duration.as_millis() as u64,
         });
+        if let Some(binary) = &toolchain {
+            record["toolchain"] = serde_json::json!({
+                "path": binary.real_path.display().to_string(),
+                "sha256": binary.sha256,
+                "version": binary.version,
+                "name": binary.toolchain,
+            });
+            self.claims.add_observed(flow_provenance::Dependency {
+                uri: format!("file://{}", binary.real_path.display()),
+                name: Some(format!(
+                    "{} ({})",
+                    granted.name,
+                    binary.toolchain.as_deref().unwrap_or("toolchain")
+                )),
+                digest: [("sha256".to_owned(), binary.sha256.clone())]
+                    .into_iter()
+                    .collect(),
+                claimed_by: None,
+            });
+        }
         if let Some(code) = outcome.code {
             record["exitCode"] = code.into();
         }

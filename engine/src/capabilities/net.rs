@@ -5,9 +5,14 @@
 //! reach: a host name (not an IP literal, not `localhost`) must not resolve to
 //! a loopback, link-local (cloud metadata), unspecified or multicast address.
 //! Each request is logged to the step's log.
+//!
+//! The connection is made to an address that was checked, never to the name
+//! again: a name that answers one address to the check and another to the
+//! connection (DNS rebinding) cannot slip past the allow-list.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{
@@ -184,16 +189,133 @@ impl WasiHttpHooks for NetHooks {
                 return Err(Error::DestinationIpProhibited);
             }
             log.line(LogSource::Host, &shown.to_string());
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let targets: Vec<SocketAddr> = addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+            let (response, io) = send_to(request, options, &host, &targets, https).await?;
             log.line(
                 LogSource::Host,
                 &format!("{shown} -> {}", response.status()),
             );
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn std::future::Future<Output = Result<(), Error>> + Send>,
-            ))
+            Ok((response, io))
         })
+    }
+}
+
+/// How long connecting (and the TLS and HTTP handshakes) may take by default.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+type IoFuture = Box<dyn std::future::Future<Output = Result<(), Error>> + Send>;
+
+/// Sends `request` over a connection to the first of `targets` (the addresses that
+/// were checked) that accepts one; TLS names `host`, as the request does.
+async fn send_to(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    host: &str,
+    targets: &[SocketAddr],
+    https: bool,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    use tokio::io::{AsyncRead, AsyncWrite};
+    trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+    impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
+
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(CONNECT_TIMEOUT);
+    let first_byte_timeout = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(Duration::from_secs(600));
+    let mut last = Error::DestinationNotFound;
+    let mut tcp = None;
+    for target in targets {
+        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(target)).await {
+            Ok(Ok(stream)) => {
+                tcp = Some(stream);
+                break;
+            }
+            Ok(Err(e)) => last = Error::Connect(e),
+            Err(_) => last = Error::ConnectionTimeout,
+        }
+    }
+    let tcp = tcp.ok_or(last)?;
+    let stream: Box<dyn Stream> = if https {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(std::io::Error::other(e)))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = match host.parse::<IpAddr>() {
+            Ok(ip) => rustls::pki_types::ServerName::from(ip),
+            Err(_) => rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| Error::Tls(std::io::Error::other(e)))?,
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tls = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)?
+            .map_err(Error::Tls)?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
+    };
+    let (mut sender, conn) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::Builder::new()
+            .handshake(wasmtime_wasi_http::io::TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)??;
+    // The request line carries the path only; the authority stays in `Host`.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+    if !request.headers().contains_key(http::header::HOST)
+        && let Ok(value) = http::HeaderValue::from_str(&authority_text(host, targets, https))
+    {
+        request.headers_mut().insert(http::header::HOST, value);
+    }
+    let mut conn = Box::pin(conn);
+    let send = sender.send_request(request);
+    tokio::pin!(send);
+    // Drive the connection while waiting for the response head.
+    let response = tokio::time::timeout(first_byte_timeout, async {
+        tokio::select! {
+            response = &mut send => response.map_err(Error::from),
+            done = &mut conn => {
+                done.map_err(Error::from)?;
+                (&mut send).await.map_err(Error::from)
+            }
+        }
+    })
+    .await
+    .map_err(|_| Error::ConnectionReadTimeout)??;
+    let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+    let io: IoFuture = Box::new(async move { conn.await.map_err(Error::from) });
+    Ok((response, io))
+}
+
+/// `host[:port]` for a `Host` header.
+fn authority_text(host: &str, targets: &[SocketAddr], https: bool) -> String {
+    let port = targets.first().map(SocketAddr::port).unwrap_or(0);
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    if (https && port == 443) || (!https && port == 80) {
+        host
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -215,6 +337,53 @@ pub(crate) fn context() -> WasiHttpCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request goes to the address given, with the name in `Host`: the name
+    /// (which resolves nowhere) is never looked up again.
+    #[tokio::test]
+    async fn connects_to_the_checked_address_not_the_name() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before sending a request");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(format!("http://rebind.invalid:{}/path?q=1", address.port()))
+            .body(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap();
+        let (response, io) = send_to(request, None, "rebind.invalid", &[address], false)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+        Box::into_pin(io).await.unwrap();
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /path?q=1 HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("host: rebind.invalid:{}\r\n", address.port())),
+            "{head}"
+        );
+    }
 
     #[test]
     fn grants_and_forbidden_addresses() {

@@ -2,18 +2,45 @@
 //! host when a run starts, used by a step granted them (`grants.keys`) through
 //! the `signing` import. The plugin hands over a digest or a payload; the key
 //! never leaves the host.
+//!
+//! A key file is either a private key (ed25519 PKCS#8 PEM: the step may sign and
+//! verify with it) or a public key (SubjectPublicKeyInfo PEM: it may only verify,
+//! as a promotion step checks attestations against the provenance key's public
+//! half). The key that signs the run's provenance is never a private key here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use flow_pipeline::{Diagnostic, Diagnostics, Plan};
-use flow_provenance::{Envelope, SigningKey, sshsig};
+use flow_provenance::{Envelope, PublicKey, SigningKey, sshsig};
 
 use crate::runtime::bindings::flow::plugin::signing as wit_signing;
 
+/// One key a pipeline declares.
+#[derive(Clone)]
+pub(crate) enum GrantedKey {
+    /// A private key: signs and verifies.
+    Signing(Arc<SigningKey>),
+    /// A public key: verifies only.
+    Verifying(Box<PublicKey>),
+}
+
+impl GrantedKey {
+    pub(crate) fn public_key(&self) -> &PublicKey {
+        match self {
+            GrantedKey::Signing(key) => key.public_key(),
+            GrantedKey::Verifying(key) => key,
+        }
+    }
+
+    pub(crate) fn keyid(&self) -> &str {
+        self.public_key().keyid()
+    }
+}
+
 /// The keys of one run: name -> key.
 #[derive(Default, Clone)]
-pub struct KeyRing(pub BTreeMap<String, Arc<SigningKey>>);
+pub struct KeyRing(BTreeMap<String, GrantedKey>);
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -21,6 +48,21 @@ impl std::fmt::Debug for KeyRing {
             .entries(self.0.iter().map(|(n, k)| (n, k.keyid())))
             .finish()
     }
+}
+
+/// A key file: private (PKCS#8) or public (SubjectPublicKeyInfo) PEM.
+fn load_key_file(path: &std::path::Path) -> Result<GrantedKey, String> {
+    let head = std::fs::read(path)
+        .map(|bytes| bytes.starts_with(b"-----BEGIN PUBLIC KEY-----"))
+        .unwrap_or(false);
+    if head {
+        return flow_provenance::keys::load_public_key(path)
+            .map(|key| GrantedKey::Verifying(Box::new(key)))
+            .map_err(|e| e.to_string());
+    }
+    flow_provenance::keys::load_signing_key(path)
+        .map(|k| GrantedKey::Signing(Arc::new(k)))
+        .map_err(|e| e.to_string())
 }
 
 impl KeyRing {
@@ -41,20 +83,53 @@ impl KeyRing {
                 } else {
                     plan.base_dir.join(path)
                 };
-                flow_provenance::keys::load_signing_key(&path).map_err(|e| e.to_string())
+                load_key_file(&path)
             });
             match loaded {
                 Ok(key) => {
-                    keys.insert(decl.name.clone(), Arc::new(key));
+                    keys.insert(decl.name.clone(), key);
                 }
                 Err(message) => problems.push(
                     Diagnostic::error(&decl.declared_in, decl.file_span, format!("key `{}`: {message}", decl.name))
-                        .with_help("an ed25519 private key in PKCS#8 PEM: create one with `flow keys generate`"),
+                        .with_help("an ed25519 private key in PKCS#8 PEM (`flow keys generate --out DIR` writes one), or a public key PEM for a key that only verifies"),
                 ),
             }
         }
         if problems.is_empty() {
             Ok(KeyRing(keys))
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// Refuses a declared key that is the run's provenance key: a step granted it
+    /// could sign any statement, and it would verify as the engine's own.
+    pub fn refuse_provenance_key(
+        &self,
+        plan: &Plan,
+        owner: &SigningKey,
+    ) -> Result<(), Diagnostics> {
+        let problems: Vec<Diagnostic> = plan
+            .keys
+            .iter()
+            .filter(|decl| {
+                matches!(self.0.get(&decl.name), Some(GrantedKey::Signing(k)) if k.public_key() == owner.public_key())
+            })
+            .map(|decl| {
+                Diagnostic::error(
+                    &decl.declared_in,
+                    decl.file_span,
+                    format!(
+                        "key `{}` is the key that signs this run's provenance (key id {}): a step granted it could sign statements that verify as flow's own",
+                        decl.name,
+                        &owner.keyid()[..16]
+                    ),
+                )
+                .with_help("give steps a key of their own (`flow keys generate --out DIR`); to verify what the provenance key signed, name its public half (`signing-key.pub`)")
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
         } else {
             Err(Diagnostics(problems))
         }
@@ -74,8 +149,25 @@ impl KeyRing {
     }
 }
 
+impl KeyRing {
+    /// The key id of key `name`, if it is loaded.
+    pub(crate) fn keyid(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(GrantedKey::keyid)
+    }
+}
+
 impl crate::runtime::StepState {
-    fn key(&self, name: &str) -> Result<Arc<SigningKey>, String> {
+    /// A granted private key, to sign with.
+    fn signing_key(&self, name: &str) -> Result<Arc<SigningKey>, String> {
+        match self.key(name)? {
+            GrantedKey::Signing(key) => Ok(key),
+            GrantedKey::Verifying(_) => Err(format!(
+                "key `{name}` is a public key: a step may verify with it, not sign"
+            )),
+        }
+    }
+
+    fn key(&self, name: &str) -> Result<GrantedKey, String> {
         match self.keys.as_ref().and_then(|k| k.0.get(name)) {
             Some(key) => Ok(key.clone()),
             None => {
@@ -101,11 +193,11 @@ impl crate::runtime::StepState {
 
 impl wit_signing::Host for crate::runtime::StepState {
     fn key_info(&mut self, key: String) -> Result<wit_signing::PublicKeyInfo, String> {
-        let signing = self.key(&key)?;
+        let granted = self.key(&key)?;
         Ok(wit_signing::PublicKeyInfo {
-            ssh_public_key: sshsig::ssh_public_key(signing.public_key(), &format!("flow:{key}")),
-            public_pem: signing.public_key().to_pem(),
-            keyid: signing.keyid().to_owned(),
+            ssh_public_key: sshsig::ssh_public_key(granted.public_key(), &format!("flow:{key}")),
+            public_pem: granted.public_key().to_pem(),
+            keyid: granted.keyid().to_owned(),
         })
     }
 
@@ -115,7 +207,7 @@ impl wit_signing::Host for crate::runtime::StepState {
         namespace: String,
         sha512: Vec<u8>,
     ) -> Result<String, String> {
-        let signing = self.key(&key)?;
+        let signing = self.signing_key(&key)?;
         let digest: [u8; 64] = sha512
             .as_slice()
             .try_into()
@@ -124,7 +216,7 @@ impl wit_signing::Host for crate::runtime::StepState {
         {
             return Err(format!("invalid signature namespace `{namespace}`"));
         }
-        Ok(sshsig::sign(&signing, &namespace, &digest))
+        sshsig::sign(&signing, &namespace, &digest).map_err(|e| e.to_string())
     }
 
     fn sign_dsse(
@@ -133,21 +225,22 @@ impl wit_signing::Host for crate::runtime::StepState {
         payload_type: String,
         payload: Vec<u8>,
     ) -> Result<String, String> {
-        let signing = self.key(&key)?;
+        let signing = self.signing_key(&key)?;
         if payload_type.is_empty() {
             return Err("a DSSE payload type is required".into());
         }
-        let envelope = Envelope::sign(payload_type, payload, &signing);
+        let envelope =
+            Envelope::sign(payload_type, payload, &signing).map_err(|e| e.to_string())?;
         String::from_utf8(envelope.to_json()).map_err(|e| e.to_string())
     }
 
     fn verify_dsse(&mut self, key: String, envelope: Vec<u8>) -> Result<String, String> {
-        let signing = self.key(&key)?;
+        let granted = self.key(&key)?;
         let envelope =
             Envelope::from_json(&envelope).map_err(|e| format!("not a DSSE envelope: {e}"))?;
         envelope
-            .verify(std::slice::from_ref(signing.public_key()))
-            .map_err(|e| format!("not signed by key `{key}` ({}): {e}", signing.keyid()))?;
+            .verify(std::slice::from_ref(granted.public_key()))
+            .map_err(|e| format!("not signed by key `{key}` ({}): {e}", granted.keyid()))?;
         Ok(envelope.payload_type.clone())
     }
 }

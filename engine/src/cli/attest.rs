@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flow_engine::templates::policy::{Policy, RunFacts, TemplateLocator, evaluate};
-use flow_provenance::keys::{
-    KeyPairPaths, load_key_pair, load_public_key, load_signing_key, write_key_pair,
-};
+use flow_provenance::keys::{KeyPairPaths, load_public_key, load_signing_key, write_key_pair};
 use flow_provenance::link::LinkPayload;
 use flow_provenance::{
     Bundle, Envelope, KeyError, PublicKey, SigningKey, StepAttestation, TemplateOrigin,
@@ -17,42 +15,96 @@ use flow_store::{RunId, Store};
 
 use super::{Failure, Style, exit};
 
-/// Where a data dir keeps its key pair.
-pub(crate) fn keys_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("keys")
-}
+/// The prefix of a `--signing-key` that names an ssh-agent held key.
+const AGENT_PREFIX: &str = "ssh-agent:";
 
-/// The key `flow run` signs with: `--signing-key` / `FLOW_SIGNING_KEY`, else
-/// the data dir's, else a new one created in the data dir (said once, on
-/// stderr): provenance is never skipped silently.
+/// The key `flow run` signs with: `--signing-key` / `FLOW_SIGNING_KEY` (a file, or
+/// `ssh-agent:[SELECTOR]`), else the user's own key in `~/.local/share/flow/keys`,
+/// created there on first use (said once, on stderr): provenance is never skipped
+/// silently, and the key never lives where a step can be granted.
 pub(crate) fn signing_key(
     flag: Option<&Path>,
     data_dir: &Path,
 ) -> Result<Arc<SigningKey>, Failure> {
-    if let Some(path) = flag {
-        return load_signing_key(path).map(Arc::new).map_err(|e| {
-            Failure::Invalid(format!(
-                "error: cannot load the signing key {}: {e}",
-                path.display()
-            ))
-        });
+    refuse_key_in_data_dir(data_dir)?;
+    if let Some(spec) = flag {
+        return load_configured_key(spec).map(Arc::new);
     }
-    let dir = keys_dir(data_dir);
+    let dir = super::places::key_dir().ok_or_else(super::no_home)?;
     let paths = KeyPairPaths::in_dir(&dir);
     if paths.private_key.exists() {
-        return load_key_pair(&dir)
+        return load_signing_key(&paths.private_key)
             .map(Arc::new)
-            .map_err(|e| Failure::Io(format!("cannot load the data dir's signing key: {e}")));
+            .map_err(|e| Failure::Invalid(format!("error: cannot load your signing key: {e}")));
     }
     let key = SigningKey::generate().map_err(|e| Failure::Internal(e.to_string()))?;
+    super::places::create_private_dir(&dir)
+        .map_err(|e| Failure::Io(format!("cannot create {}: {e}", dir.display())))?;
     let written = write_key_pair(&dir, &key)
         .map_err(|e| Failure::Io(format!("cannot save a signing key: {e}")))?;
     eprintln!(
-        "note: created a signing key for this data dir: {} (key id {}); every run's provenance is signed with it",
+        "note: created your signing key {} (key id {}); every run's provenance is signed with it",
         written.private_key.display(),
         &key.keyid()[..16]
     );
-    Ok(Arc::new(key))
+    // Loaded back, so that the key knows the file it lives in (for the checks that
+    // keep it out of every step's reach).
+    load_signing_key(&written.private_key)
+        .map(Arc::new)
+        .map_err(|e| Failure::Io(format!("cannot load the new signing key: {e}")))
+}
+
+/// The file of the key `flow run` would sign with, if it is a file (for `flow check`).
+pub(crate) fn signing_key_file(flag: Option<&Path>) -> Option<PathBuf> {
+    match flag {
+        Some(spec) if spec.to_string_lossy().starts_with(AGENT_PREFIX) => None,
+        Some(path) => Some(path.to_path_buf()),
+        None => super::places::key_dir().map(|d| KeyPairPaths::in_dir(&d).private_key),
+    }
+}
+
+/// A key named by `--signing-key`: a PKCS#8 PEM file, or `ssh-agent:[SELECTOR]`.
+fn load_configured_key(spec: &Path) -> Result<SigningKey, Failure> {
+    let text = spec.to_string_lossy();
+    if let Some(selector) = text.strip_prefix(AGENT_PREFIX) {
+        let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+            return Err(Failure::Invalid(
+                "error: --signing-key ssh-agent: needs a running agent, but SSH_AUTH_SOCK is not set".into(),
+            ));
+        };
+        return SigningKey::from_agent(Path::new(&socket), selector)
+            .map_err(|e| Failure::Invalid(format!("error: cannot use the ssh-agent key: {e}")));
+    }
+    load_signing_key(spec).map_err(|e| {
+        Failure::Invalid(format!(
+            "error: cannot load the signing key {}: {e}",
+            spec.display()
+        ))
+    })
+}
+
+/// Data dirs of earlier versions kept the signing key in `DATA_DIR/keys`, where a
+/// step granted the repository could read or replace it. Such a key is not used:
+/// the user decides whether to keep it.
+fn refuse_key_in_data_dir(data_dir: &Path) -> Result<(), Failure> {
+    let legacy = KeyPairPaths::in_dir(&data_dir.join("keys"));
+    if !legacy.private_key.exists() {
+        return Ok(());
+    }
+    let home = super::places::key_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "~/.local/share/flow/keys".into());
+    Err(Failure::Invalid(format!(
+        "error: the data dir {data} keeps a signing key ({key}), where steps granted the \
+         directory around it could read or replace it; flow no longer signs with keys kept in data dirs\n\
+         help: if no step could ever have reached it, move it to your key directory:\n\
+         \x20   mkdir -p -m 700 {home} && mv {key} {public} {home}/\n\
+         otherwise delete it (a new key is created on the next run); runs it signed still verify with \
+         `flow verify RUN --key {public}`",
+        data = data_dir.display(),
+        key = legacy.private_key.display(),
+        public = legacy.public_key.display(),
+    )))
 }
 
 /// `flow keys generate`.
@@ -66,9 +118,9 @@ pub(crate) fn generate(out: &Path) -> Result<u8, Failure> {
         )),
         e => Failure::Io(format!("cannot write the key pair: {e}")),
     })?;
-    println!("private key  {} (mode 0600)", paths.private_key.display());
-    println!("public key   {}", paths.public_key.display());
-    println!("key id       {}", key.keyid());
+    outln!("private key  {} (mode 0600)", paths.private_key.display());
+    outln!("public key   {}", paths.public_key.display());
+    outln!("key id       {}", key.keyid());
     Ok(exit::SUCCESS)
 }
 
@@ -126,7 +178,7 @@ pub(crate) fn export(store: &Store, query: &str, out: &Path) -> Result<u8, Failu
     bundle
         .write_dir(out)
         .map_err(|e| Failure::Io(format!("cannot export: {e}")))?;
-    println!(
+    outln!(
         "exported run {run} to {}: root.layout, owner.pub, run.json, {} links and {} statements",
         out.display(),
         bundle.links.len(),
@@ -173,7 +225,7 @@ fn check_policy(bundle: &Bundle, what: &str, loaded: &LoadedPolicy) -> u8 {
     let run = match RunFacts::from_statements(statements) {
         Ok(run) => run,
         Err(e) => {
-            println!("policy {name}: FAILED: {what}: {e}");
+            outln!("policy {name}: FAILED: {what}: {e}");
             return exit::RUN_FAILED;
         }
     };
@@ -181,14 +233,14 @@ fn check_policy(bundle: &Bundle, what: &str, loaded: &LoadedPolicy) -> u8 {
         loaded.locator.find(template).map(|(_, d)| d.sealed_steps)
     });
     for check in &evaluation.checks {
-        println!("  {check}");
+        outln!("  {check}");
     }
     let total = evaluation.checks.len();
     if evaluation.passed() {
-        println!("policy {name}: passed ({total} checks)");
+        outln!("policy {name}: passed ({total} checks)");
         exit::SUCCESS
     } else {
-        println!(
+        outln!(
             "policy {name}: FAILED ({} of {total} checks failed)",
             evaluation.failures()
         );
@@ -203,7 +255,6 @@ pub(crate) fn verify_run(
     query: Option<&str>,
     dir: Option<&Path>,
     key: Option<&Path>,
-    data_dir: &Path,
     policy: Option<&LoadedPolicy>,
 ) -> Result<u8, Failure> {
     let (bundle, what) = match (query, dir) {
@@ -219,19 +270,14 @@ pub(crate) fn verify_run(
         }
         (None, None) => return Err(Failure::Invalid("error: give a RUN or --dir DIR".into())),
     };
-    // Trust the key the user names, else this data dir's own key when it has one.
+    // Trust the key the user names, else (for a recorded run) the key `flow run`
+    // signs with: FLOW_SIGNING_KEY, or the user's own.
     let trusted = match key {
         Some(path) => {
             Some(load_public_key(path).map_err(|e| Failure::Invalid(format!("error: {e}")))?)
         }
-        None => {
-            let paths = KeyPairPaths::in_dir(&keys_dir(data_dir));
-            if dir.is_none() && paths.public_key.exists() {
-                load_public_key(&paths.public_key).ok()
-            } else {
-                None
-            }
-        }
+        None if dir.is_none() => default_trusted_key(),
+        None => None,
     };
     let options = VerifyOptions {
         trusted_owner: trusted,
@@ -239,22 +285,54 @@ pub(crate) fn verify_run(
     };
     let report = verify(&bundle, &options);
     if report.is_ok() {
-        println!("{what}: {report}");
+        outln!("{what}: {report}");
+        // What the signatures vouch for is what the host recorded; a plugin's claims
+        // are only its word, said apart.
+        for (step, statement) in &bundle.statements {
+            let body: serde_json::Value =
+                serde_json::from_slice(&statement.payload).unwrap_or_default();
+            let claims = body["predicate"]["buildDefinition"]["resolvedDependencies"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| d["annotations"]["claimedBy"].is_string());
+            for claim in claims {
+                outln!(
+                    "  step {step}: claimed by the plugin, not observed: {}",
+                    claim["uri"].as_str().unwrap_or("?")
+                );
+            }
+        }
         // Only verified statements are read for the policy.
         Ok(match policy {
             Some(policy) => check_policy(&bundle, &what, policy),
             None => exit::SUCCESS,
         })
     } else {
-        println!("{what}: verification FAILED");
-        print!("{report}");
+        outln!("{what}: verification FAILED");
+        out!("{report}");
         if let Some(policy) = policy {
-            println!(
+            outln!(
                 "policy {}: not checked (the provenance does not verify)",
                 policy.file.display()
             );
         }
         Ok(exit::RUN_FAILED)
+    }
+}
+
+/// The public half of the key `flow run` signs with, when it can be found without
+/// creating anything.
+fn default_trusted_key() -> Option<PublicKey> {
+    match std::env::var_os("FLOW_SIGNING_KEY").filter(|v| !v.is_empty()) {
+        Some(spec) => load_configured_key(Path::new(&spec))
+            .ok()
+            .map(|key| key.public_key().clone()),
+        None => {
+            let paths = KeyPairPaths::in_dir(&super::places::key_dir()?);
+            load_public_key(&paths.public_key).ok()
+        }
     }
 }
 
@@ -280,54 +358,78 @@ pub(crate) fn show(
                 "link": serde_json::from_slice::<serde_json::Value>(&link.to_json()).unwrap_or_default(),
                 "statement": serde_json::from_slice::<serde_json::Value>(&statement.to_json()).unwrap_or_default(),
             });
-            println!("{value}");
+            outln!("{value}");
             continue;
         }
         let payload = LinkPayload::parse(&link.payload).ok();
         let statement_body: serde_json::Value =
             serde_json::from_slice(&statement.payload).unwrap_or_default();
         let dependency = &statement_body["predicate"]["buildDefinition"]["resolvedDependencies"][0];
-        println!("step {step_id}");
+        outln!("step {step_id}");
         if let Some(payload) = &payload {
             let outcome = payload
                 .byproducts
                 .get("outcome")
                 .and_then(|v| v.as_str())
                 .unwrap_or("?");
-            println!("  outcome    {outcome}");
+            outln!("  outcome    {outcome}");
             if let Some(reason) = payload
                 .byproducts
                 .get("failure-reason")
                 .and_then(|v| v.as_str())
             {
-                println!("  reason     {}", reason.lines().next().unwrap_or(""));
+                outln!("  reason     {}", reason.lines().next().unwrap_or(""));
             }
         }
-        println!(
+        outln!(
             "  plugin     {} sha256:{}",
             dependency["uri"].as_str().unwrap_or("?"),
             dependency["digest"]["sha256"].as_str().unwrap_or("?")
         );
-        println!(
+        outln!(
             "  signed by  {}",
             link.keyids().collect::<Vec<_>>().join(", ")
         );
         let origin =
             &statement_body["predicate"]["buildDefinition"]["internalParameters"]["template"];
         if let Ok(origin) = serde_json::from_value::<TemplateOrigin>(origin.clone()) {
-            println!("  template   {}", describe_origin(&origin));
+            outln!("  template   {}", describe_origin(&origin));
+        }
+        // What the host observed, and, apart, what the plugin only asserts.
+        let dependencies = statement_body["predicate"]["buildDefinition"]["resolvedDependencies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for dependency in dependencies
+            .iter()
+            .skip(1)
+            .filter(|d| d.get("uri").is_some())
+        {
+            let digests: Vec<String> = dependency["digest"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(a, v)| format!("{a}:{}", v.as_str().unwrap_or("?")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let uri = dependency["uri"].as_str().unwrap_or("?");
+            match dependency["annotations"]["claimedBy"].as_str() {
+                Some(by) => outln!("  claimed by the {by}: {uri} {}", digests.join(" ")),
+                None => outln!("  uses       {uri} {}", digests.join(" ")),
+            }
         }
         if let Some(payload) = &payload {
-            println!("  materials  {}", files(payload.materials.len()));
-            println!("  products   {}", files(payload.products.len()));
+            outln!("  materials  {}", files(payload.materials.len()));
+            outln!("  products   {}", files(payload.products.len()));
             for (name, digests) in &payload.products {
-                println!(
+                outln!(
                     "    {name}  sha256:{}",
                     digests.get("sha256").map(String::as_str).unwrap_or("?")
                 );
             }
         }
-        println!("  link       {link_file}");
+        outln!("  link       {link_file}");
     }
     if let Some(step) = step
         && shown == 0

@@ -1,7 +1,10 @@
 //! `flow`'s command line: arguments, dispatch, and the one place that maps
 //! outcomes to exit codes.
 
+#[macro_use]
+mod output;
 mod attest;
+mod places;
 mod progress;
 mod report;
 mod templates;
@@ -41,7 +44,11 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct Global {
-    /// Where runs are recorded [default: .flow beside the pipeline file]
+    /// Run as if flow was started in DIR
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Where runs are recorded [default: one directory per pipeline directory under
+    /// $XDG_DATA_HOME/flow/projects or ~/.local/share/flow/projects, outside the repository]
     #[arg(long, global = true, env = "FLOW_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Where compiled plugins and the templates used are cached
@@ -157,7 +164,8 @@ enum TemplateCommand {
 enum KeysCommand {
     /// Generate an ed25519 key pair: a PKCS#8 PEM private key (mode 0600) and its public key
     Generate {
-        /// Where to write signing-key.pem and signing-key.pub [default: DATA_DIR/keys]
+        /// Where to write signing-key.pem and signing-key.pub (created 0700)
+        /// [default: ~/.local/share/flow/keys, the key `flow run` signs with]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
@@ -196,9 +204,20 @@ struct RunArgs {
     /// The run's workspace [default: DATA_DIR/workspaces/RUN]
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
-    /// The key that signs the run's provenance (PKCS#8 PEM) [default: DATA_DIR/keys/signing-key.pem, created if missing]
-    #[arg(long, env = "FLOW_SIGNING_KEY", value_name = "FILE")]
+    /// The key that signs the run's provenance: a PKCS#8 PEM file (mode 0600), or
+    /// `ssh-agent:[COMMENT|SHA256:FINGERPRINT]` for an ed25519 key held by the agent at
+    /// $SSH_AUTH_SOCK [default: ~/.local/share/flow/keys/signing-key.pem, created if missing]
+    #[arg(long, env = "FLOW_SIGNING_KEY", value_name = "KEY")]
     signing_key: Option<PathBuf>,
+    /// Most bytes the run's workspace may hold; a step that leaves more fails
+    /// (`64MiB`, `20GiB`...) [default: 32GiB]
+    #[arg(long, env = "FLOW_WORKSPACE_QUOTA", value_name = "SIZE", value_parser = parse_size)]
+    workspace_quota: Option<u64>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    flow_pipeline::model::parse_size(text)
+        .ok_or_else(|| format!("`{text}` is not a size such as `512MiB` or `20GiB`"))
 }
 
 /// How to print events.
@@ -212,6 +231,12 @@ pub(crate) enum Style {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    if let Some(dir) = &cli.global.directory
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        eprintln!("error: cannot change to {}: {e}", dir.display());
+        return ExitCode::from(exit::INVALID);
+    }
     let style = if cli.global.json {
         Style::Json
     } else if cli.global.plain || !std::io::stdout().is_terminal() {
@@ -252,9 +277,14 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
     let result = match cli.command {
         Command::Run(args) => run(&cli.global, args, style).await,
         Command::Check { file } => check(&cli.global, &file).await,
-        Command::Runs { limit } => {
-            open_store(&cli.global, None).and_then(|s| report::runs(&s, limit, style))
-        }
+        Command::Runs { limit } => match read_store_if_any(&cli.global) {
+            Ok(Some(store)) => report::runs(&store, limit, style),
+            Ok(None) => data_dir(&cli.global, None).map(|dir| {
+                report::no_runs(&dir, style);
+                exit::SUCCESS
+            }),
+            Err(e) => Err(e),
+        },
         Command::Show {
             run,
             resolved: true,
@@ -262,7 +292,7 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
             let file = PathBuf::from(run.unwrap_or_else(|| flow_pipeline::DEFAULT_FILE.into()));
             templates::show_resolved(&cli.global, &file)
         }
-        Command::Show { run, .. } => open_store(&cli.global, None)
+        Command::Show { run, .. } => read_store(&cli.global)
             .and_then(|s| report::show(&s, run.as_deref().unwrap_or("last"), style)),
         Command::Lock { file } => {
             templates::lock(&cli.global, &file, flow_engine::templates::LockMode::Ignore).await
@@ -277,17 +307,20 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         }
         Command::Template(TemplateCommand::Sign { dir, key }) => templates::sign(&dir, &key),
         Command::Template(TemplateCommand::Digest { dir }) => templates::digest(&dir),
-        Command::Logs { run, step } => open_store(&cli.global, None)
-            .and_then(|s| report::logs(&s, &run, step.as_deref(), style)),
+        Command::Logs { run, step } => {
+            read_store(&cli.global).and_then(|s| report::logs(&s, &run, step.as_deref(), style))
+        }
         Command::Plugins => plugins(&cli.global, style).await,
-        Command::Keys(KeysCommand::Generate { out }) => {
-            attest::generate(&out.unwrap_or_else(|| attest::keys_dir(&data_dir(&cli.global, None))))
-        }
+        Command::Keys(KeysCommand::Generate { out }) => match out.or_else(places::key_dir) {
+            Some(out) => attest::generate(&out),
+            None => Err(no_home()),
+        },
         Command::Attest(AttestCommand::Export { run, out }) => {
-            open_store(&cli.global, None).and_then(|s| attest::export(&s, &run, &out))
+            read_store(&cli.global).and_then(|s| attest::export(&s, &run, &out))
         }
-        Command::Attest(AttestCommand::Show { run, step }) => open_store(&cli.global, None)
-            .and_then(|s| attest::show(&s, &run, step.as_deref(), style)),
+        Command::Attest(AttestCommand::Show { run, step }) => {
+            read_store(&cli.global).and_then(|s| attest::show(&s, &run, step.as_deref(), style))
+        }
         Command::Verify {
             run,
             dir,
@@ -305,7 +338,7 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
                 Err(e) => Err(e),
                 Ok(policy) => {
                     let store = match &run {
-                        Some(_) => Some(open_store(&cli.global, None)),
+                        Some(_) => Some(read_store(&cli.global)),
                         None => None,
                     };
                     match store.transpose() {
@@ -314,7 +347,6 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
                             run.as_deref(),
                             dir.as_deref(),
                             key.as_deref(),
-                            &data_dir(&cli.global, None),
                             policy.as_ref(),
                         ),
                         Err(e) => Err(e),
@@ -387,16 +419,29 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// The data dir: `--data-dir`/`FLOW_DATA_DIR`, else `.flow` beside the pipeline file.
-fn data_dir(global: &Global, pipeline: Option<&Path>) -> PathBuf {
+/// The data dir: `--data-dir`/`FLOW_DATA_DIR`, else the per-user directory of the
+/// pipeline file's directory (or of the working directory), outside the repository.
+fn data_dir(global: &Global, pipeline: Option<&Path>) -> Result<PathBuf, Failure> {
     if let Some(dir) = &global.data_dir {
-        return dir.clone();
+        return Ok(dir.clone());
     }
-    let base = pipeline
+    places::project_data_dir(pipeline_dir(pipeline)).ok_or_else(no_home)
+}
+
+/// The directory a pipeline file is in (`.` for a bare file name or none).
+fn pipeline_dir(pipeline: Option<&Path>) -> &Path {
+    pipeline
         .and_then(Path::parent)
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    base.join(".flow")
+        .unwrap_or(Path::new("."))
+}
+
+fn no_home() -> Failure {
+    Failure::Invalid(
+        "error: neither HOME nor XDG_DATA_HOME is set, so flow has no place of its own for runs and keys: \
+         set one, or give --data-dir and --signing-key"
+            .into(),
+    )
 }
 
 /// Where compiled plugins and the templates used are cached: `--cache-dir`/
@@ -413,13 +458,70 @@ fn cache_dir(global: &Global) -> Option<PathBuf> {
     Some(base.join("flow").join("components"))
 }
 
+/// Opens the data dir to record a run in (creating it, private, when it is flow's own).
 fn open_store(global: &Global, pipeline: Option<&Path>) -> Result<Store, Failure> {
-    let dir = data_dir(global, pipeline);
+    let dir = data_dir(global, pipeline)?;
+    if global.data_dir.is_none() {
+        places::create_private_dir(&dir).map_err(|e| {
+            Failure::Io(format!("cannot create the data dir {}: {e}", dir.display()))
+        })?;
+        note_legacy_runs(pipeline_dir(pipeline), &dir);
+    }
     let store = Store::open(&dir)?;
     for run in store.recovered() {
         eprintln!("note: run {run} was interrupted (its flow process ended while it ran)");
     }
     Ok(store)
+}
+
+/// Opens the data dir to read runs from, if it has any; one that does not exist
+/// is not created.
+fn read_store_if_any(global: &Global) -> Result<Option<Store>, Failure> {
+    let dir = data_dir(global, None)?;
+    if !dir.join("store").exists() {
+        return Ok(None);
+    }
+    read_store(global).map(Some)
+}
+
+/// Opens the data dir to read runs from; one that does not exist is not created.
+fn read_store(global: &Global) -> Result<Store, Failure> {
+    let dir = data_dir(global, None)?;
+    if !dir.join("store").exists() {
+        let mut message = format!("error: no runs yet in {}", dir.display());
+        let legacy = places::legacy_data_dir(Path::new("."));
+        if global.data_dir.is_none() && legacy.join("store").exists() {
+            message.push_str(&format!(
+                "\nhelp: runs recorded by earlier versions of flow are in {0}: read them with `--data-dir {0}`",
+                legacy.display()
+            ));
+        } else if global.data_dir.is_none() {
+            message.push_str(
+                "\nhelp: runs are recorded per pipeline directory: run this where the pipeline file is, or with `-C DIR`",
+            );
+        }
+        return Err(Failure::Invalid(message));
+    }
+    let store = Store::open(&dir)?;
+    for run in store.recovered() {
+        eprintln!("note: run {run} was interrupted (its flow process ended while it ran)");
+    }
+    Ok(store)
+}
+
+/// Says where older runs are, the first time a pipeline directory that still has
+/// them records a run in its new data dir.
+fn note_legacy_runs(pipeline_dir: &Path, data_dir: &Path) {
+    let legacy = places::legacy_data_dir(pipeline_dir);
+    if legacy.join("store").exists() && !data_dir.join("store").exists() {
+        eprintln!(
+            "note: runs are now recorded in {} (outside the repository, out of every step's reach); \
+             those recorded earlier stay in {} (read them with `--data-dir {}`)",
+            data_dir.display(),
+            legacy.display(),
+            legacy.display()
+        );
+    }
 }
 
 fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
@@ -429,6 +531,14 @@ fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
     }
     if let Some(dir) = cache_dir(global) {
         builder = builder.cache_dir(dir);
+        // The cache's key lives with the user's keys, out of every step's reach.
+        if let Some(keys) = places::key_dir() {
+            let path = keys.join("cache.key");
+            let key = flow_engine::runtime::CacheKey::load_or_create(&path).map_err(|e| {
+                Failure::Io(format!("cannot use the cache key {}: {e}", path.display()))
+            })?;
+            builder = builder.cache_key(key);
+        }
     }
     if let Some(jobs) = jobs {
         builder = builder.jobs(jobs as usize);
@@ -439,6 +549,14 @@ fn engine(global: &Global, jobs: Option<u32>) -> Result<Engine, Failure> {
 async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
     let engine = engine(global, None)?;
     let pipeline = engine.load_pipeline(file).await?;
+    // What `flow run` would protect: its data dir, its signing key, the cache.
+    let data_dir = data_dir(global, Some(file))?;
+    let key_file = attest::signing_key_file(
+        std::env::var_os("FLOW_SIGNING_KEY")
+            .as_deref()
+            .map(Path::new),
+    );
+    engine.check_reach(&pipeline, &data_dir, key_file.as_deref())?;
     // (step id, command), in plan order.
     let commands = || {
         pipeline
@@ -460,17 +578,17 @@ async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
                 .collect();
             out["exec"] = serde_json::json!({"confined": pipeline.exec.confine, "summary": summary, "commands": commands});
         }
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!(
+        outln!(
             "{}: ok ({} steps)",
             file.display(),
             pipeline.plan.steps.len()
         );
         if let Some(summary) = &pipeline.exec.summary {
-            println!("{summary}");
+            outln!("{summary}");
             for (step, c) in commands() {
-                println!("  {step}: {}", c.describe());
+                outln!("  {step}: {}", c.describe());
             }
         }
     }
@@ -481,10 +599,7 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     let engine = engine(global, args.jobs)?;
     let pipeline = engine.load_pipeline(&args.file).await?;
     let store = open_store(global, Some(&args.file))?;
-    let key = attest::signing_key(
-        args.signing_key.as_deref(),
-        &data_dir(global, Some(&args.file)),
-    )?;
+    let key = attest::signing_key(args.signing_key.as_deref(), store.dir())?;
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -512,6 +627,9 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     }
     if let Some(jobs) = args.jobs {
         options = options.jobs(jobs as usize);
+    }
+    if let Some(quota) = args.workspace_quota {
+        options = options.workspace_quota(quota);
     }
     let result = engine.run(&pipeline, options).await;
     let _ = printer.await;

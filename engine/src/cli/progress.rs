@@ -36,7 +36,7 @@ pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps
                 let ran =
                     matches!(&event, Event::StepFinished { step, .. } if started.contains(step));
                 if let Some(line) = plain_line(&event, width, ran) {
-                    println!("{line}");
+                    outln!("{line}");
                 }
             }
         }

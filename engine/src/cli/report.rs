@@ -40,7 +40,7 @@ pub(crate) fn summary(store: &Store, summary: &RunSummary) {
         }
     }
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!(
+    outln!(
         "run {} {} in {} ({})",
         run.id,
         run.status,
@@ -51,7 +51,7 @@ pub(crate) fn summary(store: &Store, summary: &RunSummary) {
         if !matches!(step.status, StepStatus::Failed | StepStatus::TimedOut) {
             continue;
         }
-        println!(
+        outln!(
             "  {} {} {}: {}",
             symbol(step.status, color()),
             step.step_id,
@@ -59,17 +59,24 @@ pub(crate) fn summary(store: &Store, summary: &RunSummary) {
             first_line(step.reason.as_deref().unwrap_or(""))
         );
         for extra in step.reason.as_deref().unwrap_or("").lines().skip(1) {
-            println!("    {extra}");
+            outln!("    {extra}");
         }
         if let Ok(lines) = store.logs(&run.id, Some(&step.step_id)) {
             let start = lines.len().saturating_sub(TAIL_LINES);
             for line in &lines[start..] {
-                println!("    | {}", line.line.text);
+                outln!("    | {}", line.line.text);
             }
             if !lines.is_empty() {
-                println!("    (full log: flow logs {} {})", run.id, step.step_id);
+                outln!("    (full log: flow logs {} {})", run.id, step.step_id);
             }
         }
+    }
+}
+
+/// `flow runs` where nothing was ever recorded.
+pub(crate) fn no_runs(dir: &std::path::Path, style: Style) {
+    if style != Style::Json {
+        outln!("no runs yet in {}", dir.display());
     }
 }
 
@@ -77,21 +84,24 @@ pub(crate) fn runs(store: &Store, limit: usize, style: Style) -> Result<u8, Fail
     let runs = store.runs(Some(limit))?;
     if style == Style::Json {
         for run in &runs {
-            println!("{}", serde_json::to_string(run).unwrap_or_default());
+            outln!("{}", serde_json::to_string(run).unwrap_or_default());
         }
         return Ok(exit::SUCCESS);
     }
     if runs.is_empty() {
-        println!("no runs yet in {}", store.dir().display());
+        outln!("no runs yet in {}", store.dir().display());
         return Ok(exit::SUCCESS);
     }
     let width = runs.iter().map(|r| r.id.as_str().len()).max().unwrap_or(2);
-    println!(
+    outln!(
         "{:<width$}  {:<11}  {:<24}  {:>9}  PIPELINE",
-        "RUN", "STATUS", "STARTED", "DURATION"
+        "RUN",
+        "STATUS",
+        "STARTED",
+        "DURATION"
     );
     for run in &runs {
-        println!(
+        outln!(
             "{:<width$}  {:<11}  {:<24}  {:>9}  {}",
             run.id.as_str(),
             run.status.to_string(),
@@ -114,27 +124,29 @@ pub(crate) fn show(store: &Store, query: &str, style: Style) -> Result<u8, Failu
     let steps = store.steps(&id)?;
     if style == Style::Json {
         let value = serde_json::json!({ "run": run, "steps": steps });
-        println!("{value}");
+        outln!("{value}");
         return Ok(exit::SUCCESS);
     }
-    println!("run       {}", run.id);
-    println!("pipeline  {} ({})", run.pipeline_name, run.pipeline_file);
-    println!("status    {}", run.status);
-    println!("started   {}", format_rfc3339(run.started_at));
-    println!("duration  {}", took(Some(run.started_at), run.finished_at));
+    outln!("run       {}", run.id);
+    outln!("pipeline  {} ({})", run.pipeline_name, run.pipeline_file);
+    outln!("status    {}", run.status);
+    outln!("started   {}", format_rfc3339(run.started_at));
+    outln!("duration  {}", took(Some(run.started_at), run.finished_at));
     if let Some(failure) = &run.failure {
-        println!("failure   {}", first_line(failure));
+        outln!("failure   {}", first_line(failure));
     }
-    println!();
+    outln!();
     let width = steps
         .iter()
         .map(|s| s.step_id.len())
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
+    outln!(
         "  {:<width$}  {:<9}  {:>8}  PLUGIN",
-        "STEP", "STATUS", "DURATION"
+        "STEP",
+        "STATUS",
+        "DURATION"
     );
     for step in &steps {
         print_step(step, width);
@@ -143,7 +155,7 @@ pub(crate) fn show(store: &Store, query: &str, style: Style) -> Result<u8, Failu
 }
 
 fn print_step(step: &StepRecord, width: usize) {
-    println!(
+    outln!(
         "{} {:<width$}  {:<9}  {:>8}  {}",
         symbol(step.status, color()),
         step.step_id,
@@ -154,14 +166,14 @@ fn print_step(step: &StepRecord, width: usize) {
     let indent = " ".repeat(width + 4);
     if let Some(reason) = &step.reason {
         for line in reason.lines() {
-            println!("{indent}{line}");
+            outln!("{indent}{line}");
         }
     }
     for (name, value) in &step.outputs {
-        println!("{indent}{name} = {}", first_line(value));
+        outln!("{indent}{name} = {}", first_line(value));
     }
     if step.log_truncated {
-        println!("{indent}(log truncated)");
+        outln!("{indent}(log truncated)");
     }
 }
 
@@ -247,13 +259,13 @@ pub(crate) fn plugins(
                     Capability::Secrets => "secrets",
                 }).collect::<Vec<_>>(),
             });
-            println!("{value}");
+            outln!("{value}");
             continue;
         }
-        println!("{} {}  {}", d.name, d.version, plugin.digest);
-        println!("  {}", d.description);
+        outln!("{} {}  {}", d.name, d.version, plugin.digest);
+        outln!("  {}", d.description);
         if !d.params.is_empty() || d.extra_params {
-            println!("  params:");
+            outln!("  params:");
             for p in &d.params {
                 let mut line = format!("    {} ({})", p.name, p.ty.described());
                 if p.required {
@@ -262,19 +274,19 @@ pub(crate) fn plugins(
                 if let Some(default) = &p.default {
                     line.push_str(&format!(", default {default}"));
                 }
-                println!("{line}: {}", p.description);
+                outln!("{line}: {}", p.description);
             }
             if d.extra_params {
-                println!("    any other param is accepted");
+                outln!("    any other param is accepted");
             }
         }
         if !d.outputs.is_empty() || d.outputs_from_params {
-            println!("  outputs:");
+            outln!("  outputs:");
             for o in &d.outputs {
-                println!("    {}: {}", o.name, o.description);
+                outln!("    {}: {}", o.name, o.description);
             }
             if d.outputs_from_params {
-                println!("    one per param, with the param's value");
+                outln!("    one per param, with the param's value");
             }
         }
         if !d.capabilities.is_empty() {
@@ -296,9 +308,9 @@ pub(crate) fn plugins(
                     }
                 })
                 .collect();
-            println!("  needs: {}", caps.join(", "));
+            outln!("  needs: {}", caps.join(", "));
         }
-        println!();
+        outln!();
     }
     Ok(if failed {
         exit::INTERNAL

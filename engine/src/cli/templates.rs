@@ -55,7 +55,7 @@ pub(crate) fn configs() -> Result<Vec<flow_pipeline::Config>, Failure> {
 pub(crate) fn show_resolved(global: &Global, file: &Path) -> Result<u8, Failure> {
     let engine = super::engine(global, None)?;
     let resolution = engine.resolve_pipeline(file, &LockMode::Use)?;
-    print!("{}", flow_pipeline::render_resolved(&resolution.pipeline));
+    out!("{}", flow_pipeline::render_resolved(&resolution.pipeline));
     Ok(exit::SUCCESS)
 }
 
@@ -75,7 +75,7 @@ pub(crate) async fn lock(global: &Global, file: &Path, mode: LockMode) -> Result
             .iter()
             .map(|p| serde_json::json!({"name": p.name, "version": p.version, "sha256": p.sha256}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"lock": report.path.display().to_string(), "templates": templates, "plugins": plugins, "diff": report.diff})
         );
@@ -88,7 +88,7 @@ pub(crate) async fn lock(global: &Global, file: &Path, mode: LockMode) -> Result
             .filter(|b| b.version != t.version || b.sha256 != t.sha256)
             .map(|b| format!(" (was {} sha256:{})", b.version, short(&b.sha256)))
             .unwrap_or_default();
-        println!(
+        outln!(
             "template {}@{} sha256:{}{before}",
             t.id,
             t.version,
@@ -101,20 +101,20 @@ pub(crate) async fn lock(global: &Global, file: &Path, mode: LockMode) -> Result
             .filter(|b| b.sha256 != p.sha256)
             .map(|b| format!(" (was sha256:{})", short(&b.sha256)))
             .unwrap_or_default();
-        println!(
+        outln!(
             "plugin {} {} sha256:{}{before}",
             p.name,
             p.version,
             short(&p.sha256)
         );
     }
-    println!("wrote {}", report.path.display());
+    outln!("wrote {}", report.path.display());
     if matches!(mode, LockMode::Update(_)) {
         if report.diff.is_empty() {
-            println!("the resolved pipeline did not change");
+            outln!("the resolved pipeline did not change");
         } else {
-            println!("changes to the resolved pipeline:");
-            print!("{}", report.diff);
+            outln!("changes to the resolved pipeline:");
+            out!("{}", report.diff);
         }
     }
     Ok(exit::SUCCESS)
@@ -137,7 +137,7 @@ pub(crate) fn sign(dir: &Path, key: &Path) -> Result<u8, Failure> {
         .map_err(|e| Failure::Invalid(format!("error: cannot read {}: {e}\n", key.display())))?;
     let (path, sha256) = signature::sign(dir, &id, &version, &key)
         .map_err(|e| Failure::Invalid(format!("error: {e}\n")))?;
-    println!(
+    outln!(
         "signed {id}@{version} sha256:{sha256} with key {} -> {}",
         key.keyid(),
         path.display()
@@ -149,6 +149,6 @@ pub(crate) fn digest(dir: &Path) -> Result<u8, Failure> {
     let (id, version) = identity(dir)?;
     let sha256 =
         digest::template_digest(dir).map_err(|e| Failure::Invalid(format!("error: {e}\n")))?;
-    println!("{id}@{version} sha256:{sha256}");
+    outln!("{id}@{version} sha256:{sha256}");
     Ok(exit::SUCCESS)
 }

@@ -23,7 +23,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-pub use cache::{CacheOutcome, ComponentCache};
+pub use cache::{CacheKey, CacheOutcome, ComponentCache};
 
 use crate::capabilities::claims::{Claims, RunAttestations};
 use crate::capabilities::exec::{ExecPolicy, ExecState};
@@ -92,6 +92,9 @@ pub enum RuntimeError {
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The key cached components are authenticated with; `None` uses a random key,
+    /// so only this process trusts what it caches.
+    pub cache_key: Option<CacheKey>,
     /// How many steps may run at once (sizes the pooling allocator).
     pub max_concurrent_steps: u32,
     /// Use the pooling allocator (falls back to on-demand if it cannot start).
@@ -102,6 +105,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
+            cache_key: None,
             max_concurrent_steps: 4,
             pooling: true,
         }
@@ -190,6 +194,8 @@ pub struct StepInvocation<'a> {
     pub params: &'a serde_json::Map<String, serde_json::Value>,
     /// The run's workspace (absolute): read-write, the working directory.
     pub workspace: &'a Path,
+    /// The directory the workspace was when the run started.
+    pub workspace_identity: Option<fs::DirIdentity>,
     /// Granted directories beyond the workspace.
     pub dirs: &'a [DirGrant],
     /// Memory and time.
@@ -222,6 +228,13 @@ pub enum StepFailure {
     Crashed(String),
     /// It ran past its timeout.
     TimedOut(Duration),
+    /// The host's work for it (hashing its files) ran past its timeout.
+    HostTimedOut {
+        /// The step's timeout.
+        timeout: Duration,
+        /// What the host was doing ("while the host hashed its products ...").
+        doing: String,
+    },
     /// It tried to use more memory than its limit.
     OutOfMemory(u64),
     /// The run was cancelled while it ran.
@@ -238,6 +251,11 @@ impl fmt::Display for StepFailure {
             StepFailure::TimedOut(d) => {
                 write!(f, "timed out after {}", crate::units::format_duration(*d))
             }
+            StepFailure::HostTimedOut { timeout, doing } => write!(
+                f,
+                "timed out after {} {doing}",
+                crate::units::format_duration(*timeout)
+            ),
             StepFailure::OutOfMemory(limit) => {
                 write!(
                     f,
@@ -358,6 +376,8 @@ fn base_config() -> Config {
     // process instead of trapping.
     config.max_wasm_stack(1 << 20);
     config.async_stack_size(2 << 20);
+    // Enough frames to tell runaway recursion from a bad pointer (see `deep_recursion`).
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(BACKTRACE_FRAMES));
     config
 }
 
@@ -426,7 +446,12 @@ impl Runtime {
             |s| s,
         )
         .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        let cache = ComponentCache::new(&engine, config.cache_dir.clone());
+        let key = match &config.cache_key {
+            Some(key) => key.clone(),
+            None => CacheKey::generate()
+                .map_err(|e| RuntimeError::Engine(format!("cannot make a cache key: {e}")))?,
+        };
+        let cache = ComponentCache::new(&engine, config.cache_dir.clone(), key);
         let ticker = EpochTicker::start(engine.clone());
         Ok(Runtime {
             engine,
@@ -614,7 +639,12 @@ impl Runtime {
                 );
             }
         }
-        fs::prepare(&mut builder, step.workspace, step.dirs)
+        let workspace = DirGrant {
+            path: step.workspace.to_path_buf(),
+            writable: true,
+            identity: step.workspace_identity,
+        };
+        fs::prepare(&mut builder, &workspace, step.dirs)
             .map_err(|e| StepFailure::Host(e.to_string()))?;
         let mut writable = vec![step.workspace.to_path_buf()];
         writable.extend(
@@ -686,6 +716,13 @@ fn classify_trap(error: &wasmtime::Error, state: &StepState, limits: StepLimits)
     let what = match error.downcast_ref::<Trap>() {
         Some(Trap::UnreachableCodeReached) => "it panicked or reached unreachable code".to_string(),
         Some(Trap::StackOverflow) => "stack overflow".to_string(),
+        // Languages that keep their own stack in linear memory (Rust, C) run off its
+        // end into an out-of-bounds access when recursion is too deep: a deep, repeating
+        // call stack tells that apart from a bad pointer.
+        Some(Trap::MemoryOutOfBounds) => match deep_recursion(error) {
+            Some(what) => return StepFailure::Crashed(what),
+            None => Trap::MemoryOutOfBounds.to_string(),
+        },
         Some(trap) => trap.to_string(),
         None => error_chain(error),
     };
@@ -693,6 +730,38 @@ fn classify_trap(error: &wasmtime::Error, state: &StepState, limits: StepLimits)
         Some(panic) => StepFailure::Crashed(panic),
         None => StepFailure::Crashed(what),
     }
+}
+
+/// Frames kept in a trap's backtrace.
+const BACKTRACE_FRAMES: usize = 64;
+
+/// "stack overflow: ..." when a trap's call stack is runaway recursion: the backtrace
+/// is full (the stack was deeper than it keeps) and one function fills at least half
+/// of it.
+fn deep_recursion(error: &wasmtime::Error) -> Option<String> {
+    let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>()?;
+    let frames = backtrace.frames();
+    if frames.len() < BACKTRACE_FRAMES {
+        return None;
+    }
+    let mut counts: HashMap<u32, (usize, Option<&str>)> = HashMap::new();
+    for frame in frames {
+        let entry = counts
+            .entry(frame.func_index())
+            .or_insert((0, frame.func_name()));
+        entry.0 += 1;
+    }
+    let (count, name) = counts.values().max_by_key(|(n, _)| *n).copied()?;
+    if count * 2 < frames.len() {
+        return None;
+    }
+    let name = match name {
+        Some(name) => format!(" in `{name}`"),
+        None => String::new(),
+    };
+    Some(format!(
+        "stack overflow: runaway recursion{name} ran off the end of the plugin's stack"
+    ))
 }
 
 /// A Rust guest prints `thread '..' panicked at FILE:LINE:COL:` and then the

@@ -37,7 +37,7 @@ pub fn sign(
         sha256: sha256.clone(),
     })
     .map_err(|e| e.to_string())?;
-    let envelope = Envelope::sign(PAYLOAD_TYPE, payload, key);
+    let envelope = Envelope::sign(PAYLOAD_TYPE, payload, key).map_err(|e| e.to_string())?;
     let path = dir.join(SIGNATURE_FILE);
     let temporary = dir.join(format!(".{SIGNATURE_FILE}.tmp"));
     std::fs::write(&temporary, envelope.to_json())

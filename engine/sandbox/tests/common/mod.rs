@@ -24,6 +24,21 @@ pub fn tempdir() -> TempDir {
     TempDir { _dir: dir, path }
 }
 
+/// The sha256 of a file, as coreutils' `sha256sum` computes it (an independent tool).
+pub fn sha256sum(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// Writes an executable file.
 pub fn write_exe(path: &Path, contents: &str) {
     fs::write(path, contents).unwrap();
@@ -135,10 +150,59 @@ pub fn sleeping(duration: &str) -> Vec<u32> {
 
 /// A `sleep` duration unique to this test process and call, to find its processes.
 pub fn unique_sleep() -> String {
+    unique_sleep_of(30)
+}
+
+/// A `sleep` duration of a little more than `secs` seconds, unique to this test process and
+/// call: the marker that finds its processes in `/proc/*/cmdline`.
+pub fn unique_sleep_of(secs: u32) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("30.{}{:03}", std::process::id(), n)
+    format!("{secs}.{}{:03}", std::process::id(), n)
+}
+
+/// When something happened, shared between a test and a future it runs.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Option<Instant>>>;
+
+/// A stop future that never stops the command, but lets it go on: once `count` processes
+/// run `sleep <marker>`, it creates the file `go` (which the command waits for) and notes
+/// when in `seen`. After 5 s without them, it creates `go` anyway (and `seen` stays empty).
+pub async fn go_when_sleeping(marker: String, count: usize, go: PathBuf, seen: Seen) -> StopReason {
+    if wait_for_sleeping(&marker, count).await {
+        *seen.lock().unwrap() = Some(Instant::now());
+    }
+    fs::write(&go, "").unwrap();
+    std::future::pending().await
+}
+
+/// A stop future that stops the command (as a timeout) once `count` processes run
+/// `sleep <marker>`, noting when in `seen`; after 5 s without them, it stops it anyway.
+pub async fn stop_when_sleeping(marker: String, count: usize, seen: Seen) -> StopReason {
+    if wait_for_sleeping(&marker, count).await {
+        *seen.lock().unwrap() = Some(Instant::now());
+    }
+    StopReason::Timeout
+}
+
+async fn wait_for_sleeping(marker: &str, count: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if sleeping(marker).len() >= count {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Kills the processes running `sleep <marker>` (what a failed test left behind).
+pub fn kill_sleeping(marker: &str) {
+    for pid in sleeping(marker) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
 }
 
 /// Reads a pid written by a test command.
