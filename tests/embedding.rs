@@ -276,7 +276,7 @@ async fn bad_inputs_are_invalid_and_nothing_runs() {
 /// own declarations, found by digest in the cache or a `--template-dir`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() {
-    use flow_engine::catalog::{cached_template_dir, template_digest};
+    use flow_engine::templates::{cached_template_dir, template_digest};
 
     let tmp = tempfile::tempdir().unwrap();
     let file = write(
