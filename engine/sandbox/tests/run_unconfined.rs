@@ -9,7 +9,7 @@ mod common;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -532,7 +532,17 @@ fn unprivileged_user_gets_user_and_pid_namespaces() {
         eprintln!("NOT RUN: needs root to switch to an unprivileged user");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
+    // The test binary may live where `nobody` cannot reach (a target dir under
+    // /root): run a copy from a directory anyone can read.
+    let copy_dir = tempfile::Builder::new()
+        .prefix("flow-unprivileged")
+        .tempdir_in("/tmp")
+        .unwrap();
+    fs::set_permissions(copy_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = copy_dir.path().join("run_unconfined");
+    fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(&copy)
         .args([
             "--exact",
             "unprivileged",
