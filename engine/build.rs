@@ -114,6 +114,8 @@ fn main() {
         "cargo:rustc-env=FLOW_TEST_PLUGIN_DIR={}",
         wasm_dir.display()
     );
+    // For the build scripts of packages that depend on this one (`DEP_FLOW_PLUGINS_DIR`).
+    println!("cargo:dir={}", wasm_dir.display());
 }
 
 /// The host target dir (`target/` or `$CARGO_TARGET_DIR`), found from OUT_DIR

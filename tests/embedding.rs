@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flow_engine::runtime::CacheOutcome;
+use flow_engine::CacheOutcome;
 use flow_engine::{CancelFlag, Engine, EngineError, Event, RunOptions};
 use flow_pipeline::PluginRef;
 use flow_store::{RunStatus, StepStatus, Store};
@@ -54,6 +54,7 @@ async fn runs_a_pipeline_and_reports_events_in_order() {
             Event::StepStarted { step, .. } => format!("{step} started"),
             Event::StepFinished { step, status, .. } => format!("{step} {status}"),
             Event::RunFinished { status, .. } => format!("run {status}"),
+            other => format!("{other:?}"),
         })
         .collect();
     assert_eq!(
@@ -173,8 +174,7 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
         pin: None,
     };
     // Engines that share a cache share the key that authenticates it, kept apart.
-    let key =
-        flow_engine::runtime::CacheKey::load_or_create(&tmp.path().join("keys/cache.key")).unwrap();
+    let key = flow_engine::CacheKey::load_or_create(&tmp.path().join("keys/cache.key")).unwrap();
     let engine = || {
         Engine::builder()
             .cache_dir(&cache)
@@ -185,7 +185,7 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
     let first = engine();
     let bytes = first.registry().bytes(&echo).unwrap().into_owned();
     assert_eq!(
-        first.runtime().load("echo", &bytes).await.unwrap().cache,
+        first.load_plugin("echo", &bytes).await.unwrap().cache,
         CacheOutcome::Compiled
     );
     let files: Vec<_> = std::fs::read_dir(&cache)
@@ -202,23 +202,23 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
     drop(first);
 
     let second = engine();
-    let plugin = second.runtime().load("echo", &bytes).await.unwrap();
+    let plugin = second.load_plugin("echo", &bytes).await.unwrap();
     assert_eq!(plugin.cache, CacheOutcome::Hit);
     assert_eq!(plugin.description.name, "echo");
 
     // An engine with another key (by default, a key of its own) trusts none of it.
     let stranger = Engine::builder().cache_dir(&cache).build().unwrap();
     assert_eq!(
-        stranger.runtime().load("echo", &bytes).await.unwrap().cache,
+        stranger.load_plugin("echo", &bytes).await.unwrap().cache,
         CacheOutcome::Compiled
     );
-    let _ = engine().runtime().load("echo", &bytes).await.unwrap();
+    let _ = engine().load_plugin("echo", &bytes).await.unwrap();
 
     // A damaged cache file is not trusted blindly: it is recompiled.
     std::fs::write(cache.join(&name), b"not a compiled component").unwrap();
     let third = engine();
     assert_eq!(
-        third.runtime().load("echo", &bytes).await.unwrap().cache,
+        third.load_plugin("echo", &bytes).await.unwrap().cache,
         CacheOutcome::Compiled
     );
 }
@@ -227,8 +227,7 @@ async fn a_second_engine_loads_compiled_plugins_from_the_cache() {
 async fn invalid_wasm_and_foreign_components_are_refused_with_a_reason() {
     let engine = Engine::builder().build().unwrap();
     let err = engine
-        .runtime()
-        .load("./junk.wasm", b"junk")
+        .load_plugin("./junk.wasm", b"junk")
         .await
         .unwrap_err();
     assert_eq!(
@@ -238,8 +237,7 @@ async fn invalid_wasm_and_foreign_components_are_refused_with_a_reason() {
     // A valid core module, but not a component.
     let module = b"\0asm\x01\0\0\0";
     let err = engine
-        .runtime()
-        .load("./core.wasm", module)
+        .load_plugin("./core.wasm", module)
         .await
         .unwrap_err()
         .to_string();
@@ -276,7 +274,8 @@ async fn bad_inputs_are_invalid_and_nothing_runs() {
 /// own declarations, found by digest in the cache or a `--template-dir`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() {
-    use flow_engine::templates::{cached_template_dir, template_digest};
+    use flow_engine::catalog::{cached_template_dir, template_digest};
+    use flow_engine::verification;
 
     let tmp = tempfile::tempdir().unwrap();
     let file = write(
@@ -329,33 +328,14 @@ async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() 
         (summary.run.id.to_string(), digest)
     };
 
-    let flow = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_flow"))
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(args)
-            .current_dir(tmp.path())
-            // The user's own key is not this run's: trust what the run says it is.
-            .env("HOME", tmp.path())
-            .env_remove("XDG_DATA_HOME")
-            .env_remove("FLOW_SIGNING_KEY")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
+    // What `flow attest export` and `flow verify --policy` do, through the library.
+    let store = Store::open(&data).unwrap();
+    let run = store.resolve(&run_id).unwrap();
+    let export = tmp.path().join("proof");
+    let bundle = verification::export(&store, &run, &export).unwrap();
+    assert!(verification::verify(&bundle, None).is_ok());
 
     // What each step's statement records.
-    let export = tmp.path().join("proof");
-    let export_arg = export.to_str().unwrap();
-    let (code, text) = flow(&["attest", "export", &run_id, "--out", export_arg]);
-    assert_eq!(code, Some(0), "{text}");
     let statement: serde_json::Value = {
         let envelope: serde_json::Value =
             serde_json::from_slice(&std::fs::read(export.join("scan.intoto.json")).unwrap())
@@ -390,83 +370,91 @@ async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() 
     }
 
     let policy = |versions: &str, approved: &str| {
-        write(
+        let file = write(
             tmp.path(),
             "policy.yaml",
             &format!(
                 "policy: 1\ntemplate: acme/secure-release\nversions: \"{versions}\"\napproved-plugins: {{ scan: [{approved}] }}\nbefore: [publish]\n"
             ),
-        )
+        );
+        verification::Policy::load(&file)
     };
-    let base_arg = base_dir.to_str().unwrap();
-    let verify_with_base = || {
-        flow(&[
-            "verify",
-            &run_id,
-            "--policy",
-            "policy.yaml",
-            "--template-dir",
-            base_arg,
-        ])
+    // The base template only from a directory given; the cache holds the other.
+    let with_base = |policy: verification::Policy| {
+        verification::PolicyCheck::new(policy, Some(cache.clone()), std::slice::from_ref(&base_dir))
+            .unwrap()
+            .evaluate(&bundle)
+            .unwrap()
     };
-    policy("^1.2", &echo_digest);
-    let (code, text) = verify_with_base();
-    assert_eq!(code, Some(0), "{text}");
+    let lines = |evaluation: &verification::Evaluation| {
+        evaluation
+            .checks
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let evaluation = with_base(policy("^1.2", &echo_digest).unwrap());
+    assert!(evaluation.passed(), "{}", lines(&evaluation));
+    assert_eq!(evaluation.checks.len(), 8);
     assert!(
-        text.contains("policy policy.yaml: passed (8 checks)"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
+        lines(&evaluation).contains(&format!(
             "ok    approved  sealed step `scan` (plugin echo {echo_digest}) runs an approved `scan`"
         )),
-        "{text}"
+        "{}",
+        lines(&evaluation)
     );
     // The same from the export.
-    let (code, text) = flow(&[
-        "verify",
-        "--dir",
-        export_arg,
-        "--policy",
-        "policy.yaml",
-        "--template-dir",
-        base_arg,
-    ]);
-    assert_eq!(code, Some(0), "{text}");
+    let exported = verification::read_export(&export).unwrap();
+    assert!(verification::verify(&exported, None).is_ok());
+    let from_export = verification::PolicyCheck::new(
+        policy("^1.2", &echo_digest).unwrap(),
+        Some(cache.clone()),
+        std::slice::from_ref(&base_dir),
+    )
+    .unwrap()
+    .evaluate(&exported)
+    .unwrap();
+    assert!(from_export.passed());
 
     // Without the base template, it says which one is missing.
-    let (code, text) = flow(&["verify", &run_id, "--policy", "policy.yaml"]);
-    assert_eq!(code, Some(1), "{text}");
+    let without = verification::PolicyCheck::new(
+        policy("^1.2", &echo_digest).unwrap(),
+        Some(cache.clone()),
+        &[],
+    )
+    .unwrap()
+    .evaluate(&bundle)
+    .unwrap();
+    assert!(!without.passed());
     assert!(
-        text.contains(&format!(
+        lines(&without).contains(&format!(
             "template acme/base@2.0.0 (sha256 {base_sha}) is missing"
         )),
-        "{text}"
+        "{}",
+        lines(&without)
     );
     // Another version, another scanner: the policy fails.
-    policy("^2", &echo_digest);
-    let (code, text) = verify_with_base();
-    assert_eq!(code, Some(1), "{text}");
+    let other_version = with_base(policy("^2", &echo_digest).unwrap());
+    assert!(!other_version.passed());
     assert!(
-        text.contains("was not resolved from template acme/secure-release at versions ^2"),
-        "{text}"
+        lines(&other_version)
+            .contains("was not resolved from template acme/secure-release at versions ^2"),
+        "{}",
+        lines(&other_version)
     );
-    policy("^1", &format!("sha256:{}", "0".repeat(64)));
-    let (code, text) = verify_with_base();
-    assert_eq!(code, Some(1), "{text}");
+    let other_scanner = with_base(policy("^1", &format!("sha256:{}", "0".repeat(64))).unwrap());
     assert!(
-        text.contains("runs a `scan` that is not approved"),
-        "{text}"
+        lines(&other_scanner).contains("runs a `scan` that is not approved"),
+        "{}",
+        lines(&other_scanner)
     );
-    // A bad policy is invalid input.
-    policy("^1", "sha256:nope");
-    let (code, text) = flow(&["verify", &run_id, "--policy", "policy.yaml"]);
-    assert_eq!(code, Some(2), "{text}");
+    // A bad policy is reported at its place.
+    let bad = policy("^1", "sha256:nope").unwrap_err().render();
     assert!(
-        text.contains("policy.yaml:4:28: error: `sha256:nope` is not a sha256 digest"),
-        "{text}"
+        bad.contains("policy.yaml:4:28: error: `sha256:nope` is not a sha256 digest"),
+        "{bad}"
     );
-
     // The reference tools accept the export with the template records.
     let Some(venv) = std::env::var_os("FLOW_INTOTO_VENV").filter(|v| !v.is_empty()) else {
         eprintln!("NOT RUN: FLOW_INTOTO_VENV is not set (in-toto-verify on a run from templates)");
@@ -494,4 +482,92 @@ async fn a_run_from_templates_records_the_chain_and_verifies_against_a_policy() 
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_given_as_text_runs_within_the_engine_s_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().jobs(2).build().unwrap();
+    let pipeline = engine
+        .load_pipeline_text(
+            "version: 1\nname: inline\nsteps:\n  greet:\n    uses: echo\n    with: { message: hi }\n",
+            "inline.yaml",
+            tmp.path(),
+        )
+        .await
+        .unwrap();
+    let store = Store::open(tmp.path().join("data")).unwrap();
+    let summary = engine
+        .run(&pipeline, RunOptions::new(store.clone()))
+        .await
+        .unwrap();
+    assert_eq!(summary.run.status, RunStatus::Succeeded);
+    assert_eq!(summary.steps[0].outputs["message"], "hi");
+    // Problems point into the text, by the name it was given.
+    let err = engine
+        .load_pipeline_text(
+            "version: 1\nname: inline\nsteps:\n  greet:\n    uses: ehco\n",
+            "inline.yaml",
+            tmp.path(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("inline.yaml:5:11: error: unknown plugin `ehco`"),
+        "{err}"
+    );
+    // A run may not ask for more steps at once than the engine's pool holds.
+    let err = engine
+        .run(&pipeline, RunOptions::new(store).jobs(8))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("this run asks for 8 steps at once, but the engine was built for at most 2"),
+        "{err}"
+    );
+}
+
+/// A service runs loading and running on any task: the futures are `Send`.
+#[test]
+fn loading_and_running_are_send() {
+    fn assert_send<T: Send>(_: T) {}
+    let engine = Engine::builder().jobs(1).build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    assert_send(engine.load_pipeline(tmp.path()));
+    assert_send(engine.load_pipeline_text("", "x.yaml", tmp.path()));
+    if let Ok(store) = Store::open(tmp.path().join("data")) {
+        let loaded: Option<flow_engine::LoadedPipeline> = None;
+        if let Some(pipeline) = &loaded {
+            assert_send(engine.run(pipeline, RunOptions::new(store)));
+        }
+    }
+}
+
+/// Steps that start at once with a plugin not loaded yet compile it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_loads_compile_a_plugin_once() {
+    let engine = std::sync::Arc::new(Engine::builder().jobs(2).build().unwrap());
+    let echo = PluginRef::Builtin {
+        name: "echo".into(),
+        pin: None,
+    };
+    let bytes: std::sync::Arc<[u8]> = engine.registry().bytes(&echo).unwrap().into_owned().into();
+    let loads: Vec<_> = (0..4)
+        .map(|i| {
+            let (engine, bytes) = (engine.clone(), bytes.clone());
+            tokio::spawn(async move { engine.load_plugin(&format!("echo #{i}"), &bytes).await })
+        })
+        .collect();
+    let mut plugins = Vec::new();
+    for load in loads {
+        plugins.push(load.await.unwrap().unwrap());
+    }
+    for plugin in &plugins[1..] {
+        assert!(
+            std::sync::Arc::ptr_eq(plugin, &plugins[0]),
+            "compiled more than once"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use flow_engine::Engine;
-use flow_engine::capabilities::fs::DirGrant;
+use flow_engine::bench::DirGrant;
 
 mod common;
 use common::{median, ms};

@@ -5,7 +5,6 @@
 //! 1. Overhead per `echo` step: ready -> recorded running -> instantiated ->
 //!    called -> recorded done (store write included), median of many.
 //! 2. A 1,000-step pipeline through `Engine::run`: one chain, one fan-out.
-//! 3. `flow run` of a one-step pipeline as a whole process, plugin cache warm.
 //! 4. Recording a no-op step's provenance: build the statement and the link,
 //!    sign both, store them with the step (one sled transaction).
 //! 5. Resolving the bundled rust-service example through its two templates
@@ -13,12 +12,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use flow_engine::capabilities::log::LogSink;
-use flow_engine::runtime::{CancelFlag, StepInvocation, StepLimits};
-use flow_engine::templates::LockMode;
+use flow_engine::bench::LogSink;
+use flow_engine::catalog::LockMode;
 use flow_engine::{Engine, RunOptions};
 use flow_provenance::{Outcome, SigningKey, StepEvidence, attest_step};
 use flow_store::{RunRecord, StepAttestation, StepRecord, StepStatus, Store};
@@ -59,7 +56,7 @@ fn main() {
         .expect("tokio");
     rt.block_on(async {
         let engine = Engine::builder().cache_dir(&cache).jobs(2).build().expect("engine");
-        println!("pooling allocator: {}", engine.runtime().pooling());
+        println!("pooling allocator: {}", flow_engine::bench::pooling(&engine));
 
         // 1. Per-step overhead.
         let plugin = builtin(&engine, "echo").await;
@@ -70,7 +67,6 @@ fn main() {
         std::fs::create_dir_all(&workspace).expect("ws");
         let mut params = serde_json::Map::new();
         params.insert("message".into(), serde_json::Value::String("hi".into()));
-        let cancel = CancelFlag::new();
         let mut samples = Vec::new();
         let mut in_wasm = Vec::new();
         for i in 0..3000u32 {
@@ -80,27 +76,12 @@ fn main() {
             store.put_step(&run.id, &record).expect("put");
             let log = LogSink::new(1 << 20);
             let step_id = format!("s{i}");
-            let claims = flow_engine::capabilities::claims::Claims::new();
-            let invocation = StepInvocation {
-                run_id: run.id.as_str(),
-                step_id: &step_id,
-                params: &params,
-                workspace: &workspace,
-                workspace_identity: None,
-                dirs: &[],
-                limits: StepLimits { memory: 256 << 20, timeout: Duration::from_secs(30) },
-                cancel: &cancel,
-                log: &log,
-                exec: None,
-                claims: &claims,
-                secrets: None,
-                keys: None,
-                net: None,
-                attestations: None,
-            };
             let wasm_start = Instant::now();
-            let outputs: BTreeMap<String, String> =
-                engine.runtime().run_step(&plugin, invocation).await.expect("echo runs");
+            let outputs: BTreeMap<String, String> = flow_engine::bench::run_step(
+                &engine, &plugin, run.id.as_str(), &step_id, &params, &workspace, &[], 256 << 20, &log,
+            )
+            .await
+            .expect("echo runs");
             let wasm = wasm_start.elapsed();
             let (lines, bytes, truncated) = log.finish();
             record.status = StepStatus::Succeeded;
@@ -215,37 +196,6 @@ fn main() {
         );
         println!("  of which the store write: median {}", us(median(storing)));
     }
-
-    // 3. The whole `flow run` process, cache warm.
-    let flow = env!("CARGO_BIN_EXE_flow");
-    let dir = tmp.path().join("one");
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("flow.yaml"),
-        "version: 1\nname: one\nsteps:\n  greet:\n    uses: echo\n    with: { message: hi }\n",
-    )
-    .expect("write");
-    let mut samples = Vec::new();
-    for i in 0..30 {
-        let start = Instant::now();
-        let status = Command::new(flow)
-            .args(["run", "--plain", "--cache-dir"])
-            .arg(&cache)
-            .arg(dir.join("flow.yaml"))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("run flow");
-        assert!(status.success());
-        if i > 0 {
-            samples.push(start.elapsed());
-        }
-    }
-    println!(
-        "`flow run` one echo step, whole process, cache warm, {} runs: median {}, p90 {}",
-        samples.len(),
-        ms(median(samples.clone())),
-        ms(percentile(&samples, 0.9))
-    );
 
     // 5. Resolving through templates.
     let example =

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use flow_engine::Engine;
-use flow_engine::capabilities::fs::DirGrant;
+use flow_engine::bench::DirGrant;
 
 mod common;
 

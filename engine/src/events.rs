@@ -9,6 +9,7 @@ use serde::Serialize;
 /// One thing that happened in a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Event {
     /// The run was recorded and its first steps are about to start.
     RunStarted {

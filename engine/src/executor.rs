@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flow_pipeline::{EvalContext, FsAccess, Plan, StepOutcome};
+use flow_pipeline::{EvalContext, Plan, StepOutcome};
 use flow_provenance::{DigestCache, Root, SigningKey};
 use flow_store::{LogLine, RunRecord, RunStatus, StepRecord, StepStatus, Store, now_millis};
 use serde_json::Value;
@@ -19,17 +19,15 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
 use crate::EngineError;
+use crate::cancel::CancelFlag;
 use crate::capabilities::claims::{Claims, RunAttestations};
-use crate::capabilities::exec::{ExecPlan, ExecPolicy};
-use crate::capabilities::fs::DirGrant;
 use crate::capabilities::log::LogSink;
-use crate::capabilities::net::{NetGrant, NetPolicy};
-use crate::capabilities::secrets::{Redactor, SecretValues, StepSecrets};
-use crate::capabilities::signing::KeyRing;
+use crate::capabilities::secrets::Redactor;
+use crate::capabilities::{RunCapabilities, StepCapabilities, StepInputs};
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
-use crate::provenance::{self, Recorder, StepFacts, StepRoots};
-use crate::runtime::{CancelFlag, LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
+use crate::recorder::{self, Recorder, RunIdentity, StepFacts, StepRoots};
+use crate::runtime::{LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
 
 /// Limits a step gets when the pipeline does not set its own.
 #[derive(Debug, Clone, Copy)]
@@ -61,9 +59,8 @@ pub(crate) struct RunContext {
     pub runtime: Arc<Runtime>,
     pub store: Store,
     pub plugins: Arc<ResolvedPlugins>,
-    pub exec: Arc<ExecPlan>,
-    pub secrets: Arc<SecretValues>,
-    pub keys: Arc<KeyRing>,
+    /// Every capability's run-level facts.
+    pub caps: Arc<RunCapabilities>,
     pub redactor: Option<Arc<Redactor>>,
     pub inputs: BTreeMap<String, Value>,
     pub workspace: PathBuf,
@@ -147,7 +144,17 @@ pub(crate) async fn execute(
     let remaining: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
     let ready = (0..steps.len()).filter(|&i| remaining[i] == 0).collect();
     let recorder = match &cx.signing_key {
-        Some(key) => Some(Recorder::new(plan, key.clone(), run.id.as_str(), &cx)?),
+        Some(key) => Some(Recorder::new(
+            plan,
+            key.clone(),
+            RunIdentity {
+                run_id: run.id.to_string(),
+                pipeline_file: cx.pipeline_file.clone(),
+                pipeline_sha256: cx.pipeline_sha256.clone(),
+                workspace: cx.workspace.clone(),
+            },
+            cx.caps.clone(),
+        )?),
         None => None,
     };
     let mut ex = Execution {
@@ -271,6 +278,27 @@ impl Execution<'_> {
             memory: step.memory.unwrap_or(self.cx.defaults.memory),
             timeout: step.timeout.unwrap_or(self.cx.defaults.timeout),
         };
+        let log = LogSink::new(self.cx.defaults.log_limit).with_redactor(self.cx.redactor.clone());
+        let claims = Claims::new();
+        let deadline = Instant::now() + limits.timeout;
+        let attestations = self.recorder.as_ref().map(|_| {
+            RunAttestations::new(
+                self.cx.store.clone(),
+                self.run.id.clone(),
+                self.step_ids.clone(),
+            )
+        });
+        // Every capability's part of the step's store, from its grants.
+        let caps = self.cx.caps.prepare(&StepInputs {
+            step,
+            workspace: &self.cx.workspace,
+            workspace_identity: self.cx.workspace_identity,
+            log: &log,
+            claims: &claims,
+            attestations: attestations.as_ref(),
+            deadline,
+            cancel: &self.cx.cancel,
+        });
         let task = StepTask {
             runtime: self.cx.runtime.clone(),
             plugin,
@@ -278,42 +306,12 @@ impl Execution<'_> {
             run_id: self.run_id(),
             step_id: step.id.clone(),
             params,
-            workspace: self.cx.workspace.clone(),
-            workspace_identity: self.cx.workspace_identity,
-            dirs: step
-                .fs_grants
-                .iter()
-                .map(|g| DirGrant {
-                    path: g.path.clone(),
-                    writable: g.access == FsAccess::Write,
-                    identity: Some(g.identity),
-                })
-                .collect(),
             limits,
+            deadline,
             cancel: self.cx.cancel.clone(),
-            log: LogSink::new(self.cx.defaults.log_limit).with_redactor(self.cx.redactor.clone()),
-            exec: self
-                .cx
-                .exec
-                .policy(step, &self.cx.workspace, &self.cx.secrets),
-            secrets: StepSecrets::for_step(&self.cx.secrets, &step.secret_grants),
-            keys: self.cx.keys.for_step(&step.key_grants),
-            attestations: self.recorder.as_ref().map(|_| {
-                RunAttestations::new(
-                    self.cx.store.clone(),
-                    self.run.id.clone(),
-                    self.step_ids.clone(),
-                )
-            }),
-            net: (!step.net_grants.is_empty()).then(|| {
-                Arc::new(NetPolicy {
-                    grants: step
-                        .net_grants
-                        .iter()
-                        .filter_map(|g| NetGrant::parse(g))
-                        .collect(),
-                })
-            }),
+            log,
+            claims,
+            caps: Some(caps),
             redactor: self.cx.redactor.clone(),
             snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
             workspace_quota: self.cx.workspace_quota,
@@ -525,17 +523,14 @@ struct StepTask {
     run_id: String,
     step_id: String,
     params: serde_json::Map<String, Value>,
-    workspace: PathBuf,
-    workspace_identity: Option<crate::capabilities::fs::DirIdentity>,
-    dirs: Vec<DirGrant>,
     limits: StepLimits,
+    /// When the step (its plugin and the host's work for it) must be done.
+    deadline: Instant,
     cancel: CancelFlag,
     log: LogSink,
-    exec: Option<Arc<ExecPolicy>>,
-    secrets: Option<Arc<StepSecrets>>,
-    keys: Option<Arc<KeyRing>>,
-    net: Option<Arc<NetPolicy>>,
-    attestations: Option<RunAttestations>,
+    claims: Claims,
+    /// Every capability's part of the step's store (taken when the plugin runs).
+    caps: Option<StepCapabilities>,
     redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     workspace_quota: u64,
@@ -570,11 +565,10 @@ impl StepTask {
         }
     }
 
-    async fn run(self) -> Finished {
+    async fn run(mut self) -> Finished {
         // The host's work for the step (hashing before and after it) counts against
         // its timeout, like the plugin's own.
-        let started = Instant::now();
-        let deadline = started + self.limits.timeout;
+        let deadline = self.deadline;
         let limits = flow_provenance::SnapshotLimits {
             deadline: Some(deadline),
             workspace_quota: Some(self.workspace_quota),
@@ -582,22 +576,20 @@ impl StepTask {
         // Materials: what the step could read, hashed by the host before it runs.
         let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
         if let Some((cache, roots)) = &self.snapshot {
-            let snapshot =
-                provenance::snapshot(cache.clone(), roots.readable.clone(), limits).await;
+            let snapshot = recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
             if let Some(stop) = snapshot.stopped {
                 let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
                 return self.finish_early(failure);
             }
             (materials, notes) = (snapshot.artifacts, snapshot.notes);
         }
-        let claims = Claims::new();
+        let Some(caps) = self.caps.take() else {
+            return self.finish_early(StepFailure::Host("the step was started twice".into()));
+        };
         let invocation = StepInvocation {
             run_id: &self.run_id,
             step_id: &self.step_id,
             params: &self.params,
-            workspace: &self.workspace,
-            workspace_identity: self.workspace_identity,
-            dirs: &self.dirs,
             // What is left of the step's time after the host hashed its materials.
             limits: StepLimits {
                 timeout: deadline.saturating_duration_since(Instant::now()),
@@ -605,12 +597,7 @@ impl StepTask {
             },
             cancel: &self.cancel,
             log: &self.log,
-            exec: self.exec.clone(),
-            claims: &claims,
-            secrets: self.secrets.clone(),
-            keys: self.keys.clone(),
-            net: self.net.clone(),
-            attestations: self.attestations.clone(),
+            caps,
         };
         let result = match tokio::time::timeout_at(
             (deadline + HOST_GRACE).into(),
@@ -629,7 +616,7 @@ impl StepTask {
         let mut result = result;
         if let Some((cache, roots)) = &self.snapshot {
             let writable: Vec<Root> = roots.writable.clone();
-            let after = provenance::snapshot(cache.clone(), writable, limits).await;
+            let after = recorder::snapshot(cache.clone(), writable, limits).await;
             match after.stopped {
                 // A step that failed on its own keeps its own reason.
                 Some(stop)
@@ -667,7 +654,7 @@ impl StepTask {
                 (status, Some(failure.to_string()), BTreeMap::new())
             }
         };
-        let (dependencies, mut commands, dropped) = claims.take();
+        let (dependencies, mut commands, dropped) = self.claims.take();
         notes.extend(dropped);
         // Nothing recorded carries a secret's value: outputs, the reason, the
         // commands' arguments (logs are redacted as they are written).

@@ -10,7 +10,7 @@
 //!
 //! let engine = Engine::builder().jobs(4).build()?;
 //! let pipeline = engine.load_pipeline("flow.yaml".as_ref()).await?;
-//! let store = flow_store::Store::open(".flow")?;
+//! let store = flow_engine::Store::open("/var/lib/flow/runs")?;
 //! let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
 //! tokio::spawn(async move { while let Some(event) = rx.recv().await { println!("{event:?}") } });
 //! let summary = engine.run(&pipeline, RunOptions::new(store).events(events)).await?;
@@ -18,602 +18,110 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Data moves one way: [`Engine::load_pipeline`] parses the file, loads the
-//! plugins it names, and checks it into an immutable [`flow_pipeline::Plan`];
-//! [`Engine::run`] executes the plan and records it in a [`flow_store::Store`].
-//! Nothing here prints, exits or reads the process environment.
+//! Data moves one way: [`Engine::load_pipeline`] (or [`Engine::load_pipeline_text`])
+//! parses the file, resolves the templates it extends, loads the plugins it names, and
+//! checks it into an immutable [`flow_pipeline::Plan`]; [`Engine::run`] executes the
+//! plan and records it, with signed provenance, in a [`Store`]; [`verification`]
+//! reads that provenance back, exports it, verifies it and checks it against a
+//! policy (what `flow verify` and `flow attest` do).
+//!
+//! The API is what this page lists: the engine and its builder, run options, events,
+//! the run summary, the store's records, verification and policies, template
+//! catalogs. Nothing here prints or exits; the process environment is read only where
+//! a pipeline asks for it: granted host commands are found on `PATH`, host paths
+//! expand `~/` and `${VAR}`, secrets may come from variables, granted variables are
+//! passed to commands. The `flow` command is a separate package, one client of this
+//! library.
 #![deny(missing_docs)]
 
-pub mod capabilities;
+// The public API.
+pub mod catalog;
+mod engine;
+mod error;
 pub mod events;
-mod executor;
-pub mod plugins;
-mod provenance;
-pub mod reach;
-pub mod runtime;
-pub mod templates;
+mod options;
 pub mod units;
+pub mod verification;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+// How it works inside.
+mod bindings;
+mod cancel;
+pub(crate) mod capabilities;
+mod executor;
+mod plugins;
+pub(crate) mod policy;
+pub(crate) mod reach;
+mod recorder;
+pub(crate) mod runtime;
 
-use flow_pipeline::{Diagnostics, Plan};
-use flow_store::{RunRecord, Store, StoreError};
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc::UnboundedSender;
-
+pub use cancel::CancelFlag;
+pub use engine::{
+    ENGINE_VERSION, Engine, EngineBuilder, LoadedPipeline, LockReport, parse_input_arg,
+};
+pub use error::EngineError;
 pub use events::Event;
 pub use executor::{RunSummary, StepDefaults};
 pub use flow_provenance::{PublicKey, SigningKey};
+pub use flow_store::{
+    LogLine, RunId, RunRecord, RunStatus, StepRecord, StepStatus, Store, StoreError,
+};
+pub use options::{DEFAULT_WORKSPACE_QUOTA, RunOptions};
 pub use plugins::PluginRegistry;
-pub use runtime::{CancelFlag, PluginDigest, RuntimeConfig, RuntimeError};
+pub use runtime::{CacheKey, CacheOutcome, LoadedPlugin, PluginDigest, RuntimeError};
 
-/// The engine's name and version, as recorded in runs.
-pub const ENGINE_VERSION: &str = concat!("flow ", env!("CARGO_PKG_VERSION"));
+/// Not part of the API: what the benchmarks measure inside the engine (one step
+/// through the runtime, without the executor). It may change in any release.
+#[doc(hidden)]
+pub mod bench {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::time::Duration;
 
-/// Everything that can stop the engine from running a pipeline. A failing
-/// step is not an error: it is in the [`RunSummary`].
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The pipeline file (or the inputs given) has problems; nothing ran.
-    #[error("{0}")]
-    Invalid(Diagnostics),
-    /// The run store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The WebAssembly runtime failed to start.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    /// Provenance could not be built or signed.
-    #[error(transparent)]
-    Provenance(#[from] provenance::ProvenanceError),
-    /// The run's workspace could not be prepared.
-    #[error("cannot prepare the workspace {}: {source}", path.display())]
-    Workspace {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
+    pub use crate::capabilities::fs::DirGrant;
+    pub use crate::capabilities::log::LogSink;
+    pub use crate::runtime::StepFailure;
 
-/// Builds an [`Engine`]; every setting has a documented default.
-#[derive(Debug)]
-pub struct EngineBuilder {
-    cache_dir: Option<PathBuf>,
-    cache_key: Option<runtime::CacheKey>,
-    jobs: usize,
-    pooling: bool,
-    defaults: StepDefaults,
-    registry: PluginRegistry,
-    template_configs: Vec<flow_pipeline::Config>,
-}
-
-impl EngineBuilder {
-    /// Add a config whose catalogs and bindings templates are resolved with, after the
-    /// pipeline file's own: the user's first, then the organisation's (see
-    /// `docs/templates.md`). The engine reads no config by itself.
-    pub fn template_config(mut self, config: flow_pipeline::Config) -> Self {
-        self.template_configs.push(config);
-        self
-    }
-
-    /// Cache compiled plugins in `dir`, and a copy of every template a resolution
-    /// uses in `dir/templates/<sha256>/` (for locked runs offline and for `flow
-    /// verify --policy`). Default: no cache; every process compiles each plugin once.
-    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.cache_dir = Some(dir.into());
-        self
-    }
-
-    /// Authenticate cached compiled plugins with `key` (HMAC-SHA256), so that a cache
-    /// file swapped or edited on disk is compiled again instead of run. Default: a
-    /// random key per process (the cache is then only trusted by the process that
-    /// wrote it); load a lasting one with [`runtime::CacheKey::load_or_create`], kept
-    /// where no step can reach.
-    pub fn cache_key(mut self, key: runtime::CacheKey) -> Self {
-        self.cache_key = Some(key);
-        self
-    }
-
-    /// Run at most `jobs` steps at once (default: the number of CPUs).
-    pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = jobs.max(1);
-        self
-    }
-
-    /// Use wasmtime's pooling allocator (default: on; falls back to on-demand
-    /// allocation where it cannot reserve its memory).
-    pub fn pooling(mut self, pooling: bool) -> Self {
-        self.pooling = pooling;
-        self
-    }
-
-    /// Limits for steps that do not set their own.
-    pub fn step_defaults(mut self, defaults: StepDefaults) -> Self {
-        self.defaults = defaults;
-        self
-    }
-
-    /// Add a built-in plugin (by name) next to the ones flow ships.
-    pub fn register_plugin(mut self, name: impl Into<String>, wasm: impl Into<Arc<[u8]>>) -> Self {
-        self.registry.register(name, wasm);
-        self
-    }
-
-    /// Start the engine.
-    pub fn build(self) -> Result<Engine, EngineError> {
-        let runtime = runtime::Runtime::new(&RuntimeConfig {
-            cache_dir: self.cache_dir.clone(),
-            cache_key: self.cache_key.clone(),
-            max_concurrent_steps: u32::try_from(self.jobs).unwrap_or(u32::MAX),
-            pooling: self.pooling,
-        })?;
-        Ok(Engine {
-            runtime: Arc::new(runtime),
-            registry: self.registry,
-            defaults: self.defaults,
-            jobs: self.jobs,
-            cache_dir: self.cache_dir,
-            template_configs: self.template_configs,
-        })
-    }
-}
-
-/// What `flow lock` and `flow update` did.
-#[derive(Debug)]
-pub struct LockReport {
-    /// The lock written.
-    pub lock: templates::lock::Lock,
-    /// Where.
-    pub path: PathBuf,
-    /// The lock before, if there was one.
-    pub previous: Option<templates::lock::Lock>,
-    /// The diff of the resolved pipeline (`flow show --resolved`), before and after;
-    /// empty when nothing changed or there was no lock before.
-    pub diff: String,
-}
-
-/// A pipeline loaded and checked, ready to run (any number of times).
-#[derive(Debug, Clone)]
-pub struct LoadedPipeline {
-    /// The checked plan.
-    pub plan: Arc<Plan>,
-    /// The file it came from, as given.
-    pub file: PathBuf,
-    /// The sha256 of the file's bytes.
-    pub sha256: String,
-    /// The granted host commands, resolved, and whether they run confined.
-    pub exec: Arc<capabilities::exec::ExecPlan>,
-    plugins: Arc<plugins::ResolvedPlugins>,
-}
-
-/// How to run a pipeline.
-#[derive(Debug)]
-pub struct RunOptions {
-    store: Store,
-    inputs: Vec<(String, String)>,
-    workspace: Option<PathBuf>,
-    jobs: Option<usize>,
-    cancel: CancelFlag,
-    events: Option<UnboundedSender<Event>>,
-    signing_key: Option<Arc<SigningKey>>,
-    secrets: std::collections::BTreeMap<String, String>,
-    workspace_quota: u64,
-}
-
-/// The most bytes a run's workspace may hold by default (see
-/// [`RunOptions::workspace_quota`]): 32 GiB.
-pub const DEFAULT_WORKSPACE_QUOTA: u64 = 32 << 30;
-
-impl RunOptions {
-    /// Record the run in `store`; no inputs; a fresh workspace in the
-    /// store's data dir; the engine's parallelism.
-    pub fn new(store: Store) -> Self {
-        RunOptions {
-            store,
-            inputs: Vec::new(),
-            workspace: None,
-            jobs: None,
-            cancel: CancelFlag::new(),
-            events: None,
-            signing_key: None,
-            secrets: std::collections::BTreeMap::new(),
-            workspace_quota: DEFAULT_WORKSPACE_QUOTA,
-        }
-    }
-
-    /// The most bytes the run's workspace may hold (apparent file sizes, what hashing
-    /// reads; default [`DEFAULT_WORKSPACE_QUOTA`]). It is measured when the host hashes
-    /// a step's products; a step that leaves more fails, and says so.
-    pub fn workspace_quota(mut self, bytes: u64) -> Self {
-        self.workspace_quota = bytes;
-        self
-    }
-
-    /// The value of a secret the pipeline declares, instead of reading it from
-    /// its `env` or `file` source (for embedders holding secrets themselves).
-    pub fn secret(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.secrets.insert(name.into(), value.into());
-        self
-    }
-
-    /// Pipeline inputs as `name=value` text, typed by the pipeline's `inputs:`.
-    pub fn inputs(mut self, inputs: Vec<(String, String)>) -> Self {
-        self.inputs = inputs;
-        self
-    }
-
-    /// Use this directory as the run's workspace (created if missing).
-    pub fn workspace(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.workspace = Some(dir.into());
-        self
-    }
-
-    /// Run at most `jobs` steps at once.
-    pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = Some(jobs.max(1));
-        self
-    }
-
-    /// Cancel the run when this flag is set.
-    pub fn cancel(mut self, cancel: CancelFlag) -> Self {
-        self.cancel = cancel;
-        self
-    }
-
-    /// Send the run's events here.
-    pub fn events(mut self, events: UnboundedSender<Event>) -> Self {
-        self.events = Some(events);
-        self
-    }
-
-    /// Sign every step's provenance (in-toto statement and link) and the run's
-    /// layout and chain with this key, and store them with the run. Without a
-    /// key the run records no provenance (and says so in the engine's log);
-    /// the `flow` CLI always gives one.
-    pub fn signing_key(mut self, key: Arc<SigningKey>) -> Self {
-        self.signing_key = Some(key);
-        self
-    }
-}
-
-/// The engine: one per process.
-#[derive(Debug)]
-pub struct Engine {
-    runtime: Arc<runtime::Runtime>,
-    registry: PluginRegistry,
-    defaults: StepDefaults,
-    jobs: usize,
-    cache_dir: Option<PathBuf>,
-    template_configs: Vec<flow_pipeline::Config>,
-}
-
-impl Engine {
-    /// A builder with the defaults.
-    pub fn builder() -> EngineBuilder {
-        EngineBuilder {
-            cache_dir: None,
-            cache_key: None,
-            jobs: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            pooling: true,
-            defaults: StepDefaults::default(),
-            registry: PluginRegistry::with_builtins(),
-            template_configs: Vec::new(),
-        }
-    }
-
-    /// The WebAssembly runtime.
-    pub fn runtime(&self) -> &runtime::Runtime {
-        &self.runtime
-    }
-
-    /// The built-in plugins.
-    pub fn registry(&self) -> &PluginRegistry {
-        &self.registry
-    }
-
-    /// Read, parse and check a pipeline file, loading the plugins it uses.
-    /// Every problem is reported at once, with its position in the file.
-    ///
-    /// A file that `extends` a template is resolved through its catalogs (and the
-    /// configs given to the builder); with a `flow.lock` beside it, templates and
-    /// plugins must be the locked ones.
-    pub async fn load_pipeline(&self, path: &Path) -> Result<LoadedPipeline, EngineError> {
-        let resolution = self.resolve_pipeline(path, &templates::LockMode::Use)?;
-        let plugins = self.load_plugins(&resolution.pipeline).await;
-        if let Some(lock) = &resolution.lock {
-            let problems = templates::check_plugins(lock, resolution.pipeline.steps(), |r| {
-                plugins.get(r).map(|p| p.digest.hex())
-            });
-            if !problems.is_empty() {
-                return Err(EngineError::Invalid(problems));
-            }
-        }
-        let plan =
-            flow_pipeline::check(&resolution.pipeline, &plugins).map_err(EngineError::Invalid)?;
-        self.finish_load(path, &resolution.pipeline, plan, plugins)
-    }
-
-    /// Reads a pipeline file and resolves the templates it extends, without loading
-    /// plugins or checking (`flow show --resolved`).
-    pub fn resolve_pipeline(
-        &self,
-        path: &Path,
-        mode: &templates::LockMode,
-    ) -> Result<templates::Resolution, EngineError> {
-        templates::resolve(
-            path,
-            &self.template_configs,
-            self.cache_dir.as_deref(),
-            mode,
-        )
-        .map_err(EngineError::Invalid)
-    }
-
-    /// Resolves, checks and writes `flow.lock` beside the pipeline file: `mode` is
-    /// [`templates::LockMode::Ignore`] for `flow lock`, `Update` for `flow update`.
-    pub async fn lock_pipeline(
-        &self,
-        path: &Path,
-        mode: &templates::LockMode,
-    ) -> Result<LockReport, EngineError> {
-        let resolution = self.resolve_pipeline(path, mode)?;
-        let (plan, plugins) = self.check_resolved(&resolution.pipeline).await?;
-        let digests = self.plan_digests(&plan, &plugins);
-        let entries: Vec<(String, String, String)> = plan
-            .steps
-            .iter()
-            .zip(&digests)
-            .map(|(s, d)| {
-                (
-                    templates::plugin_name(s),
-                    s.plugin_description.version.clone(),
-                    d.clone(),
-                )
-            })
-            .collect();
-        let lock = templates::lock::Lock {
-            version: 1,
-            templates: resolution
-                .templates
-                .iter()
-                .map(|t| templates::lock::LockedTemplate {
-                    source: templates::lock::portable_source(
-                        resolution.lock_path.parent().unwrap_or(Path::new(".")),
-                        &t.source,
-                    ),
-                    ..t.clone()
-                })
-                .collect(),
-            plugins: templates::locked_plugins(&entries),
-        };
-        let diff = match &resolution.lock {
-            Some(_) if *mode != templates::LockMode::Ignore => {
-                match self.resolve_pipeline(path, &templates::LockMode::UseCached) {
-                    Ok(before) => templates::diff(
-                        &flow_pipeline::render_resolved(&before.pipeline),
-                        &flow_pipeline::render_resolved(&resolution.pipeline),
-                    ),
-                    Err(_) => String::new(),
-                }
-            }
-            _ => String::new(),
-        };
-        lock.write(&resolution.lock_path).map_err(|e| {
-            EngineError::Invalid(Diagnostics::from(
-                flow_pipeline::Diagnostic::error_without_location(e),
-            ))
-        })?;
-        Ok(LockReport {
-            lock,
-            path: resolution.lock_path,
-            previous: resolution.lock,
-            diff,
-        })
-    }
-
-    async fn load_plugins(&self, pipeline: &flow_pipeline::Pipeline) -> plugins::ResolvedPlugins {
-        let refs = pipeline
-            .steps()
-            .iter()
-            .filter_map(|s| s.uses.as_ref().map(|(r, _)| r));
-        plugins::ResolvedPlugins::load(&self.runtime, &self.registry, refs).await
-    }
-
-    async fn check_resolved(
-        &self,
-        pipeline: &flow_pipeline::Pipeline,
-    ) -> Result<(Plan, plugins::ResolvedPlugins), EngineError> {
-        let plugins = self.load_plugins(pipeline).await;
-        let plan = flow_pipeline::check(pipeline, &plugins).map_err(EngineError::Invalid)?;
-        Ok((plan, plugins))
-    }
-
-    fn plan_digests(&self, plan: &Plan, plugins: &plugins::ResolvedPlugins) -> Vec<String> {
-        plan.steps
-            .iter()
-            .map(|s| {
-                plugins
-                    .get(&s.plugin)
-                    .map(|p| p.digest.hex())
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
-
-    fn finish_load(
-        &self,
-        path: &Path,
-        pipeline: &flow_pipeline::Pipeline,
-        plan: Plan,
-        plugins: plugins::ResolvedPlugins,
-    ) -> Result<LoadedPipeline, EngineError> {
-        let sha256 = hex::encode(Sha256::digest(pipeline.source().text.as_bytes()));
-        let exec = capabilities::exec::ExecPlan::resolve(&plan).map_err(EngineError::Invalid)?;
-        Ok(LoadedPipeline {
-            plan: Arc::new(plan),
-            file: path.to_path_buf(),
-            sha256,
-            exec: Arc::new(exec),
-            plugins: Arc::new(plugins),
-        })
-    }
-
-    /// The host paths no step of `pipeline` may reach when it runs with the data dir
-    /// `data_dir` and `signing_key`: the key's file, the data dir, the engine's cache,
-    /// and the files behind the keys and secrets the pipeline declares.
-    fn protected_paths(
-        &self,
-        pipeline: &LoadedPipeline,
-        data_dir: &Path,
-        signing_key_file: Option<&Path>,
-    ) -> Vec<reach::Protected> {
-        let mut protected = vec![reach::Protected::new(
-            data_dir,
-            reach::ProtectedKind::DataDir,
-        )];
-        if let Some(cache) = &self.cache_dir {
-            protected.push(reach::Protected::new(cache, reach::ProtectedKind::Cache));
-        }
-        if let Some(path) = signing_key_file {
-            protected.push(reach::Protected::new(
-                path,
-                reach::ProtectedKind::SigningKey,
-            ));
-        }
-        protected.extend(reach::declared_files(&pipeline.plan));
-        protected
-    }
-
-    /// Refuses a pipeline whose steps could reach the signing key, the data dir, the
-    /// compiled-plugin cache or a declared key or secret file (see [`reach`]); `flow
-    /// check` asks this, and [`Engine::run`] always does, with the run's workspace.
-    pub fn check_reach(
-        &self,
-        pipeline: &LoadedPipeline,
-        data_dir: &Path,
-        signing_key_file: Option<&Path>,
-    ) -> Result<(), EngineError> {
-        let protected = self.protected_paths(pipeline, data_dir, signing_key_file);
-        reach::check(&pipeline.plan, &pipeline.exec, None, &protected).map_err(EngineError::Invalid)
-    }
-
-    /// Run a loaded pipeline to the end (or until cancelled) and record it.
-    pub async fn run(
-        &self,
-        pipeline: &LoadedPipeline,
-        options: RunOptions,
-    ) -> Result<RunSummary, EngineError> {
-        let inputs = pipeline
-            .plan
-            .bind_inputs(&options.inputs)
-            .map_err(EngineError::Invalid)?;
-        let secrets = capabilities::secrets::load(&pipeline.plan, &options.secrets)
-            .map_err(EngineError::Invalid)?;
-        let keys =
-            capabilities::signing::KeyRing::load(&pipeline.plan).map_err(EngineError::Invalid)?;
-        if let Some(owner) = &options.signing_key {
-            keys.refuse_provenance_key(&pipeline.plan, owner)
-                .map_err(EngineError::Invalid)?;
-        }
-        let store = options.store;
-        // Nothing a step can reach may expose the key, the store or the cache; checked
-        // before the run is recorded, with the workspace it will have (the default is
-        // a new directory in the data dir's `workspaces/`).
-        let key_file = options
-            .signing_key
-            .as_deref()
-            .and_then(|key| match key.source() {
-                flow_provenance::keys::KeySource::File(path) => Some(path),
-                _ => None,
-            });
-        let protected = self.protected_paths(pipeline, store.dir(), key_file.as_deref());
-        let planned_workspace = options
-            .workspace
-            .clone()
-            .unwrap_or_else(|| store.dir().join("workspaces").join("new"));
-        reach::check(
-            &pipeline.plan,
-            &pipeline.exec,
-            Some(&planned_workspace),
-            &protected,
-        )
-        .map_err(EngineError::Invalid)?;
-        let id = store.new_run_id()?;
-        let workspace = options
-            .workspace
-            .unwrap_or_else(|| store.dir().join("workspaces").join(id.as_str()));
-        let workspace = std::fs::create_dir_all(&workspace)
-            .and_then(|()| workspace.canonicalize())
-            .map_err(|source| EngineError::Workspace {
-                path: workspace.clone(),
-                source,
-            })?;
-        let steps = pipeline.plan.steps.iter().map(|s| s.id.clone()).collect();
-        let run = RunRecord::start(
-            id,
-            pipeline.plan.name.clone(),
-            pipeline.file.display().to_string(),
-            steps,
-            ENGINE_VERSION,
+    /// Runs `plugin` once as a step in `workspace`, granted `dirs` and nothing else.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_step(
+        engine: &crate::Engine,
+        plugin: &crate::LoadedPlugin,
+        run_id: &str,
+        step_id: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+        workspace: &Path,
+        dirs: &[DirGrant],
+        memory: u64,
+        log: &LogSink,
+    ) -> Result<BTreeMap<String, String>, StepFailure> {
+        let mut caps = crate::capabilities::StepCapabilities::none(log);
+        caps.fs = crate::capabilities::fs::FsStep::new(
+            DirGrant {
+                path: workspace.to_path_buf(),
+                writable: true,
+                identity: None,
+            },
+            dirs.to_vec(),
         );
-        let cx = executor::RunContext {
-            runtime: self.runtime.clone(),
-            store,
-            plugins: pipeline.plugins.clone(),
-            exec: pipeline.exec.clone(),
-            redactor: secrets.redactor(),
-            secrets: Arc::new(secrets),
-            keys: Arc::new(keys),
-            inputs,
-            workspace_identity: capabilities::fs::identity_of(&workspace).ok(),
-            workspace,
-            jobs: options.jobs.unwrap_or(self.jobs),
-            cancel: options.cancel,
-            events: options.events,
-            defaults: self.defaults,
-            workspace_quota: options.workspace_quota,
-            signing_key: options.signing_key,
-            pipeline_file: pipeline.file.display().to_string(),
-            pipeline_sha256: pipeline.sha256.clone(),
+        caps.files = crate::capabilities::files::WritableRoots(caps.fs.writable());
+        let cancel = crate::CancelFlag::new();
+        let invocation = crate::runtime::StepInvocation {
+            run_id,
+            step_id,
+            params,
+            limits: crate::runtime::StepLimits {
+                memory,
+                timeout: Duration::from_secs(600),
+            },
+            cancel: &cancel,
+            log,
+            caps,
         };
-        if cx.signing_key.is_none() {
-            tracing::warn!(run = %run.id, "no signing key given: this run records no provenance");
-        }
-        executor::execute(&pipeline.plan, cx, run).await
+        engine.runtime().run_step(plugin, invocation).await
     }
 
-    /// Load and describe every built-in plugin.
-    pub async fn builtin_plugins(
-        &self,
-    ) -> Vec<(String, Result<Arc<runtime::LoadedPlugin>, RuntimeError>)> {
-        let mut out = Vec::new();
-        let names: Vec<String> = self.registry.names().map(str::to_string).collect();
-        for name in names {
-            let reference = flow_pipeline::plugin::PluginRef::Builtin {
-                name: name.clone(),
-                pin: None,
-            };
-            let loaded = match self.registry.bytes(&reference) {
-                Ok(bytes) => self.runtime.load(&name, &bytes).await,
-                Err(reason) => Err(RuntimeError::InvalidPlugin {
-                    origin: name.clone(),
-                    reason,
-                }),
-            };
-            out.push((name, loaded));
-        }
-        out
-    }
-}
-
-/// Pipeline inputs given on a command line (`name=value`), for [`RunOptions::inputs`].
-pub fn parse_input_arg(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not `name=value`")),
+    /// Whether the engine's runtime uses the pooling allocator.
+    pub fn pooling(engine: &crate::Engine) -> bool {
+        engine.runtime().pooling()
     }
 }

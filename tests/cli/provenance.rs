@@ -218,7 +218,7 @@ pub(crate) fn in_toto_verify(venv: &Path, dir: &Path, key: &Path) -> ToolRun {
 /// SLSA Provenance v1 models.
 pub(crate) fn check_statements(venv: &Path, key: &Path, statements: &[PathBuf]) -> ToolRun {
     let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("provenance/tests/python/check_statement.py");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../provenance/tests/python/check_statement.py");
     let mut command = Command::new(venv.join("bin/python"));
     command.arg(script).arg(key).args(statements);
     run_tool(command)

@@ -12,7 +12,7 @@ use crate::session::{Session, assert_reason};
 
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/scan/core/tests/data")
+        .join("../../plugins/scan/core/tests/data")
         .join(rel)
 }
 

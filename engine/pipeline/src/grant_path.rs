@@ -11,7 +11,7 @@
 use std::fs::Metadata;
 use std::path::{Component, Path, PathBuf};
 
-use crate::plan::DirIdentity;
+use crate::grants::DirIdentity;
 
 /// A granted directory, checked.
 #[derive(Debug)]

@@ -10,6 +10,25 @@
 //! plugins through [`PluginResolver`], and evaluates expressions (`${{ ... }}`, written in CEL)
 //! through [`EvalContext`], [`Template`] and [`PlannedStep`] while running.
 //!
+//! # Module map
+//!
+//! In the order data flows; each module uses only those above it (a test,
+//! `no_import_cycles_between_modules`, keeps it so).
+//!
+//! | module | its job |
+//! | --- | --- |
+//! | `diag.rs` | diagnostics: positions, spans, source files, rendering |
+//! | `yaml.rs` | the YAML tree with every node's position |
+//! | `expr.rs` | CEL expressions and `${{ }}` templates; evaluation |
+//! | `plugin.rs` | the checker's view of a plugin ([`PluginResolver`]) |
+//! | `grants.rs`, `origin.rs`, `interface.rs` | shared vocabulary: grants ([`FsAccess`], [`ExecConfinement`], [`DirIdentity`]), where a step came from ([`StepOrigin`], [`TemplateInfo`]), interfaces as a step carries them |
+//! | `host_path.rs` | `~/` and `${NAME:-fallback}` in host paths ([`expand_host_path`]) |
+//! | `model/` | the file as written: `types.rs` (the types), `values.rs` (durations, sizes, `uses:`), `reader.rs` with `read_pipeline.rs`, `read_step.rs`, `read_grants.rs` (the YAML reader) |
+//! | `template/` | resolution of `extends`: `document.rs`, `config.rs`, `source.rs` (inputs); `resolve.rs` driving `chain.rs`, `params.rs`, `substitute.rs`, `merge.rs` (with `merged.rs`, `steps.rs`, `slots.rs`, `interfaces.rs`, `seal.rs`), `assemble.rs`; `declaration.rs` and `render.rs` (the `--resolved` printer) |
+//! | `grant_path.rs`, `reach.rs` | walking granted paths without links; which steps reach which |
+//! | `check/` | [`check()`]: `mod.rs` drives `plugins.rs`, `needs.rs` (with `order.rs`), `grants.rs`, `references.rs` over the state in `checker.rs` |
+//! | `plan.rs` | the [`Plan`] the engine runs: inputs bound, params rendered |
+//!
 //! ```
 //! use std::sync::Arc;
 //! use flow_pipeline::{PluginDescription, PluginRef, PluginResolver};
@@ -37,11 +56,17 @@ pub mod check;
 pub mod diag;
 pub mod expr;
 mod grant_path;
+mod grants;
+mod host_path;
+mod interface;
 pub mod model;
+mod origin;
 pub mod plan;
 pub mod plugin;
 mod reach;
 pub mod template;
+#[cfg(test)]
+mod testing;
 pub mod yaml;
 
 use std::path::Path;
@@ -49,6 +74,7 @@ use std::path::Path;
 pub use check::{check, expand_host_path};
 pub use diag::{Diagnostic, Diagnostics, Location, Note, Position, Severity, SourceFile, Span};
 pub use expr::{EvalContext, EvalError, Expression, Reference, StepOutcome, Template};
+pub use grants::NetGrant;
 pub use model::{
     EnvGrantDecl, ExecConfinement, ExecGrantDecl, FsAccess, InputDecl, InputType, KeyDecl,
     Pipeline, SecretDecl, SecretSource, StepDecl,
@@ -81,7 +107,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<Pipeline, Diagnostics> {
 ///
 /// Returns `Err` only when the text is not valid YAML or holds no document. Other problems
 /// (unknown keys, values of the wrong type, invalid expressions...) are kept in the
-/// [`Pipeline`] ([`Pipeline::problems`]) and reported by [`check`] together with the problems
+/// [`Pipeline`] ([`Pipeline::problems`]) and reported by [`check()`] together with the problems
 /// only it can see, so that the user sees every problem in one go.
 pub fn parse(source: &str, display_path: &str, base_dir: &Path) -> Result<Pipeline, Diagnostics> {
     resolve(
@@ -110,17 +136,5 @@ mod tests {
         send_sync::<super::Plan>();
         send_sync::<super::Pipeline>();
         send_sync::<super::Diagnostics>();
-    }
-}
-
-/// A small deterministic random source for tests: `next(below)` is in `0..below`.
-#[cfg(test)]
-pub(crate) fn xorshift(seed: u64) -> impl FnMut(usize) -> usize {
-    let mut state = seed;
-    move |below: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % below as u64) as usize
     }
 }

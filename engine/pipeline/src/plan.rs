@@ -1,4 +1,4 @@
-//! The checked, immutable result of [`crate::check`]: what the engine runs.
+//! The checked, immutable result of [`crate::check()`]: what the engine runs.
 //!
 //! A [`Plan`] is `Send + Sync`; wrap it in an `Arc` and share it between tasks. Steps are in
 //! a topological order (a step comes after every step it needs; ties keep the file order) and
@@ -13,7 +13,10 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span, did_you_mean_help};
 use crate::expr::{EvalContext, Expression, Template};
-use crate::model::{EnvGrantDecl, ExecConfinement, FsAccess, InputDecl, KeyDecl, SecretDecl};
+pub use crate::grants::DirIdentity;
+use crate::grants::{ExecConfinement, FsAccess};
+use crate::model::{EnvGrantDecl, InputDecl, KeyDecl, SecretDecl};
+pub use crate::origin::{StepOrigin, TemplateInfo};
 use crate::plugin::{ParamType, PluginDescription, PluginRef, json_type_name};
 
 /// A checked pipeline, ready to run.
@@ -45,72 +48,6 @@ pub struct Plan {
     /// pipeline file extends, then the one that extends, ...); empty for a
     /// pipeline that extends none.
     pub templates: Vec<TemplateInfo>,
-}
-
-/// One template of the chain a pipeline was resolved from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateInfo {
-    /// Its id, `namespace/name`.
-    pub id: String,
-    /// Its version (semver).
-    pub version: String,
-    /// The sha256 (hex) of its directory's content (see `docs/templates.md`).
-    pub sha256: String,
-    /// Where it was found: the catalog's location and the template's directory in it.
-    pub source: String,
-}
-
-impl TemplateInfo {
-    /// `id@version`.
-    pub fn name(&self) -> String {
-        format!("{}@{}", self.id, self.version)
-    }
-}
-
-/// Where a step of a resolved pipeline came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StepOrigin {
-    /// The template that declared it (an index into [`Plan::templates`]), or
-    /// `None` for the pipeline file itself.
-    pub template: Option<usize>,
-    /// Whether a template seals it (`sealed: true` or sealed keys).
-    pub sealed: bool,
-    /// The slot it fills, if it was added through `fill:`.
-    pub slot: Option<String>,
-    /// The interface it implements (`uses: interface:<name>`), if any.
-    pub interface: Option<String>,
-}
-
-/// Which directory a grant named when the pipeline was checked: its device and inode
-/// numbers (unix `st_dev` and `st_ino`; both 0 elsewhere). When a step starts, the engine
-/// compares them with the directory it opens, so that a directory replaced since the check
-/// (by a symbolic link or another directory) is refused rather than used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct DirIdentity {
-    /// The device the directory is on.
-    pub dev: u64,
-    /// Its inode number on that device.
-    pub ino: u64,
-}
-
-impl DirIdentity {
-    /// The identity of the file `metadata` describes (get it with
-    /// [`std::fs::symlink_metadata`] so that a link is not followed).
-    pub fn of(metadata: &std::fs::Metadata) -> DirIdentity {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            DirIdentity {
-                dev: metadata.dev(),
-                ino: metadata.ino(),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = metadata;
-            DirIdentity::default()
-        }
-    }
 }
 
 /// A directory a step may use, resolved and checked to exist. The path as written never
@@ -205,7 +142,7 @@ pub struct PlannedStep {
     /// The signing keys it may sign with.
     pub key_grants: Vec<String>,
     /// The authorities (`host:port`) it may reach over HTTP(S).
-    pub net_grants: Vec<String>,
+    pub net_grants: Vec<crate::grants::NetGrant>,
     /// Where the step id was written.
     pub span: Span,
     /// Where its `uses:` value was written.

@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn random_graphs_agree_with_the_obvious_answer() {
-        let mut next = crate::xorshift(0x2545_F491_4F6C_DD1D);
+        let mut next = crate::testing::xorshift(0x2545_F491_4F6C_DD1D);
         for round in 0..300 {
             let n = 1 + next(30);
             let cyclic = round % 3 == 0;

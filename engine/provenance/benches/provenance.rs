@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use flow_provenance::{
-    DigestCache, Outcome, Root, RunRecord, SigningKey, StepEvidence, attest_step, products,
+    DigestCache, Outcome, Root, RunChain, SigningKey, StepEvidence, attest_step, products,
 };
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -55,7 +55,7 @@ fn bench_noop_step() {
     let key = SigningKey::generate().expect("key");
     let evidence = noop_evidence();
     let layout = flow_provenance::Envelope::sign("t", vec![], &key).expect("sign");
-    let mut record = RunRecord::new("run", "ci", &layout);
+    let mut record = RunChain::new("run", "ci", &layout);
     for _ in 0..500 {
         std::hint::black_box(attest_step(&evidence, &key).expect("attest"));
     }

@@ -15,6 +15,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::ssh_wire::{ED25519, put_string};
+
 /// The largest message sent to or accepted from an agent: 256 KiB, the limit OpenSSH's
 /// `ssh-agent` applies to what it reads (it drops the connection on a longer request).
 pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
@@ -23,12 +25,9 @@ pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 const SSH_AGENT_FAILURE: u8 = 5;
 const SSH2_AGENTC_REQUEST_IDENTITIES: u8 = 11;
-const SSH2_AGENT_IDENTITIES_ANSWER: u8 = 12;
+pub(crate) const SSH2_AGENT_IDENTITIES_ANSWER: u8 = 12;
 const SSH2_AGENTC_SIGN_REQUEST: u8 = 13;
-const SSH2_AGENT_SIGN_RESPONSE: u8 = 14;
-
-/// The key type (and signature type) of plain ed25519 keys.
-pub(crate) const ED25519: &str = "ssh-ed25519";
+pub(crate) const SSH2_AGENT_SIGN_RESPONSE: u8 = 14;
 
 /// What went wrong talking to an agent; the caller adds which agent.
 #[derive(Debug)]
@@ -271,13 +270,6 @@ fn unexpected(kind: u8, expected: &str) -> AgentError {
     ))
 }
 
-/// Appends an SSH string: `uint32` length, then the bytes. Callers never pass more than
-/// [`MAX_MESSAGE`] bytes in a request they send (longer ones are refused whole).
-pub(crate) fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
 fn truncated(wanted: usize, left: usize) -> AgentError {
     AgentError::Protocol(format!(
         "a field of {wanted} bytes where only {left} remain"
@@ -336,13 +328,13 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(all(test, unix))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
 
     /// A fake agent on a socket in a fresh directory: each accepted connection gets the
     /// next of `answers` (raw bytes, length prefix included) after its request is read.
-    fn fake_agent(answers: Vec<Vec<u8>>) -> (tempfile::TempDir, PathBuf) {
+    pub(crate) fn fake_agent(answers: Vec<Vec<u8>>) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("agent.sock");
         let listener = UnixListener::bind(&socket).unwrap();
@@ -367,7 +359,7 @@ mod tests {
         (dir, socket)
     }
 
-    fn framed(body: &[u8]) -> Vec<u8> {
+    pub(crate) fn framed(body: &[u8]) -> Vec<u8> {
         let mut out = (body.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(body);
         out
@@ -458,45 +450,6 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
         assert!(error.to_string().contains("no answer within"), "{error}");
         assert!(start.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn a_signature_that_does_not_verify_is_an_error_not_an_envelope() {
-        use crate::keys::KeyError;
-        let real = crate::SigningKey::from_seed(&[7; 32]);
-        let blob = crate::sshsig::public_key_blob(real.public_key());
-        let mut identities = vec![SSH2_AGENT_IDENTITIES_ANSWER];
-        identities.extend_from_slice(&1u32.to_be_bytes());
-        put_string(&mut identities, &blob);
-        put_string(&mut identities, b"fake");
-        let signature = |kind: &str, bytes: &[u8]| {
-            let mut inner = Vec::new();
-            put_string(&mut inner, kind.as_bytes());
-            put_string(&mut inner, bytes);
-            let mut body = vec![SSH2_AGENT_SIGN_RESPONSE];
-            put_string(&mut body, &inner);
-            framed(&body)
-        };
-        let good = real.sign(b"m").unwrap();
-        let (_dir, socket) = fake_agent(vec![
-            framed(&identities),
-            signature(ED25519, &good),
-            signature(ED25519, &[0; 64]),
-            signature(ED25519, &good[..63]),
-            signature("ssh-rsa", &good),
-        ]);
-        let key = crate::SigningKey::from_agent(&socket, "fake").unwrap();
-        assert_eq!(key.keyid(), real.keyid());
-        assert_eq!(key.sign(b"m").unwrap(), good);
-        for _ in 0..2 {
-            let error = key.sign(b"m").unwrap_err();
-            assert!(
-                matches!(error, KeyError::AgentBadSignature { .. }),
-                "{error:?}"
-            );
-        }
-        let error = key.sign(b"m").unwrap_err();
-        assert!(matches!(error, KeyError::AgentProtocol { .. }), "{error:?}");
     }
 
     #[test]

@@ -13,10 +13,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ProvenanceError;
 use crate::dsse::Envelope;
+use crate::error::ProvenanceError;
+use crate::evidence::Outcome;
 use crate::keys::SigningKey;
-use crate::record::{Outcome, StepAttestation};
+use crate::record::StepAttestation;
 
 /// Payload type of the run record envelope (`run.json` in an export).
 pub const RUN_PAYLOAD_TYPE: &str = "application/vnd.flow.run+json";
@@ -26,7 +27,7 @@ pub const RUN_RECORD_TYPE: &str = "https://flow.dev/run/v1";
 /// A run's chain of step envelopes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunRecord {
+pub struct RunChain {
     /// Always [`RUN_RECORD_TYPE`].
     #[serde(rename = "_type")]
     pub type_: String,
@@ -40,7 +41,7 @@ pub struct RunRecord {
     pub steps: Vec<RunStep>,
 }
 
-/// One step in a [`RunRecord`].
+/// One step in a [`RunChain`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStep {
@@ -54,7 +55,7 @@ pub struct RunStep {
     pub link_sha256: String,
 }
 
-impl RunRecord {
+impl RunChain {
     /// An empty record for a run whose layout is `layout`.
     pub fn new(run_id: impl Into<String>, pipeline: impl Into<String>, layout: &Envelope) -> Self {
         Self {

@@ -331,7 +331,7 @@ impl SigningKey {
             let Ok(public) = PublicKey::from_bytes(&bytes) else {
                 continue;
             };
-            let fingerprint = crate::sshsig::fingerprint(&public);
+            let fingerprint = crate::ssh_wire::fingerprint(public.as_bytes());
             keys.push((public, fingerprint, identity));
         }
         if keys.is_empty() {
@@ -989,5 +989,48 @@ mod tests {
         assert!(
             matches!(missing, KeyError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound)
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_signature_that_does_not_verify_is_an_error_not_an_envelope() {
+        use crate::agent::tests::{fake_agent, framed};
+        use crate::agent::{SSH2_AGENT_IDENTITIES_ANSWER, SSH2_AGENT_SIGN_RESPONSE};
+        use crate::keys::KeyError;
+        use crate::ssh_wire::{ED25519, put_string};
+        let real = crate::SigningKey::from_seed(&[7; 32]);
+        let blob = crate::ssh_wire::public_key_blob(real.public_key().as_bytes());
+        let mut identities = vec![SSH2_AGENT_IDENTITIES_ANSWER];
+        identities.extend_from_slice(&1u32.to_be_bytes());
+        put_string(&mut identities, &blob);
+        put_string(&mut identities, b"fake");
+        let signature = |kind: &str, bytes: &[u8]| {
+            let mut inner = Vec::new();
+            put_string(&mut inner, kind.as_bytes());
+            put_string(&mut inner, bytes);
+            let mut body = vec![SSH2_AGENT_SIGN_RESPONSE];
+            put_string(&mut body, &inner);
+            framed(&body)
+        };
+        let good = real.sign(b"m").unwrap();
+        let (_dir, socket) = fake_agent(vec![
+            framed(&identities),
+            signature(ED25519, &good),
+            signature(ED25519, &[0; 64]),
+            signature(ED25519, &good[..63]),
+            signature("ssh-rsa", &good),
+        ]);
+        let key = crate::SigningKey::from_agent(&socket, "fake").unwrap();
+        assert_eq!(key.keyid(), real.keyid());
+        assert_eq!(key.sign(b"m").unwrap(), good);
+        for _ in 0..2 {
+            let error = key.sign(b"m").unwrap_err();
+            assert!(
+                matches!(error, KeyError::AgentBadSignature { .. }),
+                "{error:?}"
+            );
+        }
+        let error = key.sign(b"m").unwrap_err();
+        assert!(matches!(error, KeyError::AgentProtocol { .. }), "{error:?}");
     }
 }

@@ -25,8 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::ProvenanceError;
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use crate::error::ProvenanceError;
 use crate::keys::{PublicKey, SigningKey};
 use crate::time::rfc3339_seconds;
 

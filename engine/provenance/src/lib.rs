@@ -19,9 +19,9 @@
 //!    runs and what it can write after it ran, keeping [`products`] (created or changed);
 //! 2. fills a [`StepEvidence`] and calls [`attest_step`], which returns the signed
 //!    statement and link ([`StepAttestation`]) to store with the step's completion;
-//! 3. appends the attestation to the run's [`RunRecord`].
+//! 3. appends the attestation to the run's [`RunChain`].
 //!
-//! Per run: [`sign_layout`] once (from the pipeline's steps), [`RunRecord::sign`] when the
+//! Per run: [`sign_layout`] once (from the pipeline's steps), [`RunChain::sign`] when the
 //! run ends, and [`Bundle`] to export or verify.
 #![deny(missing_docs)]
 
@@ -30,47 +30,29 @@ pub mod chain;
 pub mod cjson;
 pub mod digest;
 pub mod dsse;
+mod error;
+mod evidence;
 pub mod keys;
 pub mod layout;
 pub mod link;
 pub mod record;
+mod ssh_wire;
 pub mod sshsig;
 pub mod statement;
 mod time;
 pub mod verify;
 
-pub use chain::{RUN_PAYLOAD_TYPE, RunRecord, RunStep};
+pub use chain::{RUN_PAYLOAD_TYPE, RunChain, RunStep};
 pub use digest::{
     DigestCache, Root, SkippedFile, Snapshot, SnapshotLimits, SnapshotStop, products,
 };
 pub use dsse::{DsseError, Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
+pub use error::ProvenanceError;
+pub use evidence::{
+    Dependency, Outcome, StepEvidence, TEMPLATE_URI_SCHEME, TemplateOrigin, TemplateRef,
+};
 pub use keys::{KeyError, KeySource, PublicKey, SigningKey};
 pub use layout::{LayoutSpec, LayoutStep, sign_layout};
-pub use record::{
-    Dependency, Outcome, StepAttestation, StepEvidence, TEMPLATE_URI_SCHEME, TemplateOrigin,
-    TemplateRef, attest_step,
-};
+pub use record::{StepAttestation, attest_step};
 pub use time::parse_rfc3339_millis;
 pub use verify::{Bundle, Failure, Report, VerifyOptions, verify};
-
-/// Errors building or signing provenance documents.
-#[derive(Debug, thiserror::Error)]
-pub enum ProvenanceError {
-    /// A value could not be encoded as canonical JSON.
-    #[error(transparent)]
-    CanonicalJson(#[from] cjson::CanonicalJsonError),
-    /// A document could not be serialized.
-    #[error("cannot serialize {what}: {source}")]
-    Serialize {
-        /// Which document.
-        what: &'static str,
-        /// The serializer's error.
-        source: serde_json::Error,
-    },
-    /// The pipeline's steps do not make a valid layout.
-    #[error("invalid layout: {0}")]
-    Layout(String),
-    /// The key could not sign (only a key held by an ssh-agent can fail to).
-    #[error("cannot sign: {0}")]
-    Sign(#[from] keys::KeyError),
-}

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ProvenanceError;
-use crate::record::StepEvidence;
+use crate::error::ProvenanceError;
+use crate::evidence::StepEvidence;
 
 /// `<step>.<keyid[:8]>.link`: the name `in-toto-verify` looks for.
 pub fn link_file_name(step: &str, keyid: &str) -> String {

@@ -8,45 +8,27 @@
 //! ‖ string("sha512") ‖ string(signature)`, armored as `SSH SIGNATURE`.
 
 use base64::Engine as _;
-use sha2::Digest as _;
 
 use crate::keys::{KeyError, PublicKey, SigningKey};
+use crate::ssh_wire::{ED25519, public_key_blob, put_string};
 
 const MAGIC: &[u8] = b"SSHSIG";
 const HASH: &str = "sha512";
-const KEY_TYPE: &str = "ssh-ed25519";
-
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// The OpenSSH wire form of an ed25519 public key.
-pub(crate) fn public_key_blob(key: &PublicKey) -> Vec<u8> {
-    let mut blob = Vec::new();
-    put_string(&mut blob, KEY_TYPE.as_bytes());
-    put_string(&mut blob, key.as_bytes());
-    blob
-}
 
 /// The key's OpenSSH fingerprint, exactly as `ssh-keygen -l` and `ssh-add -l` print it:
 /// `SHA256:` and the unpadded standard base64 of the sha256 of the key's wire form.
 pub fn fingerprint(key: &PublicKey) -> String {
-    let digest = sha2::Sha256::digest(public_key_blob(key));
-    format!(
-        "SHA256:{}",
-        base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
-    )
+    crate::ssh_wire::fingerprint(key.as_bytes())
 }
 
 /// `ssh-ed25519 AAAA… comment`: a line for `authorized_keys` or, prefixed with
 /// an identity, for `ssh-keygen`'s allowed-signers file.
 pub fn ssh_public_key(key: &PublicKey, comment: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(public_key_blob(key));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(public_key_blob(key.as_bytes()));
     if comment.is_empty() {
-        format!("{KEY_TYPE} {encoded}")
+        format!("{ED25519} {encoded}")
     } else {
-        format!("{KEY_TYPE} {encoded} {comment}")
+        format!("{ED25519} {encoded} {comment}")
     }
 }
 
@@ -64,12 +46,12 @@ pub fn sign(key: &SigningKey, namespace: &str, sha512: &[u8; 64]) -> Result<Stri
     let signature = key.sign(&signed)?;
 
     let mut sig_blob = Vec::new();
-    put_string(&mut sig_blob, KEY_TYPE.as_bytes());
+    put_string(&mut sig_blob, ED25519.as_bytes());
     put_string(&mut sig_blob, &signature);
 
     let mut blob = MAGIC.to_vec();
     blob.extend_from_slice(&1u32.to_be_bytes());
-    put_string(&mut blob, &public_key_blob(key.public_key()));
+    put_string(&mut blob, &public_key_blob(key.public_key().as_bytes()));
     put_string(&mut blob, namespace.as_bytes());
     put_string(&mut blob, b"");
     put_string(&mut blob, HASH.as_bytes());

@@ -42,8 +42,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::ProvenanceError;
-use crate::record::{Dependency, StepEvidence, TemplateOrigin};
+use crate::error::ProvenanceError;
+use crate::evidence::{Dependency, StepEvidence, TemplateOrigin};
 use crate::time::rfc3339_millis;
 
 /// The Statement `_type`.

@@ -210,7 +210,7 @@ fn an_envelope_signed_through_the_agent_verifies_with_the_same_key_id() {
     )
     .unwrap();
     layout.verify(std::slice::from_ref(&from_file)).unwrap();
-    let record = flow_provenance::RunRecord::new("run", "ci", &layout)
+    let record = flow_provenance::RunChain::new("run", "ci", &layout)
         .sign(&key)
         .unwrap();
     record.verify(std::slice::from_ref(&from_file)).unwrap();
@@ -426,7 +426,7 @@ fn a_key_removed_from_the_agent_is_refused() {
     agent.ssh_add(&["-d"], &id);
     let error = key.sign(b"message").unwrap_err();
     assert!(matches!(error, KeyError::AgentRefused { .. }), "{error:?}");
-    let error = flow_provenance::RunRecord::new(
+    let error = flow_provenance::RunChain::new(
         "run",
         "ci",
         &Envelope::sign("t", vec![], &SigningKey::from_seed(&[1; 32])).unwrap(),

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::resolve::{ResolveError, ResolvedCommand, resolve};
-use crate::run::{Bind, CommandSpec};
+use crate::spec::{Bind, CommandSpec};
 
 /// Environment variable that, set to anything but empty or `0`, makes the probe report
 /// confinement as unavailable (for tests, or users who cannot or will not use bubblewrap).

@@ -138,10 +138,12 @@ mod confine;
 mod reap;
 mod resolve;
 mod run;
+mod spec;
 mod toolchain;
 
 pub use confine::{Confinement, NO_BWRAP_ENV, confinement};
 pub use reap::{NO_PID_NAMESPACE_ENV, Reaping, ReapingSupport, reaping};
 pub use resolve::{FileIdentity, ResolveError, ResolvedCommand, resolve};
-pub use run::{Bind, CommandSpec, Outcome, RunError, StopReason, Stream, run};
+pub use run::{Outcome, RunError, StopReason, Stream, run};
+pub use spec::{Bind, CommandSpec};
 pub use toolchain::{ToolchainBinary, rustup_toolchain};

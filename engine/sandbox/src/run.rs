@@ -13,7 +13,8 @@ use tokio::process::Command;
 
 use crate::confine::{self, Confinement, EXEC_DIR, confinement};
 use crate::reap::{ChildPlan, Exec, Mode, Reaping, reaping};
-use crate::resolve::{ResolveError, ResolvedCommand};
+use crate::resolve::ResolveError;
+use crate::spec::CommandSpec;
 
 /// After the command exited (and its process group was killed), how long to keep reading
 /// output from processes that escaped the group and still hold the pipes open.
@@ -21,55 +22,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Size of each read from the command's stdout or stderr.
 const CHUNK: usize = 16 * 1024;
-
-/// A host directory (or file) visible inside the sandbox, at the same absolute path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    /// Absolute, normalised host path; it must exist.
-    pub path: PathBuf,
-    /// Whether the command may write to it.
-    pub writable: bool,
-}
-
-impl Bind {
-    /// A read-only bind of `path`.
-    pub fn read_only(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            writable: false,
-        }
-    }
-
-    /// A writable bind of `path`.
-    pub fn writable(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            writable: true,
-        }
-    }
-}
-
-/// Everything needed to run a command once.
-#[derive(Debug, Clone)]
-pub struct CommandSpec {
-    /// The command, as resolved when the pipeline was checked.
-    pub command: ResolvedCommand,
-    /// Arguments, not including `argv[0]`.
-    pub args: Vec<String>,
-    /// Working directory: absolute, existing, and inside one of `binds` (checked whether
-    /// confined or not, so that a spec does not behave differently where bubblewrap is
-    /// missing).
-    pub cwd: PathBuf,
-    /// The complete environment: the command starts with exactly these variables.
-    pub env: Vec<(String, String)>,
-    /// The only host paths, besides the system directories, visible when confined.
-    pub binds: Vec<Bind>,
-    /// Whether the network is reachable when confined (unconfined commands always have it).
-    pub network: bool,
-    /// Whether to run under bubblewrap; the caller decides from [`confinement()`] and
-    /// its policy. Requires [`Confinement::Available`].
-    pub confine: bool,
-}
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,9 +150,9 @@ pub enum RunError {
 /// Before starting, checks the spec (cwd, binds, environment, arguments), then opens the
 /// command's real file and checks that the opened file is the one that was resolved
 /// (device, inode, size, modification and change times; see
-/// [`ResolvedCommand::check_unchanged`]). Unconfined, that very opened file is executed;
-/// confined, the check is made immediately before bubblewrap is started (which executes
-/// the file by its path).
+/// [`ResolvedCommand::check_unchanged`](crate::ResolvedCommand::check_unchanged)).
+/// Unconfined, that very opened file is executed; confined, the check is made immediately
+/// before bubblewrap is started (which executes the file by its path).
 ///
 /// The command starts in a new process group, with stdin from `/dev/null`, and with
 /// exactly the environment in the spec. Its stdout and stderr are passed to `on_output` in
@@ -497,6 +449,7 @@ fn check_normalised(path: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::reap::trial;
+    use crate::spec::Bind;
     use std::os::unix::fs::MetadataExt;
 
     fn sh(script: &str, dir: &Path) -> CommandSpec {

@@ -1,120 +1,62 @@
 //! What a step adds to its provenance while it runs: dependencies the plugin
 //! claims (the `provenance` import) and the host commands it ran.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-
+use flow_pipeline::PlannedStep;
 use flow_provenance::Dependency;
+use serde_json::{Map, Value};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::runtime::bindings::flow::plugin::provenance as wit_provenance;
+pub use super::recorded::{Claims, RunAttestations};
+use super::step_log::{LogSink, LogSource};
+use super::unit::{Capability, RunInputs, StepInputs, StoreData};
+use crate::bindings::flow::plugin::provenance as wit_provenance;
 
-/// Most dependencies one step may claim; past this, claims are dropped with a note.
-const MAX_CLAIMS: usize = 1_000;
+/// The provenance capability: the `provenance` import, always granted (claims are
+/// labelled as the plugin's; attestations are the run's own, already signed).
+pub(crate) struct Provenance;
 
-/// Shared between a step's store and the executor, which reads it when the step ends.
-#[derive(Debug, Clone, Default)]
-pub struct Claims(Arc<Mutex<ClaimsInner>>);
-
-#[derive(Debug, Default)]
-struct ClaimsInner {
-    dependencies: Vec<Dependency>,
-    /// Dependencies the host observed while the step ran (the toolchain a proxy ran).
-    observed: Vec<Dependency>,
-    commands: Vec<serde_json::Value>,
-    dropped: usize,
+/// What a step's `provenance` calls work on.
+pub(crate) struct ProvenanceStep {
+    claims: Claims,
+    log: LogSink,
+    attestations: Option<RunAttestations>,
 }
 
-impl Claims {
-    /// Nothing claimed yet.
-    pub fn new() -> Self {
-        Self::default()
+impl Capability for Provenance {
+    type Run = ();
+    type Step = ProvenanceStep;
+
+    fn resolve(_: &RunInputs<'_>) -> Result<(), flow_pipeline::Diagnostics> {
+        Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, ClaimsInner> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn add_dependency(&self, dependency: Dependency) {
-        let mut inner = self.lock();
-        if inner.dependencies.len() >= MAX_CLAIMS {
-            inner.dropped += 1;
-        } else {
-            inner.dependencies.push(dependency);
+    fn prepare(_: &(), inputs: &StepInputs<'_>) -> ProvenanceStep {
+        ProvenanceStep {
+            claims: inputs.claims.clone(),
+            log: inputs.log.clone(),
+            attestations: inputs.attestations.cloned(),
         }
     }
 
-    /// A dependency the host itself observed during the step.
-    pub(crate) fn add_observed(&self, dependency: Dependency) {
-        let mut inner = self.lock();
-        if inner.observed.len() >= MAX_CLAIMS {
-            inner.dropped += 1;
-        } else if !inner.observed.contains(&dependency) {
-            inner.observed.push(dependency);
+    fn none(log: &LogSink) -> ProvenanceStep {
+        ProvenanceStep {
+            claims: Claims::new(),
+            log: log.clone(),
+            attestations: None,
         }
     }
 
-    pub(crate) fn add_command(&self, command: serde_json::Value) {
-        let mut inner = self.lock();
-        if inner.commands.len() >= MAX_CLAIMS {
-            inner.dropped += 1;
-        } else {
-            inner.commands.push(command);
-        }
-    }
+    fn describe(_: &(), _: &PlannedStep, _: &mut Map<String, Value>) {}
 
-    /// Take what was recorded: dependencies (those the host observed first, then the
-    /// plugin's claims), commands run, and a note if some were dropped.
-    pub fn take(&self) -> (Vec<Dependency>, Vec<serde_json::Value>, Option<String>) {
-        let mut inner = self.lock();
-        let note = (inner.dropped > 0).then(|| {
-            format!(
-                "{} provenance claims past the first {MAX_CLAIMS} were dropped",
-                inner.dropped
-            )
-        });
-        let mut dependencies = std::mem::take(&mut inner.observed);
-        dependencies.append(&mut inner.dependencies);
-        (dependencies, std::mem::take(&mut inner.commands), note)
+    fn link<T: StoreData>(
+        linker: &mut Linker<T>,
+        project: fn(&mut T) -> &mut ProvenanceStep,
+    ) -> wasmtime::Result<()> {
+        wit_provenance::add_to_linker::<T, HasSelf<ProvenanceStep>>(linker, project)
     }
 }
 
-/// Reads the run's step attestations recorded so far, for `run-attestations`.
-#[derive(Clone)]
-pub struct RunAttestations {
-    store: flow_store::Store,
-    run: flow_store::RunId,
-    /// Step ids in plan order.
-    steps: Arc<Vec<String>>,
-}
-
-impl std::fmt::Debug for RunAttestations {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunAttestations")
-            .field("run", &self.run)
-            .finish()
-    }
-}
-
-impl RunAttestations {
-    /// The attestations of `run` in `store`.
-    pub fn new(store: flow_store::Store, run: flow_store::RunId, steps: Arc<Vec<String>>) -> Self {
-        RunAttestations { store, run, steps }
-    }
-
-    fn list(&self) -> Vec<(String, Vec<u8>)> {
-        match self.store.step_attestations(&self.run) {
-            Ok(found) => found
-                .into_iter()
-                .filter_map(|(index, a)| {
-                    let step = self.steps.get(index as usize)?;
-                    Some((format!("{step}.intoto.json"), a.statement.into_bytes()))
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-impl wit_provenance::Host for crate::runtime::StepState {
+impl wit_provenance::Host for ProvenanceStep {
     fn run_attestations(&mut self) -> Vec<(String, Vec<u8>)> {
         self.attestations
             .as_ref()
@@ -135,7 +77,7 @@ impl wit_provenance::Host for crate::runtime::StepState {
                 claimed_by: Some(CLAIMED_BY_PLUGIN.into()),
             }),
             Err(why) => self.log.line(
-                crate::capabilities::log::LogSource::Host,
+                LogSource::Host,
                 &format!(
                     "ignored the plugin's provenance claim for `{}`: {why}",
                     dependency.uri.chars().take(200).collect::<String>()

@@ -9,361 +9,148 @@
 //! network), its output streamed into the step log, and its whole process
 //! tree killed at the step's timeout or on cancellation.
 
-use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use flow_pipeline::{Diagnostic, Diagnostics, ExecConfinement, FsAccess, Plan, PlannedStep};
-use flow_sandbox::{Bind, CommandSpec, ResolvedCommand, StopReason, Stream};
+use flow_pipeline::{Diagnostics, PlannedStep};
+use flow_sandbox::{CommandSpec, StopReason, Stream};
 
-use crate::capabilities::log::LogSource;
-use crate::capabilities::secrets::SecretValues;
-use crate::runtime::bindings::flow::plugin::exec as wit_exec;
-use crate::runtime::{CancelFlag, Stop};
+use serde_json::{Map, Value};
+use wasmtime::component::{HasSelf, Linker};
 
-/// The system directories commands find their tools in, after the granted commands' own.
-const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+use super::recorded::Claims;
+use super::secret_values::SecretValues;
+use super::step_log::{LogSink, LogSource};
+use super::unit::{Capability, RunInputs, StepInputs, StoreData};
+use crate::bindings::flow::plugin::exec as wit_exec;
+use crate::cancel::{CancelFlag, Stop};
 
-/// One granted command, resolved.
-#[derive(Debug, Clone)]
-pub struct GrantedCommand {
-    /// The name the plugin asks for: the grant's file name (`cargo` for `/usr/bin/cargo`).
-    pub name: String,
-    /// The file, its real path and sha256.
-    pub resolved: Arc<ResolvedCommand>,
-    /// Directories it may read when confined.
-    pub reads: Vec<PathBuf>,
+pub use super::commands::{ExecPlan, ExecPolicy, GrantedCommand};
+
+/// The exec capability (`grants.exec`, `grants.env`): host commands run on the
+/// plugin's behalf. Commands are resolved and hashed when the pipeline is loaded
+/// ([`ExecPlan::resolve`]); a run adds the secret values its variables take.
+pub(crate) struct Exec;
+
+/// What a run's commands need: the load-time plan and the run's secret values.
+pub(crate) struct ExecRun {
+    plan: Arc<ExecPlan>,
+    secrets: Arc<SecretValues>,
 }
 
-impl GrantedCommand {
-    /// How provenance and `flow check --json` describe it.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "name": self.name,
-            "path": self.resolved.path.display().to_string(),
-            "realPath": self.resolved.real_path.display().to_string(),
-            "sha256": self.resolved.sha256,
-            "reads": self.reads.iter().map(|r| r.display().to_string()).collect::<Vec<_>>(),
+impl ExecRun {
+    /// The commands each step is granted.
+    pub(crate) fn plan(&self) -> &ExecPlan {
+        &self.plan
+    }
+}
+
+/// What one step's `exec` calls work on.
+pub(crate) struct ExecStep {
+    policy: Option<Arc<ExecPolicy>>,
+    deadline: Instant,
+    cancel: CancelFlag,
+    log: LogSink,
+    claims: Claims,
+    /// Set when a command was killed because the step ran out of time or was cancelled.
+    stopped: Option<Stop>,
+}
+
+impl ExecStep {
+    /// Why a command was stopped, if one was: the step's end.
+    pub(crate) fn stopped(&self) -> Option<Stop> {
+        self.stopped
+    }
+
+    /// The variables the plugin itself sees: the granted ones.
+    pub(crate) fn plugin_env(&self) -> &[(String, String)] {
+        self.policy
+            .as_ref()
+            .map(|p| p.env.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+impl Capability for Exec {
+    type Run = ExecRun;
+    type Step = ExecStep;
+
+    fn resolve(inputs: &RunInputs<'_>) -> Result<ExecRun, Diagnostics> {
+        Ok(ExecRun {
+            plan: inputs.exec.clone(),
+            secrets: inputs.secrets.clone(),
         })
     }
 
-    /// `cargo = /usr/bin/cargo -> /real/path (sha256:0123456789ab)`, for `flow check`.
-    pub fn describe(&self) -> String {
-        let r = &self.resolved;
-        let path = if r.path == r.real_path {
-            r.path.display().to_string()
-        } else {
-            format!("{} -> {}", r.path.display(), r.real_path.display())
-        };
-        format!(
-            "{} = {path} (sha256:{})",
-            self.name,
-            r.sha256.get(..12).unwrap_or(&r.sha256)
-        )
-    }
-}
-
-/// Every step's granted commands, and whether they run confined.
-#[derive(Debug, Clone, Default)]
-pub struct ExecPlan {
-    /// Per step (plan order).
-    pub steps: Vec<Vec<GrantedCommand>>,
-    /// Whether commands run under bubblewrap.
-    pub confine: bool,
-    /// For `flow check`: how commands will run, in a sentence. `None` when no step
-    /// has commands.
-    pub summary: Option<String>,
-}
-
-impl ExecPlan {
-    /// Resolve every step's `grants.exec` on this host's `PATH`, and decide on
-    /// confinement. Every problem is reported at once, with its place in the file.
-    pub fn resolve(plan: &Plan) -> Result<ExecPlan, Diagnostics> {
-        let path_env = std::env::var_os("PATH");
-        let mut problems = Vec::new();
-        let mut steps = Vec::with_capacity(plan.steps.len());
-        for step in &plan.steps {
-            let mut commands = Vec::new();
-            let writable: Vec<&Path> = step
-                .fs_grants
-                .iter()
-                .filter(|g| g.access == FsAccess::Write)
-                .map(|g| g.path.as_path())
-                .collect();
-            for grant in &step.exec_grants {
-                match flow_sandbox::resolve(&grant.command, path_env.as_deref()) {
-                    Ok(resolved)
-                        if writable.iter().any(|w| resolved.path.starts_with(w) || resolved.real_path.starts_with(w)) =>
-                    {
-                        problems.push(
-                            Diagnostic::error(
-                                &grant.source,
-                                grant.span,
-                                format!(
-                                    "`{}` ({}) is inside a directory this step may write: the step could replace the command it runs",
-                                    grant.command,
-                                    resolved.real_path.display()
-                                ),
-                            )
-                            .with_help("grant a command installed outside the step's writable directories"),
-                        )
-                    }
-                    Ok(resolved) => commands.push(GrantedCommand {
-                        name: grant
-                            .command
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or(&grant.command)
-                            .to_owned(),
-                        resolved: Arc::new(resolved),
-                        reads: grant.reads.clone(),
-                    }),
-                    Err(e) => problems.push(
-                        Diagnostic::error(&grant.source, grant.span, e.to_string()).with_help(
-                            "grant a command on the host's PATH by name, or by its absolute path",
-                        ),
-                    ),
-                }
-            }
-            steps.push(commands);
-        }
-        let any = plan.steps.iter().any(|s| !s.exec_grants.is_empty());
-        let policy = plan.exec_confinement.map(|(p, _)| p).unwrap_or_default();
-        let available = match flow_sandbox::confinement() {
-            flow_sandbox::Confinement::Available { version, .. } => Ok(version.clone()),
-            flow_sandbox::Confinement::Unavailable { reason } => Err(reason.clone()),
-        };
-        let (confine, summary) = match (policy, available) {
-            (ExecConfinement::Off, _) => (
-                false,
-                "host commands run unconfined (`exec-confinement: off`)".to_owned(),
-            ),
-            (_, Ok(version)) => (
-                true,
-                format!("host commands run confined by bubblewrap {version}"),
-            ),
-            (ExecConfinement::Required, Err(reason)) => {
-                if any && let Some((_, span)) = plan.exec_confinement {
-                    problems.push(
-                        Diagnostic::error(
-                            &plan.exec_confinement_source,
-                            span,
-                            format!("`exec-confinement: required`, but commands cannot be confined here: {reason}"),
-                        )
-                        .with_help("install bubblewrap (`bwrap`), or write `exec-confinement: preferred`"),
-                    );
-                }
-                (false, String::new())
-            }
-            (ExecConfinement::Preferred, Err(reason)) => (
-                false,
-                format!("host commands run NOT confined, with a clean environment only: {reason}"),
-            ),
-        };
-        if !problems.is_empty() {
-            problems.sort_by_key(|d| d.primary.as_ref().map(|l| l.span.start));
-            return Err(Diagnostics(problems));
-        }
-        let summary = if confine || !any {
-            summary
-        } else {
-            // Unconfined commands run as the user; say what that means here.
-            let reaping = match flow_sandbox::reaping() {
-                flow_sandbox::ReapingSupport::PidNamespace { .. } => {
-                    "each in a PID namespace, so every process it starts ends with it".to_owned()
-                }
-                flow_sandbox::ReapingSupport::ProcessGroupOnly { reason } => format!(
-                    "in a process group only, so a process that leaves it can outlive the step ({reason})"
-                ),
-            };
-            format!(
-                "{summary}; they run as you and can read what you can, your signing key's file included; {reaping}"
-            )
-        };
-        Ok(ExecPlan {
-            steps,
-            confine,
-            summary: any.then_some(summary),
-        })
-    }
-
-    /// What a step may run and with which environment, built when it starts
-    /// (the host's values of `grants.env` names are read then).
-    pub fn policy(
-        &self,
-        step: &PlannedStep,
-        workspace: &Path,
-        secrets: &SecretValues,
-    ) -> Option<Arc<ExecPolicy>> {
-        let commands = self.steps.get(step.index).cloned().unwrap_or_default();
-        if commands.is_empty() && step.env_grants.is_empty() {
-            return None;
-        }
-        let mut env = Vec::new();
-        let mut missing = Vec::new();
-        for grant in &step.env_grants {
-            if let Some((secret, _)) = &grant.secret {
-                // Loaded when the run started; a missing one stopped it then.
-                if let Some(value) = secrets.0.get(secret) {
-                    env.push((grant.name.clone(), value.clone()));
-                }
-                continue;
-            }
-            match &grant.value {
-                Some(value) => env.push((grant.name.clone(), value.clone())),
-                None => match std::env::var(&grant.name) {
-                    Ok(value) => env.push((grant.name.clone(), value)),
-                    Err(_) => missing.push(grant.name.clone()),
-                },
-            }
-        }
-        // A variable the pipeline gives a value (or a secret) is the pipeline's: the
-        // plugin may set only those it is granted by name alone.
-        let granted_names = step
-            .env_grants
-            .iter()
-            .filter(|g| g.value.is_none() && g.secret.is_none())
-            .map(|g| g.name.clone())
-            .collect();
-        let fixed_names = step
-            .env_grants
-            .iter()
-            .filter(|g| g.value.is_some() || g.secret.is_some())
-            .map(|g| g.name.clone())
-            .collect();
-        let mut binds = vec![Bind {
-            path: workspace.to_path_buf(),
-            writable: true,
-        }];
-        binds.extend(step.fs_grants.iter().map(|g| Bind {
-            path: g.path.clone(),
-            writable: g.access == FsAccess::Write,
-        }));
-        let mut reads: Vec<PathBuf> = commands
-            .iter()
-            .flat_map(|c| c.reads.iter().cloned())
-            .collect();
-        reads.sort();
-        reads.dedup();
-        let cwd_roots = binds.iter().map(|b| b.path.clone()).collect();
-        binds.extend(reads.into_iter().map(|path| Bind {
-            path,
-            writable: false,
-        }));
-        Some(Arc::new(ExecPolicy {
-            commands,
-            env,
-            missing_env: missing,
-            granted_names,
-            fixed_names,
-            binds,
-            cwd_roots,
-            workspace: workspace.to_path_buf(),
-            confine: self.confine,
-        }))
-    }
-}
-
-/// What one step may run.
-#[derive(Debug)]
-pub struct ExecPolicy {
-    commands: Vec<GrantedCommand>,
-    /// The granted variables and their values.
-    pub(crate) env: Vec<(String, String)>,
-    /// Granted names the host does not have (reported in the log).
-    pub(crate) missing_env: Vec<String>,
-    /// Variables the plugin may set for a command (granted by name alone).
-    granted_names: BTreeSet<String>,
-    /// Variables the pipeline fixed (a value or a secret): never the plugin's to change.
-    fixed_names: BTreeSet<String>,
-    binds: Vec<Bind>,
-    cwd_roots: Vec<PathBuf>,
-    workspace: PathBuf,
-    confine: bool,
-}
-
-impl ExecPolicy {
-    fn command(&self, name: &str) -> Result<&GrantedCommand, String> {
-        self.commands.iter().find(|c| c.name == name).ok_or_else(|| {
-            let granted: Vec<&str> = self.commands.iter().map(|c| c.name.as_str()).collect();
-            if granted.is_empty() {
-                format!("`{name}` is not granted: this step may run no host commands (`grants.exec`)")
-            } else {
-                format!("`{name}` is not granted: this step may run only {}", granted.join(", "))
-            }
-        })
-    }
-
-    fn cwd(&self, cwd: Option<&str>) -> Result<PathBuf, String> {
-        let Some(cwd) = cwd else {
-            return Ok(self.workspace.clone());
-        };
-        let path = Path::new(cwd);
-        if !path.is_absolute()
-            || path
-                .components()
-                .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+    fn prepare(run: &ExecRun, inputs: &StepInputs<'_>) -> ExecStep {
+        let policy = run.plan.policy(inputs.step, inputs.workspace, &run.secrets);
+        if let Some(policy) = &policy
+            && !policy.missing_env.is_empty()
         {
-            return Err(format!(
-                "the working directory `{cwd}` must be an absolute path without `.` or `..`"
-            ));
+            inputs.log.line(
+                LogSource::Host,
+                &format!(
+                    "granted but not set on the host: {}",
+                    policy.missing_env.join(", ")
+                ),
+            );
         }
-        let real = path
-            .canonicalize()
-            .map_err(|e| format!("the working directory `{cwd}`: {e}"))?;
-        if !self.cwd_roots.iter().any(|root| real.starts_with(root)) {
-            return Err(format!(
-                "the working directory `{cwd}` is outside the workspace and the granted directories"
-            ));
+        ExecStep {
+            policy,
+            deadline: inputs.deadline,
+            cancel: inputs.cancel.clone(),
+            log: inputs.log.clone(),
+            claims: inputs.claims.clone(),
+            stopped: None,
         }
-        Ok(real)
     }
 
-    fn environment(&self, extra: Vec<(String, String)>) -> Result<Vec<(String, String)>, String> {
-        let mut env = self.env.clone();
-        for (name, value) in extra {
-            if self.fixed_names.contains(&name) {
-                return Err(format!(
-                    "variable `{name}` is fixed by the pipeline (`grants.env`): the plugin cannot change it"
-                ));
-            }
-            if !self.granted_names.contains(&name) {
-                return Err(format!("variable `{name}` is not granted (`grants.env`)"));
-            }
-            env.retain(|(n, _)| *n != name);
-            env.push((name, value));
+    fn none(log: &LogSink) -> ExecStep {
+        ExecStep {
+            policy: None,
+            deadline: Instant::now(),
+            cancel: CancelFlag::new(),
+            log: log.clone(),
+            claims: Claims::new(),
+            stopped: None,
         }
-        if !env.iter().any(|(n, _)| n == "PATH") {
-            let mut dirs: Vec<String> = Vec::new();
-            for command in &self.commands {
-                if let Some(dir) = command.resolved.path.parent().and_then(Path::to_str)
-                    && !dirs.iter().any(|d| d == dir)
-                {
-                    dirs.push(dir.to_owned());
-                }
-            }
-            for dir in SYSTEM_PATH.split(':') {
-                if !dirs.iter().any(|d| d == dir) {
-                    dirs.push(dir.to_owned());
-                }
-            }
-            env.push(("PATH".to_owned(), dirs.join(":")));
+    }
+
+    fn describe(run: &ExecRun, step: &PlannedStep, grants: &mut Map<String, Value>) {
+        let commands = run
+            .plan
+            .steps
+            .get(step.index)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if !commands.is_empty() {
+            grants.insert(
+                "exec".into(),
+                commands.iter().map(GrantedCommand::to_json).collect(),
+            );
+            grants.insert("confined".into(), run.plan.confine.into());
         }
-        Ok(env)
+        if !step.env_grants.is_empty() {
+            // Names only: values may be secret.
+            grants.insert(
+                "env".into(),
+                step.env_grants.iter().map(|g| g.name.clone()).collect(),
+            );
+        }
+    }
+
+    fn link<T: StoreData>(
+        linker: &mut Linker<T>,
+        project: fn(&mut T) -> &mut ExecStep,
+    ) -> wasmtime::Result<()> {
+        wit_exec::add_to_linker::<T, HasSelf<ExecStep>>(linker, project)
     }
 }
 
-/// What the exec host call needs from the step's store.
-pub(crate) struct ExecState {
-    pub(crate) policy: Option<Arc<ExecPolicy>>,
-    pub(crate) deadline: Instant,
-    pub(crate) cancel: CancelFlag,
-}
-
-impl wit_exec::Host for crate::runtime::StepState {
+impl wit_exec::Host for ExecStep {
     async fn run(&mut self, command: wit_exec::Command) -> Result<wit_exec::ExitStatus, String> {
-        let Some(policy) = self.exec.policy.clone() else {
+        let Some(policy) = self.policy.clone() else {
             return Err(format!(
                 "`{}` is not granted: this step may run no host commands (`grants.exec`)",
                 command.name
@@ -444,7 +231,7 @@ impl wit_exec::Host for crate::runtime::StepState {
             );
         }
         let log = self.log.clone();
-        let (deadline, cancel) = (self.exec.deadline, self.exec.cancel.clone());
+        let (deadline, cancel) = (self.deadline, self.cancel.clone());
         let stop = async move {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline.into()) => StopReason::Timeout,
@@ -501,7 +288,7 @@ impl wit_exec::Host for crate::runtime::StepState {
         }
         self.claims.add_command(record);
         if let Some(stopped) = outcome.stopped {
-            self.stop = Some(match stopped {
+            self.stopped = Some(match stopped {
                 StopReason::Timeout => Stop::TimedOut,
                 StopReason::Cancelled => Stop::Cancelled,
             });

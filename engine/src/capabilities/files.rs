@@ -8,7 +8,52 @@ use std::path::{Component, Path, PathBuf};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, PermissionsExt};
 
-use crate::runtime::bindings::flow::plugin::files as wit_files;
+use flow_pipeline::PlannedStep;
+use serde_json::{Map, Value};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::step_log::LogSink;
+use super::unit::{Capability, RunInputs, StepInputs, StoreData};
+use crate::bindings::flow::plugin::files as wit_files;
+
+/// The files capability: the `files` import, acting where the step may write.
+pub(crate) struct Files;
+
+impl Capability for Files {
+    type Run = ();
+    type Step = WritableRoots;
+
+    fn resolve(_: &RunInputs<'_>) -> Result<(), flow_pipeline::Diagnostics> {
+        Ok(())
+    }
+
+    fn prepare(_: &(), inputs: &StepInputs<'_>) -> WritableRoots {
+        let mut roots = vec![inputs.workspace.to_path_buf()];
+        roots.extend(
+            inputs
+                .step
+                .fs_grants
+                .iter()
+                .filter(|g| g.access == flow_pipeline::FsAccess::Write)
+                .map(|g| g.path.clone()),
+        );
+        WritableRoots(roots)
+    }
+
+    fn none(_: &LogSink) -> WritableRoots {
+        WritableRoots::default()
+    }
+
+    /// Its grants are the `fs` capability's.
+    fn describe(_: &(), _: &PlannedStep, _: &mut Map<String, Value>) {}
+
+    fn link<T: StoreData>(
+        linker: &mut Linker<T>,
+        project: fn(&mut T) -> &mut WritableRoots,
+    ) -> wasmtime::Result<()> {
+        wit_files::add_to_linker::<T, HasSelf<WritableRoots>>(linker, project)
+    }
+}
 
 /// Where a step may change files: the workspace and its writable grants.
 #[derive(Debug, Clone, Default)]
@@ -142,21 +187,21 @@ impl WritableRoots {
     }
 }
 
-impl wit_files::Host for crate::runtime::StepState {
+impl wit_files::Host for WritableRoots {
     fn write_tree(
         &mut self,
         root: String,
         entries: Vec<wit_files::TreeEntry>,
     ) -> Result<(), String> {
-        self.writable.write_tree(&root, &entries)
+        WritableRoots::write_tree(self, &root, &entries)
     }
 
     fn set_executable(&mut self, path: String, executable: bool) -> Result<(), String> {
-        self.writable.set_executable(&path, executable)
+        WritableRoots::set_executable(self, &path, executable)
     }
 
     fn symlink(&mut self, target: String, path: String) -> Result<(), String> {
-        self.writable.symlink(&target, &path)
+        WritableRoots::symlink(self, &target, &path)
     }
 }
 

@@ -14,9 +14,125 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use flow_pipeline::{FsAccess, PlannedStep};
+use serde_json::{Map, Value};
+use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::runtime::RuntimeError;
+use super::step_log::LogSink;
+use super::unit::{Capability, RunInputs, StepInputs, StoreData};
+
+/// The filesystem capability (`grants.fs`): WASI preopens, no host functions of its
+/// own.
+pub(crate) struct Fs;
+
+/// A step's directories: its workspace and its granted directories.
+pub(crate) struct FsStep {
+    workspace: DirGrant,
+    dirs: Vec<DirGrant>,
+}
+
+impl Capability for Fs {
+    /// The run's workspace.
+    type Run = PathBuf;
+    type Step = FsStep;
+
+    fn resolve(inputs: &RunInputs<'_>) -> Result<PathBuf, flow_pipeline::Diagnostics> {
+        Ok(inputs.workspace.to_path_buf())
+    }
+
+    fn prepare(_: &PathBuf, inputs: &StepInputs<'_>) -> FsStep {
+        FsStep {
+            workspace: DirGrant {
+                path: inputs.workspace.to_path_buf(),
+                writable: true,
+                identity: inputs.workspace_identity,
+            },
+            dirs: inputs
+                .step
+                .fs_grants
+                .iter()
+                .map(|g| DirGrant {
+                    path: g.path.clone(),
+                    writable: g.access == FsAccess::Write,
+                    identity: Some(g.identity),
+                })
+                .collect(),
+        }
+    }
+
+    fn none(_: &LogSink) -> FsStep {
+        FsStep {
+            workspace: DirGrant {
+                path: PathBuf::new(),
+                writable: false,
+                identity: None,
+            },
+            dirs: Vec::new(),
+        }
+    }
+
+    fn describe(workspace: &PathBuf, step: &PlannedStep, grants: &mut Map<String, Value>) {
+        grants.insert("workspace".into(), workspace.display().to_string().into());
+        grants.insert(
+            "fs".into(),
+            step.fs_grants
+                .iter()
+                .map(|g| {
+                    serde_json::json!({
+                        "path": g.path.display().to_string(),
+                        "access": match g.access { FsAccess::Read => "read", FsAccess::Write => "write" },
+                        "hashed": g.hash,
+                    })
+                })
+                .collect(),
+        );
+    }
+
+    fn link<T: StoreData>(_: &mut Linker<T>, _: fn(&mut T) -> &mut FsStep) -> wasmtime::Result<()> {
+        // WASI's filesystem is linked with the rest of WASI; a step's directories are
+        // its store's preopens (`FsStep::preopen`).
+        Ok(())
+    }
+}
+
+impl FsStep {
+    /// A step's directories, for a runtime built without a pipeline (benchmarks).
+    pub(crate) fn new(workspace: DirGrant, dirs: Vec<DirGrant>) -> FsStep {
+        FsStep { workspace, dirs }
+    }
+
+    /// The workspace (absolute): read-write, the plugin's working directory.
+    pub(crate) fn workspace(&self) -> &Path {
+        &self.workspace.path
+    }
+
+    /// The granted directories beyond the workspace.
+    pub(crate) fn granted(&self) -> &[DirGrant] {
+        &self.dirs
+    }
+
+    /// Where the step may change files: the workspace and its writable grants.
+    pub(crate) fn writable(&self) -> Vec<PathBuf> {
+        std::iter::once(self.workspace.path.clone())
+            .chain(
+                self.dirs
+                    .iter()
+                    .filter(|d| d.writable)
+                    .map(|d| d.path.clone()),
+            )
+            .collect()
+    }
+
+    /// Preopens the workspace and the granted directories, each checked again.
+    pub(crate) fn preopen(&self, builder: &mut WasiCtxBuilder) -> Result<(), String> {
+        preopen(builder, &self.workspace)?;
+        for dir in &self.dirs {
+            preopen(builder, dir)?;
+        }
+        Ok(())
+    }
+}
 
 pub use flow_pipeline::DirIdentity;
 
@@ -36,24 +152,8 @@ pub struct DirGrant {
     pub identity: Option<DirIdentity>,
 }
 
-/// Preopen the workspace and the granted directories.
-pub(crate) fn prepare(
-    builder: &mut WasiCtxBuilder,
-    workspace: &DirGrant,
-    dirs: &[DirGrant],
-) -> Result<(), RuntimeError> {
-    preopen(builder, workspace)?;
-    for dir in dirs {
-        preopen(builder, dir)?;
-    }
-    Ok(())
-}
-
-fn preopen(builder: &mut WasiCtxBuilder, grant: &DirGrant) -> Result<(), RuntimeError> {
-    let refuse = |reason: String| RuntimeError::Grant {
-        path: grant.path.clone(),
-        reason,
-    };
+fn preopen(builder: &mut WasiCtxBuilder, grant: &DirGrant) -> Result<(), String> {
+    let refuse = |reason: String| format!("cannot grant {}: {reason}", grant.path.display());
     let guest = grant
         .path
         .to_str()

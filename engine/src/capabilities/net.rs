@@ -14,37 +14,60 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use flow_pipeline::{NetGrant, PlannedStep};
 use http_body_util::BodyExt;
-use wasmtime_wasi_http::{
-    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-};
+use serde_json::{Map, Value};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::capabilities::log::{LogSink, LogSource};
+use super::step_log::{LogSink, LogSource};
+use super::unit::{Capability, RunInputs, StepInputs, StoreData};
 
-/// One granted authority.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetGrant {
-    /// Lower-case host name or IP literal (without brackets).
-    pub host: String,
-    /// The port.
-    pub port: u16,
+/// The network capability (`grants.net`): `wasi:http` requests to granted
+/// authorities, through the hooks of the step's store.
+pub(crate) struct Net;
+
+impl Capability for Net {
+    type Run = ();
+    type Step = NetHooks;
+
+    fn resolve(_: &RunInputs<'_>) -> Result<(), flow_pipeline::Diagnostics> {
+        Ok(())
+    }
+
+    fn prepare(_: &(), inputs: &StepInputs<'_>) -> NetHooks {
+        let policy = (!inputs.step.net_grants.is_empty()).then(|| {
+            Arc::new(NetPolicy {
+                grants: inputs.step.net_grants.clone(),
+            })
+        });
+        NetHooks::new(policy, inputs.log.clone())
+    }
+
+    fn none(log: &LogSink) -> NetHooks {
+        NetHooks::new(None, log.clone())
+    }
+
+    fn describe(_: &(), step: &PlannedStep, grants: &mut Map<String, Value>) {
+        if !step.net_grants.is_empty() {
+            grants.insert(
+                "net".into(),
+                step.net_grants.iter().map(|g| g.to_string()).collect(),
+            );
+        }
+    }
+
+    fn link<T: StoreData>(
+        linker: &mut Linker<T>,
+        _: fn(&mut T) -> &mut NetHooks,
+    ) -> wasmtime::Result<()> {
+        // The store's `wasi:http` view hands the step's hooks to the handler.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    }
 }
 
-impl NetGrant {
-    /// `host:port` or `[v6]:port`.
-    pub fn parse(text: &str) -> Option<NetGrant> {
-        let (host, port) = text.rsplit_once(':')?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let port = port.parse().ok()?;
-        (!host.is_empty()).then_some(NetGrant { host, port })
-    }
-
-    fn literal(&self) -> Option<IpAddr> {
-        self.host.parse().ok()
-    }
+fn literal(grant: &NetGrant) -> Option<IpAddr> {
+    grant.host.parse().ok()
 }
 
 /// What a step may reach.
@@ -165,7 +188,7 @@ impl WasiHttpHooks for NetHooks {
             };
             // Resolve now and check every address; the connection is made to
             // what the name resolves to.
-            let addresses: Vec<IpAddr> = match grant.literal() {
+            let addresses: Vec<IpAddr> = match literal(&grant) {
                 Some(ip) => vec![ip],
                 None => match tokio::net::lookup_host((host.as_str(), port)).await {
                     Ok(found) => found.map(|a| a.ip()).collect(),
@@ -178,7 +201,7 @@ impl WasiHttpHooks for NetHooks {
                     }
                 },
             };
-            if grant.literal().is_none()
+            if literal(&grant).is_none()
                 && host != "localhost"
                 && let Some(bad) = addresses.iter().find(|ip| forbidden_for_names(**ip))
             {
@@ -319,21 +342,6 @@ fn authority_text(host: &str, targets: &[SocketAddr], https: bool) -> String {
     }
 }
 
-impl WasiHttpView for crate::runtime::StepState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.net,
-        }
-    }
-}
-
-/// A fresh wasi:http context.
-pub(crate) fn context() -> WasiHttpCtx {
-    WasiHttpCtx::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,22 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn grants_and_forbidden_addresses() {
-        assert_eq!(
-            NetGrant::parse("Registry.Example.com:443"),
-            Some(NetGrant {
-                host: "registry.example.com".into(),
-                port: 443
-            })
-        );
-        assert_eq!(
-            NetGrant::parse("[::1]:5000"),
-            Some(NetGrant {
-                host: "::1".into(),
-                port: 5000
-            })
-        );
-        assert_eq!(NetGrant::parse("nohost"), None);
+    fn forbidden_addresses() {
         for bad in [
             "127.0.0.1",
             "169.254.169.254",

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::PluginDigest;
+use super::digest::PluginDigest;
 
 /// What ends a cached file: the MAC, then this tag.
 const TRAILER_TAG: &[u8; 8] = b"flowmac1";

@@ -1,5 +1,6 @@
 //! Per-step resource limits enforced by wasmtime.
 
+use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
 /// Caps the total linear memory of one step's component instance.
@@ -74,4 +75,13 @@ impl ResourceLimiter for StepLimiter {
     fn memories(&self) -> usize {
         MAX_MEMORIES
     }
+}
+
+/// Limits for one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepLimits {
+    /// Total linear memory, in bytes.
+    pub memory: u64,
+    /// Wall-clock time.
+    pub timeout: Duration,
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use flow_provenance::keys::{KeyPairPaths, write_key_pair};
 use flow_provenance::{
-    Bundle, DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunRecord, SigningKey,
+    Bundle, DigestCache, Envelope, LayoutSpec, LayoutStep, Outcome, Root, RunChain, SigningKey,
     StepAttestation, StepEvidence, attest_step, products, sign_layout,
 };
 
@@ -79,7 +79,7 @@ pub fn build_with(out: &Path, change_between_steps: bool) -> anyhow::Result<Demo
         &LayoutSpec::new(layout_steps, vec![key.public_key().clone()]),
         &key,
     )?;
-    let mut run = RunRecord::new("run-0001", "demo", &layout);
+    let mut run = RunChain::new("run-0001", "demo", &layout);
 
     let cache = DigestCache::new();
     let readable = [Root::workspace(&workspace), assets_root.clone()];

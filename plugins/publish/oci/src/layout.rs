@@ -24,9 +24,9 @@ use crate::manifest::{
     ANNOTATION_REF_NAME, Artifact, Blob, BlobSource, Descriptor, ImageIndex, ImageManifest,
     MAX_MANIFEST_SIZE, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
 };
+use crate::published::{Outcome, Published, PulledArtifact};
 use crate::reference::{LayoutRef, validate_tag};
 use crate::registry::{Decision, FetchedManifest, decide};
-use crate::{Outcome, Published, PulledArtifact};
 
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;

@@ -128,7 +128,7 @@ impl Plugin for Misbehave {
                 let (a, b) = value.split_at(value.len() / 2);
                 print!("split: {a}");
                 std::io::stdout().flush().ok();
-                print!("{b} end\n");
+                println!("{b} end");
                 std::io::stdout().flush().ok();
                 ctx.info(&format!("log: {value}"));
                 eprintln!(

@@ -1,0 +1,253 @@
+//! Prints a run's events as they come: a live view on a terminal, one line
+//! per event otherwise, or JSON lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use flow_engine::Event;
+use flow_engine::units::format_duration;
+use flow_store::StepStatus;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::Style;
+
+/// Above this many steps the live view shows counts and the running steps only.
+const LIVE_ALL_STEPS: usize = 12;
+const FRAME: Duration = Duration::from_millis(100);
+const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
+
+pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps: Vec<String>) {
+    match style {
+        Style::Json => {
+            while let Some(event) = rx.recv().await {
+                if let Ok(line) = serde_json::to_string(&event) {
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
+                }
+            }
+        }
+        Style::Plain => {
+            let width = steps.iter().map(String::len).max().unwrap_or(0);
+            let mut started = std::collections::BTreeSet::new();
+            while let Some(event) = rx.recv().await {
+                if let Event::StepStarted { step, .. } = &event {
+                    started.insert(step.clone());
+                }
+                let ran =
+                    matches!(&event, Event::StepFinished { step, .. } if started.contains(step));
+                if let Some(line) = plain_line(&event, width, ran) {
+                    outln!("{line}");
+                }
+            }
+        }
+        Style::Live => live(rx, steps).await,
+    }
+}
+
+/// `ran`: the step of a `StepFinished` started (so its time is worth showing,
+/// even when it rounds to 0ms).
+fn plain_line(event: &Event, width: usize, ran: bool) -> Option<String> {
+    Some(match event {
+        Event::RunStarted {
+            run,
+            pipeline,
+            steps,
+            ..
+        } => {
+            format!(
+                "run {run} started: {pipeline} ({} step{})",
+                steps.len(),
+                plural(steps.len())
+            )
+        }
+        Event::StepStarted { step, .. } => format!("{step:<width$}  started"),
+        Event::StepFinished {
+            step,
+            status,
+            reason,
+            duration_ms,
+            ..
+        } => {
+            let mut line = format!("{step:<width$}  {status}");
+            if ran || *duration_ms > 0 || *status == StepStatus::Succeeded {
+                line.push_str(&format!(
+                    " in {}",
+                    format_duration(Duration::from_millis(*duration_ms))
+                ));
+            }
+            if let Some(reason) = reason {
+                line.push_str(&format!(": {}", first_line(reason)));
+            }
+            line
+        }
+        // The end is the summary's to tell; events added later are not shown.
+        _ => return None,
+    })
+}
+
+pub(crate) fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub(crate) fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+struct StepView {
+    status: Option<StepStatus>,
+    started: Option<Instant>,
+    took: Option<Duration>,
+}
+
+/// A one-character mark for a step state, coloured for a terminal.
+pub(crate) fn symbol(status: StepStatus, color: bool) -> String {
+    let (mark, code) = match status {
+        StepStatus::Succeeded => ("✓", "32"),
+        StepStatus::Failed => ("✗", "31"),
+        StepStatus::TimedOut => ("⏱", "31"),
+        StepStatus::Cancelled => ("⊘", "33"),
+        StepStatus::Skipped => ("-", "2"),
+        StepStatus::Pending => ("·", "2"),
+        StepStatus::Running => ("*", "36"),
+    };
+    if color {
+        format!("\x1b[{code}m{mark}\x1b[0m")
+    } else {
+        mark.to_string()
+    }
+}
+
+async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
+    let width = steps.iter().map(String::len).max().unwrap_or(0);
+    let mut views: BTreeMap<String, StepView> = steps
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                StepView {
+                    status: None,
+                    started: None,
+                    took: None,
+                },
+            )
+        })
+        .collect();
+    let mut drawn = 0usize;
+    let mut tick = 0usize;
+    let mut header = String::new();
+    let mut ticker = tokio::time::interval(FRAME);
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(Event::RunStarted { run, pipeline, .. }) => header = format!("run {run}: {pipeline}"),
+                Some(Event::StepStarted { step, .. }) => {
+                    if let Some(v) = views.get_mut(&step) {
+                        v.status = Some(StepStatus::Running);
+                        v.started = Some(Instant::now());
+                    }
+                }
+                Some(Event::StepFinished { step, status, duration_ms, .. }) => {
+                    if let Some(v) = views.get_mut(&step) {
+                        v.status = Some(status);
+                        v.took = Some(Duration::from_millis(duration_ms));
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = ticker.tick() => tick += 1,
+        }
+        // Nothing to show until the run is recorded.
+        if !header.is_empty() {
+            drawn = redraw(&steps, &views, &header, width, tick, drawn);
+        }
+    }
+    if !header.is_empty() {
+        redraw(&steps, &views, &header, width, tick, drawn);
+    }
+}
+
+fn redraw(
+    steps: &[String],
+    views: &BTreeMap<String, StepView>,
+    header: &str,
+    width: usize,
+    tick: usize,
+    drawn: usize,
+) -> usize {
+    let mut frame = String::new();
+    if drawn > 0 {
+        frame.push_str(&format!("\x1b[{drawn}A"));
+    }
+    let mut lines = vec![header.to_string()];
+    let compact = steps.len() > LIVE_ALL_STEPS;
+    if compact {
+        let done = views
+            .values()
+            .filter(|v| v.status.is_some_and(|s| s.is_terminal()))
+            .count();
+        let running = views
+            .values()
+            .filter(|v| v.status == Some(StepStatus::Running))
+            .count();
+        lines.push(format!(
+            "  {done}/{} steps done, {running} running",
+            steps.len()
+        ));
+    }
+    for id in steps {
+        let Some(view) = views.get(id) else { continue };
+        let status = view.status.unwrap_or(StepStatus::Pending);
+        if compact && status != StepStatus::Running {
+            continue;
+        }
+        let elapsed = match (status, view.started, view.took) {
+            (StepStatus::Running, Some(start), _) => format_duration(start.elapsed()),
+            (_, _, Some(took)) if status.is_terminal() && view.started.is_some() => {
+                format_duration(took)
+            }
+            _ => String::new(),
+        };
+        let mark = if status == StepStatus::Running {
+            SPINNER[tick % SPINNER.len()].to_string()
+        } else {
+            symbol(status, true)
+        };
+        lines.push(format!("  {mark} {id:<width$}  {status:<9} {elapsed}"));
+    }
+    for line in &lines {
+        frame.push_str("\x1b[2K");
+        frame.push_str(line);
+        frame.push('\n');
+    }
+    // Clear lines left over from a taller previous frame.
+    for _ in lines.len()..drawn {
+        frame.push_str("\x1b[2K\n");
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(frame.as_bytes());
+    let _ = out.flush();
+    lines.len().max(drawn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_name_the_step_and_its_state() {
+        let event = Event::StepFinished {
+            run: "r".into(),
+            step: "greet".into(),
+            status: StepStatus::Failed,
+            reason: Some("boom\nmore".into()),
+            duration_ms: 1500,
+            outputs: BTreeMap::new(),
+            at: 0,
+        };
+        assert_eq!(
+            plain_line(&event, 6, true).as_deref(),
+            Some("greet   failed in 1.5s: boom")
+        );
+    }
+}
