@@ -113,10 +113,15 @@ async fn a_registered_plugin_is_a_built_in() {
         std::fs::read_to_string(workspace.join("made.txt")).unwrap(),
         "yes"
     );
-    assert_eq!(
-        summary.steps[0].outputs["cwd"],
-        workspace.canonicalize().unwrap().display().to_string()
-    );
+    // The step ran in its own view of the workspace, in the data dir.
+    let view = tmp
+        .path()
+        .join(".flow/views")
+        .canonicalize()
+        .unwrap()
+        .join(summary.run.id.as_str())
+        .join("0");
+    assert_eq!(summary.steps[0].outputs["cwd"], view.display().to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

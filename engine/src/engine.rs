@@ -375,6 +375,45 @@ impl Engine {
             workspace: &workspace,
         })
         .map_err(EngineError::Invalid)?;
+        // Steps see the workspace through views of their own, made from the object
+        // store: what it holds now is where every view starts.
+        let objects = flow_store::Objects::open(store.dir().join("objects")).map_err(|source| {
+            EngineError::Workspace {
+                path: store.dir().join("objects"),
+                source,
+            }
+        })?;
+        let views = store.dir().join("views").join(id.as_str());
+        let views = std::fs::create_dir_all(&views)
+            .and_then(|()| views.canonicalize())
+            .map_err(|source| EngineError::Workspace {
+                path: views.clone(),
+                source,
+            })?;
+        let base = {
+            let (objects, dir) = (objects.clone(), workspace.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::views::capture(
+                    &objects,
+                    &dir,
+                    &crate::views::Written::default(),
+                    std::time::SystemTime::now(),
+                    flow_provenance::SnapshotLimits::default(),
+                )
+                .map_err(|e| match e {
+                    crate::views::CaptureError::Io(e) => e,
+                    other => std::io::Error::other(other.to_string()),
+                })
+            })
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|source| EngineError::Workspace {
+                path: workspace.clone(),
+                source,
+            })?
+            .tree
+        };
         let steps = pipeline.plan.steps.iter().map(|s| s.id.clone()).collect();
         let run = RunRecord::start(
             id,
@@ -390,8 +429,10 @@ impl Engine {
             caps: Arc::new(caps),
             redactor: secrets.redactor(),
             inputs,
-            workspace_identity: capabilities::fs::identity_of(&workspace).ok(),
             workspace,
+            objects,
+            views,
+            base: Arc::new(base),
             jobs,
             cancel: options.cancel,
             events: options.events,

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use flow_pipeline::{EvalContext, Plan, StepOutcome};
 use flow_provenance::{DigestCache, Root, SigningKey};
-use flow_store::{LogLine, RunRecord, RunStatus, StepRecord, StepStatus, Store, now_millis};
+use flow_store::{
+    Changes, LogLine, Objects, RunRecord, RunStatus, StepRecord, StepStatus, Store, Tree,
+    now_millis,
+};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -28,6 +31,7 @@ use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
 use crate::recorder::{self, Recorder, RunIdentity, StepFacts, StepRoots};
 use crate::runtime::{LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
+use crate::views;
 
 /// Limits a step gets when the pipeline does not set its own.
 #[derive(Debug, Clone, Copy)]
@@ -63,8 +67,14 @@ pub(crate) struct RunContext {
     pub caps: Arc<RunCapabilities>,
     pub redactor: Option<Arc<Redactor>>,
     pub inputs: BTreeMap<String, Value>,
+    /// Where the steps' changes are applied when the run ends.
     pub workspace: PathBuf,
-    pub workspace_identity: Option<crate::capabilities::fs::DirIdentity>,
+    /// The content-addressed store the steps' files are kept in.
+    pub objects: Objects,
+    /// The directory the steps' views are made in (one per run).
+    pub views: PathBuf,
+    /// What the workspace held when the run started: every view starts from it.
+    pub base: Arc<Tree>,
     pub jobs: usize,
     pub cancel: CancelFlag,
     pub events: Option<UnboundedSender<Event>>,
@@ -94,6 +104,8 @@ struct StepEnd {
     log_bytes: u64,
     log_truncated: bool,
     facts: StepFacts,
+    /// What it changed in its view of the workspace (none when it did not run).
+    changes: Option<Changes>,
 }
 
 impl StepEnd {
@@ -128,6 +140,8 @@ struct Execution<'a> {
     closing: bool,
     /// Step ids in plan order (for attestation file names).
     step_ids: Arc<Vec<String>>,
+    /// What each step that ran changed in its view, by plan index.
+    changes: Vec<Option<Arc<Changes>>>,
 }
 
 pub(crate) async fn execute(
@@ -151,7 +165,6 @@ pub(crate) async fn execute(
                 run_id: run.id.to_string(),
                 pipeline_file: cx.pipeline_file.clone(),
                 pipeline_sha256: cx.pipeline_sha256.clone(),
-                workspace: cx.workspace.clone(),
             },
             cx.caps.clone(),
         )?),
@@ -171,6 +184,7 @@ pub(crate) async fn execute(
         recorder,
         closing: false,
         step_ids: Arc::new(steps.iter().map(|s| s.id.clone()).collect()),
+        changes: vec![None; steps.len()],
     };
     cx.store.begin_run(&ex.run)?;
     // Record every step as pending and make the run durable before anything
@@ -257,6 +271,23 @@ impl Execution<'_> {
             let reason = format!("plugin `{}` is not loaded", step.plugin);
             return self.settle(index, StepEnd::not_run(StepStatus::Failed, reason));
         };
+        // Its own view of the workspace: the run's start plus what the steps it needs
+        // changed. Its files are written by the step's task, off this loop.
+        let ancestors = ancestors(self.plan, index);
+        let view = views::view_dir(&self.cx.views, index);
+        if let Err(e) = views::create(&view) {
+            let reason = format!(
+                "cannot make the step's view of the workspace in {}: {e}",
+                view.display()
+            );
+            return self.settle(index, StepEnd::not_run(StepStatus::Failed, reason));
+        }
+        let mut view_tree = (*self.cx.base).clone();
+        for &a in &ancestors {
+            if let Some(changes) = &self.changes[a] {
+                view_tree.apply(changes);
+            }
+        }
 
         let started_ms = now_millis();
         let record = &mut self.records[index];
@@ -265,8 +296,12 @@ impl Execution<'_> {
         record.plugin_digest = Some(plugin.digest.to_string());
         self.cx.store.put_step(&self.run.id, record)?;
         self.started[index] = Some(Instant::now());
+        let snapshot = self
+            .recorder
+            .as_ref()
+            .map(|r| (r.cache(), r.roots(step, &view)));
         if let Some(recorder) = &mut self.recorder {
-            recorder.step_started(&step.id);
+            recorder.step_started(step, ancestors);
         }
         self.emit(Event::StepStarted {
             run: self.run_id(),
@@ -291,8 +326,8 @@ impl Execution<'_> {
         // Every capability's part of the step's store, from its grants.
         let caps = self.cx.caps.prepare(&StepInputs {
             step,
-            workspace: &self.cx.workspace,
-            workspace_identity: self.cx.workspace_identity,
+            workspace: &view,
+            workspace_identity: crate::capabilities::fs::identity_of(&view).ok(),
             log: &log,
             claims: &claims,
             attestations: attestations.as_ref(),
@@ -313,7 +348,12 @@ impl Execution<'_> {
             claims,
             caps: Some(caps),
             redactor: self.cx.redactor.clone(),
-            snapshot: self.recorder.as_ref().map(|r| (r.cache(), r.roots(step))),
+            snapshot,
+            view: StepView {
+                dir: view,
+                tree: Some(view_tree),
+                objects: self.cx.objects.clone(),
+            },
             workspace_quota: self.cx.workspace_quota,
             started_ms,
         };
@@ -330,6 +370,9 @@ impl Execution<'_> {
         let status = end.status.unwrap_or(StepStatus::Failed);
         let now = now_millis();
         let mut facts = end.facts;
+        if let Some(changes) = end.changes {
+            self.changes[index] = Some(Arc::new(changes));
+        }
         // A step that never ran still names the plugin it would have run, by digest.
         if facts.plugin_sha256.is_empty()
             && let Some(plugin) = self.cx.plugins.get(&step.plugin)
@@ -452,6 +495,16 @@ impl Execution<'_> {
             };
             self.settle(index, end)?;
         }
+        // The workspace gets every step's changes, in plan order.
+        if let Err(e) = self.publish() {
+            let why = format!(
+                "cannot write the steps' results into the workspace {}: {e}",
+                self.cx.workspace.display()
+            );
+            tracing::error!(run = %self.run.id, "{why}");
+            self.first_failure.get_or_insert(why);
+        }
+        let _ = views::remove(&self.cx.views);
         let now = now_millis();
         self.run.finished_at = Some(now);
         (self.run.status, self.run.failure) = if cancelled {
@@ -481,6 +534,33 @@ impl Execution<'_> {
             steps: self.records,
         })
     }
+}
+
+impl Execution<'_> {
+    /// Applies every step's changes to the run's workspace, in plan order.
+    fn publish(&self) -> std::io::Result<()> {
+        for changes in self.changes.iter().flatten() {
+            views::publish(&self.cx.objects, &self.cx.workspace, changes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every step `index` needs, directly or through others, in plan order.
+fn ancestors(plan: &Plan, index: usize) -> Vec<usize> {
+    let mut seen = vec![false; index];
+    let mut stack: Vec<usize> = plan.steps[index].needs.clone();
+    let mut found = Vec::new();
+    while let Some(i) = stack.pop() {
+        if i >= seen.len() || seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        found.push(i);
+        stack.extend(plan.steps[i].needs.iter().copied());
+    }
+    found.sort_unstable();
+    found
 }
 
 fn describe_status(status: StepStatus) -> &'static str {
@@ -533,8 +613,17 @@ struct StepTask {
     caps: Option<StepCapabilities>,
     redactor: Option<Arc<Redactor>>,
     snapshot: Option<(Arc<DigestCache>, StepRoots)>,
+    view: StepView,
     workspace_quota: u64,
     started_ms: u64,
+}
+
+/// A step's view of the workspace: its directory and what the host writes there.
+struct StepView {
+    dir: PathBuf,
+    /// Taken when it is written.
+    tree: Option<Tree>,
+    objects: Objects,
 }
 
 impl StepTask {
@@ -565,7 +654,39 @@ impl StepTask {
         }
     }
 
-    async fn run(mut self) -> Finished {
+    async fn run(self) -> Finished {
+        let dir = self.view.dir.clone();
+        let finished = self.run_in_view().await;
+        // What it changed is in the store now; its view is not needed any more.
+        let removed = tokio::task::spawn_blocking(move || views::remove(&dir)).await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!(error = %e, "cannot remove a step's view of the workspace");
+        }
+        finished
+    }
+
+    async fn run_in_view(mut self) -> Finished {
+        // Its view of the workspace, written before anything of it is hashed.
+        let objects = self.view.objects.clone();
+        let dir = self.view.dir.clone();
+        let tree = self.view.tree.take().unwrap_or_default();
+        let written = match tokio::task::spawn_blocking(move || {
+            views::materialize(&objects, &dir, tree)
+        })
+        .await
+        {
+            Ok(Ok(written)) => written,
+            Ok(Err(e)) => {
+                return self.finish_early(StepFailure::Host(format!(
+                    "cannot write the step's view of the workspace: {e}"
+                )));
+            }
+            Err(e) => {
+                return self.finish_early(StepFailure::Host(format!(
+                    "cannot write the step's view of the workspace: {e}"
+                )));
+            }
+        };
         // The host's work for the step (hashing before and after it) counts against
         // its timeout, like the plugin's own.
         let deadline = self.deadline;
@@ -586,6 +707,7 @@ impl StepTask {
         let Some(caps) = self.caps.take() else {
             return self.finish_early(StepFailure::Host("the step was started twice".into()));
         };
+        let step_started = std::time::SystemTime::now();
         let invocation = StepInvocation {
             run_id: &self.run_id,
             step_id: &self.step_id,
@@ -611,9 +733,58 @@ impl StepTask {
             }
             Ok(result) => result,
         };
+        // What it changed in its view, kept in the object store.
+        let mut result = result;
+        let objects = self.view.objects.clone();
+        let dir = self.view.dir.clone();
+        // A step that ended in time is kept within its time; one that did not still
+        // gets its files kept, within the grace the host allows itself.
+        let capture_limits = flow_provenance::SnapshotLimits {
+            deadline: Some(if result.is_ok() {
+                deadline
+            } else {
+                deadline.max(Instant::now() + HOST_GRACE)
+            }),
+            ..limits
+        };
+        let captured = tokio::task::spawn_blocking(move || {
+            views::capture(&objects, &dir, &written, step_started, capture_limits)
+                .map(|captured| (written.tree.changes_to(&captured.tree), captured.notes))
+        })
+        .await;
+        let changes = match captured {
+            Ok(Ok((changes, kept_notes))) => {
+                notes.extend(kept_notes);
+                Some(changes)
+            }
+            Ok(Err(views::CaptureError::Stopped(stop))) => {
+                // A step that failed on its own keeps its own reason, unless it filled
+                // the workspace past its quota.
+                if result.is_ok() || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) {
+                    result = Err(host_stop(stop, self.limits, self.workspace_quota, "products"));
+                }
+                notes.push("its files were not kept: the host stopped reading them".into());
+                None
+            }
+            Ok(Err(e)) => {
+                let why = format!("cannot keep what the step wrote in its workspace: {e}");
+                if result.is_ok() {
+                    result = Err(StepFailure::Host(why));
+                } else {
+                    notes.push(why);
+                }
+                None
+            }
+            Err(e) => {
+                let why = format!("cannot keep what the step wrote in its workspace: {e}");
+                if result.is_ok() {
+                    result = Err(StepFailure::Host(why));
+                }
+                None
+            }
+        };
         // Products: what it created or changed where it could write.
         let mut products = BTreeMap::new();
-        let mut result = result;
         if let Some((cache, roots)) = &self.snapshot {
             let writable: Vec<Root> = roots.writable.clone();
             let after = recorder::snapshot(cache.clone(), writable, limits).await;
@@ -693,6 +864,7 @@ impl StepTask {
                 log_bytes,
                 log_truncated,
                 facts,
+                changes,
             },
         }
     }

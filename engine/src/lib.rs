@@ -52,6 +52,7 @@ mod plugins;
 pub(crate) mod policy;
 pub(crate) mod reach;
 mod recorder;
+mod views;
 pub(crate) mod runtime;
 
 pub use cancel::CancelFlag;

@@ -46,12 +46,11 @@ pub(crate) struct StepFacts {
 }
 
 /// Which run is recorded: its id, its pipeline file (as given, and the file's
-/// sha256), and its workspace.
+/// sha256).
 pub(crate) struct RunIdentity {
     pub run_id: String,
     pub pipeline_file: String,
     pub pipeline_sha256: String,
-    pub workspace: std::path::PathBuf,
 }
 
 /// Records one run's provenance.
@@ -60,19 +59,18 @@ pub(crate) struct Recorder {
     cache: Arc<DigestCache>,
     /// One per pipeline step, from the plan: its needs and granted directories.
     layout_steps: Vec<LayoutStep>,
-    /// For each step that started: how many steps had completed by then.
-    start_marks: std::collections::HashMap<String, usize>,
-    /// Every product so far: name -> (sha256, completion number, step), oldest first.
-    producers: std::collections::HashMap<String, Vec<(String, usize, String)>>,
+    /// For each step that started and has not ended: the steps whose changes its view
+    /// holds (all it needs, directly or through others), in plan order.
+    visible: std::collections::HashMap<usize, Vec<usize>>,
+    /// Every product so far: name -> (sha256, step index), oldest first.
+    producers: std::collections::HashMap<String, Vec<(String, usize)>>,
     /// For each step (plan order): the earlier steps that produced its materials.
     sources: Vec<std::collections::BTreeSet<String>>,
-    completed: usize,
     chain: Vec<RunStep>,
     run_id: String,
     pipeline_name: String,
     pipeline_file: String,
     pipeline_sha256: String,
-    workspace: std::path::PathBuf,
     /// What each step was granted, described by its capabilities.
     caps: Arc<RunCapabilities>,
     /// The template chain the pipeline was resolved from, nearest first (empty when it
@@ -110,15 +108,13 @@ impl Recorder {
             cache: Arc::new(DigestCache::new()),
             sources: vec![Default::default(); layout_steps.len()],
             layout_steps,
-            start_marks: Default::default(),
+            visible: Default::default(),
             producers: Default::default(),
-            completed: 0,
             chain: Vec::new(),
             run_id: run.run_id,
             pipeline_name: plan.name.clone(),
             pipeline_file: run.pipeline_file,
             pipeline_sha256: run.pipeline_sha256,
-            workspace: run.workspace,
             caps,
             templates: plan
                 .templates
@@ -132,43 +128,42 @@ impl Recorder {
         })
     }
 
-    /// A step is starting: the steps completed by now are those whose
-    /// products it may see in the shared workspace.
-    pub fn step_started(&mut self, step_id: &str) {
-        self.start_marks.insert(step_id.to_string(), self.completed);
+    /// A step is starting with a view that holds the changes of `ancestors` (plan
+    /// order): only those steps can have produced its materials.
+    pub fn step_started(&mut self, step: &PlannedStep, ancestors: Vec<usize>) {
+        self.visible.insert(step.index, ancestors);
     }
 
-    /// Which completed steps produced `materials` (as they were when `step`
-    /// started), and remember `products` as made by `step`.
+    /// Which steps its view holds produced `materials`, and remember `products` as
+    /// made by `step`.
     fn trace(
         &mut self,
         step: &PlannedStep,
         materials: &BTreeMap<String, String>,
         products: &BTreeMap<String, String>,
     ) {
-        if let Some(&mark) = self.start_marks.get(&step.id) {
+        if let Some(ancestors) = self.visible.remove(&step.index) {
             for (name, sha) in materials {
                 let producer = self.producers.get(name).and_then(|made| {
                     made.iter()
                         .rev()
-                        .find(|(digest, done, _)| *done < mark && digest == sha)
-                        .map(|(_, _, by)| by)
+                        .find(|(digest, by)| digest == sha && ancestors.binary_search(by).is_ok())
+                        .map(|(_, by)| *by)
                 });
                 if let (Some(producer), Some(sources)) =
                     (producer, self.sources.get_mut(step.index))
+                    && let Some(layout) = self.layout_steps.get(producer)
                 {
-                    sources.insert(producer.clone());
+                    sources.insert(layout.name.clone());
                 }
             }
         }
         for (name, sha) in products {
-            self.producers.entry(name.clone()).or_default().push((
-                sha.clone(),
-                self.completed,
-                step.id.clone(),
-            ));
+            self.producers
+                .entry(name.clone())
+                .or_default()
+                .push((sha.clone(), step.index));
         }
-        self.completed += 1;
     }
 
     /// The shared digest cache (files unchanged since they were last hashed in
@@ -177,10 +172,10 @@ impl Recorder {
         self.cache.clone()
     }
 
-    /// What a step could read and write.
-    pub fn roots(&self, step: &PlannedStep) -> StepRoots {
-        let mut readable = vec![Root::workspace(&self.workspace)];
-        let mut writable = vec![Root::workspace(&self.workspace)];
+    /// What a step could read and write: its view of the workspace and its grants.
+    pub fn roots(&self, step: &PlannedStep, view: &std::path::Path) -> StepRoots {
+        let mut readable = vec![Root::workspace(view)];
+        let mut writable = vec![Root::workspace(view)];
         for grant in &step.fs_grants {
             // `hash: false` leaves the directory out of materials and products alike.
             if !grant.hash {
@@ -334,10 +329,9 @@ impl Recorder {
     /// The run's layout and signed chain, to store when the run ends.
     ///
     /// The layout is the pipeline's steps, where a step's materials must be
-    /// products of the earlier steps that made them — steps it needs, or steps
-    /// that had completed before it started (their files were in the shared
-    /// workspace) — or lie in its granted directories; anything else is
-    /// disallowed. Naming only the steps that produced its materials keeps
+    /// products of the steps that made them — steps it needs, directly or through
+    /// others (its view of the workspace holds nothing else) — or lie in its
+    /// granted directories; anything else is disallowed. Naming only the steps that produced its materials keeps
     /// the layout linear in the pipeline's size.
     pub fn finish(&self) -> Result<RunAttestation, ProvenanceError> {
         let steps = self

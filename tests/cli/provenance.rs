@@ -1351,8 +1351,10 @@ fn an_interrupted_run_has_no_provenance() {
 }
 
 // ---------------------------------------------------------------------------
-// 7. What a step may see: files of steps that completed before it started
-//    (through the shared workspace) verify; files no step produced do not.
+// 7. What a step may see: its own view of the workspace, with the files of the
+//    steps it needs (directly or through others) and nothing of the others, so
+//    its materials verify whatever order the steps ran in; files no step
+//    produced do not verify.
 
 const SIBLINGS: &str = r#"version: 1
 name: siblings
@@ -1366,24 +1368,31 @@ steps:
   c:
     uses: ./fs_probe.wasm
     needs: [b]
-    with: { read: b.txt }
+    with: { read: b.txt, list: . }
 "#;
 
 #[test]
-fn files_of_an_earlier_step_a_step_does_not_need_verify_with_both_tools() {
+fn a_step_sees_only_the_files_of_the_steps_it_needs_and_verifies_with_both_tools() {
     let session = Session::without_signing_key();
     session.plugin("fs_probe").file("flow.yaml", SIBLINGS);
-    // One at a time: a completes before b and c start, so c sees a.txt too.
+    // One at a time: a completes before c starts, yet c does not need it.
     session
         .flow(["run", "-j", "1", "flow.yaml"])
         .run()
         .expect_code(0);
     let shown = show_json(&session);
     let c_materials = &decode_payload(&shown[2]["link"])["materials"];
-    assert!(
-        c_materials.get("a.txt").is_some(),
-        "c saw a.txt: {c_materials}"
-    );
+    let names: Vec<&String> = c_materials.as_object().expect("materials").keys().collect();
+    assert_eq!(names, ["b.txt"], "c's materials: {c_materials}");
+    let show = session.flow(["--json", "show", "last"]).run().json();
+    assert_eq!(show["steps"][2]["outputs"]["entries"], "b.txt");
+    assert_eq!(show["steps"][2]["outputs"]["content"], "from b");
+    // When the run ends, the workspace holds what every step made.
+    let run = show["run"]["id"].as_str().expect("run id");
+    let workspace = session.data_dir().join("workspaces").join(run);
+    for (file, text) in [("a.txt", "from a"), ("b.txt", "from b")] {
+        assert_eq!(std::fs::read_to_string(workspace.join(file)).unwrap(), text);
+    }
 
     let verified = session.flow(["verify", "last"]).run();
     verified.expect_success();
@@ -1395,9 +1404,7 @@ fn files_of_an_earlier_step_a_step_does_not_need_verify_with_both_tools() {
         verified.stdout
     );
     let dir = export(&session, "export");
-    let Some(venv) =
-        venv("in-toto-verify on a run whose steps see an unrelated earlier step's files")
-    else {
+    let Some(venv) = venv("in-toto-verify on a run whose steps see only what they need") else {
         return;
     };
     let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
@@ -1406,6 +1413,58 @@ fn files_of_an_earlier_step_a_step_does_not_need_verify_with_both_tools() {
         "in-toto-verify rejected the export:\n{}",
         checked.text
     );
+}
+
+/// `writer` writes files while `pause → reader` runs beside it: with one shared
+/// workspace, `reader` saw some of them, depending on timing, and its materials
+/// named files no step it needs produced.
+const WRITER_READER: &str = r#"version: 1
+name: writer-reader
+steps:
+  seed:
+    uses: ./fs_probe.wasm
+    with: { write: seed.txt, content: seed }
+  writer:
+    uses: ./fs_probe.wasm
+    needs: [seed]
+    with: { write: w, count: 40, content: written }
+  pause:
+    uses: ./fs_probe.wasm
+    needs: [seed]
+    with: { write: paused.txt, content: paused }
+  reader:
+    uses: ./fs_probe.wasm
+    needs: [pause]
+    with: { list: . }
+"#;
+
+#[test]
+fn parallel_branches_verify_in_every_run_with_both_tools() {
+    let session = Session::without_signing_key();
+    session.plugin("fs_probe").file("flow.yaml", WRITER_READER);
+    let venv = venv("in-toto-verify of parallel branches");
+    for round in 0..20 {
+        session.flow(["run", "flow.yaml"]).run().expect_code(0);
+        let show = session.flow(["--json", "show", "last"]).run().json();
+        assert_eq!(
+            show["steps"][3]["outputs"]["entries"], "paused.txt,seed.txt",
+            "round {round}: reader saw more than the steps it needs made"
+        );
+        let run = show["run"]["id"].as_str().expect("run id").to_string();
+        let workspace = session.data_dir().join("workspaces").join(&run);
+        let written = std::fs::read_dir(&workspace).unwrap().count();
+        assert_eq!(written, 42, "round {round}: the workspace holds every step's files");
+        session.flow(["verify", "last"]).run().expect_success();
+        if let Some(venv) = &venv {
+            let dir = export(&session, &format!("export-{round}"));
+            let checked = in_toto_verify(venv, &dir, &dir.join("owner.pub"));
+            assert!(
+                checked.ok,
+                "round {round}: in-toto-verify rejected the export:\n{}",
+                checked.text
+            );
+        }
+    }
 }
 
 #[test]

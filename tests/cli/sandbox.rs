@@ -201,7 +201,7 @@ fn writing_into_a_write_grant_reaches_the_host() {
 }
 
 #[test]
-fn a_relative_write_lands_in_the_run_workspace() {
+fn a_relative_write_lands_in_the_step_s_view_then_in_the_run_workspace() {
     let session = Session::new();
     let step = run_one(
         &session,
@@ -211,7 +211,10 @@ fn a_relative_write_lands_in_the_run_workspace() {
     let show = session.flow(["--json", "show", "last"]).run().json();
     let run = show["run"]["id"].as_str().expect("run id").to_string();
     let workspace = session.data_dir().join("workspaces").join(&run);
-    assert_eq!(step["outputs"]["cwd"], workspace.display().to_string());
+    // The step ran in its own view of the workspace, removed once its files were kept.
+    let view = session.data_dir().join("views").join(&run).join("0");
+    assert_eq!(step["outputs"]["cwd"], view.display().to_string());
+    assert!(!session.data_dir().join("views").join(&run).exists());
     assert_eq!(
         std::fs::read_to_string(workspace.join("made.txt")).expect("made.txt in the workspace"),
         "made"
@@ -236,10 +239,9 @@ fn workspace_puts_the_run_workspace_where_asked() {
         "made"
     );
     let show = session.flow(["--json", "show", "last"]).run().json();
-    assert_eq!(
-        show["steps"][0]["outputs"]["cwd"],
-        workspace.display().to_string()
-    );
+    let run = show["run"]["id"].as_str().expect("run id");
+    let view = session.data_dir().join("views").join(run).join("0");
+    assert_eq!(show["steps"][0]["outputs"]["cwd"], view.display().to_string());
     assert!(
         !session
             .data_dir()

@@ -352,14 +352,14 @@ fn a_command_rewritten_in_place_does_not_run_under_its_old_digest() {
         ),
     );
     let running = session.flow(["run", "flow.yaml"]).spawn();
-    // Wait until the step is running (it writes `ready` in its workspace).
+    // Wait until the step is running (it writes `ready` in its view of the workspace).
     let start = Instant::now();
     let ready = loop {
-        let found = std::fs::read_dir(session.data_dir().join("workspaces"))
+        let found = std::fs::read_dir(session.data_dir().join("views"))
             .ok()
             .and_then(|mut d| d.next())
             .and_then(Result::ok)
-            .map(|e| e.path().join("ready"))
+            .map(|e| e.path().join("0").join("ready"))
             .filter(|p| p.exists());
         if let Some(found) = found {
             break found;

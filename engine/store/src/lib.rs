@@ -29,6 +29,10 @@
 //! process that has it open (only used to word the "in use" error). Only one process
 //! can open a data dir at a time (sled locks it).
 //!
+//! Beside it, `DIR/objects/` is the content-addressed store of the files steps
+//! produce ([`Objects`]): each content once, under its sha256, never modified. A
+//! step's products are recorded as [`Changes`] to the [`Tree`] it was shown.
+//!
 //! Values are JSON. Keys are laid out so that listing runs, and a run's steps or logs,
 //! are prefix scans in the right order. `RUN` is the run id's bytes (ASCII, never a 0
 //! byte), numbers are big-endian so they sort numerically:
@@ -59,10 +63,12 @@
 
 mod error;
 mod keys;
+pub mod objects;
 mod records;
 mod run_id;
 mod store;
 mod timestamp;
+pub mod tree;
 
 pub use error::{Result, StoreError};
 pub use records::{
@@ -73,4 +79,6 @@ pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{
     LOG_CHUNK_BYTES, RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, Store,
 };
+pub use objects::{Objects, Stored};
 pub use timestamp::{format_rfc3339, now_millis};
+pub use tree::{Change, Changes, Entry, Tree};

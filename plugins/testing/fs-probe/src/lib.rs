@@ -14,6 +14,8 @@ struct Params {
     write: Option<String>,
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    count: Option<u32>,
 }
 
 struct FsProbe;
@@ -31,6 +33,10 @@ impl Plugin for FsProbe {
         .param(Param::string("read", "a file to read"))
         .param(Param::string("write", "a file to write"))
         .param(Param::string("content", "what to write").default("probe\n"))
+        .param(Param::integer(
+            "count",
+            "write this many files, `write` followed by 0, 1, ..., a millisecond apart",
+        ))
         .output("entries", "the sorted names in `list`, comma-separated")
         .output("content", "the text of `read`")
         .output("cwd", "the working directory")
@@ -54,8 +60,17 @@ impl Plugin for FsProbe {
         }
         if let Some(file) = params.write {
             let content = params.content.unwrap_or_default();
-            std::fs::write(&file, content).map_err(|e| format!("cannot write {file}: {e}"))?;
-            ctx.info(&format!("wrote {file}"));
+            let names: Vec<String> = match params.count {
+                None => vec![file],
+                Some(n) => (0..n).map(|i| format!("{file}{i}")).collect(),
+            };
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                std::fs::write(name, &content).map_err(|e| format!("cannot write {name}: {e}"))?;
+            }
+            ctx.info(&format!("wrote {}", names.join(", ")));
         }
         Ok(())
     }
