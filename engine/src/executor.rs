@@ -296,10 +296,7 @@ impl Execution<'_> {
         record.plugin_digest = Some(plugin.digest.to_string());
         self.cx.store.put_step(&self.run.id, record)?;
         self.started[index] = Some(Instant::now());
-        let snapshot = self
-            .recorder
-            .as_ref()
-            .map(|r| (r.cache(), r.roots(step, &view)));
+        let snapshot = self.recorder.as_ref().map(|r| (r.cache(), r.roots(step)));
         if let Some(recorder) = &mut self.recorder {
             recorder.step_started(step, ancestors);
         }
@@ -670,23 +667,22 @@ impl StepTask {
         let objects = self.view.objects.clone();
         let dir = self.view.dir.clone();
         let tree = self.view.tree.take().unwrap_or_default();
-        let written = match tokio::task::spawn_blocking(move || {
-            views::materialize(&objects, &dir, tree)
-        })
-        .await
-        {
-            Ok(Ok(written)) => written,
-            Ok(Err(e)) => {
-                return self.finish_early(StepFailure::Host(format!(
-                    "cannot write the step's view of the workspace: {e}"
-                )));
-            }
-            Err(e) => {
-                return self.finish_early(StepFailure::Host(format!(
-                    "cannot write the step's view of the workspace: {e}"
-                )));
-            }
-        };
+        let written =
+            match tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree))
+                .await
+            {
+                Ok(Ok(written)) => written,
+                Ok(Err(e)) => {
+                    return self.finish_early(StepFailure::Host(format!(
+                        "cannot write the step's view of the workspace: {e}"
+                    )));
+                }
+                Err(e) => {
+                    return self.finish_early(StepFailure::Host(format!(
+                        "cannot write the step's view of the workspace: {e}"
+                    )));
+                }
+            };
         // The host's work for the step (hashing before and after it) counts against
         // its timeout, like the plugin's own.
         let deadline = self.deadline;
@@ -694,15 +690,32 @@ impl StepTask {
             deadline: Some(deadline),
             workspace_quota: Some(self.workspace_quota),
         };
-        // Materials: what the step could read, hashed by the host before it runs.
+        // A view past the run's quota (the steps it needs left too much) fails now.
+        let view_bytes = written.tree.bytes();
+        if view_bytes > self.workspace_quota {
+            let stop = flow_provenance::SnapshotStop::Quota {
+                bytes: view_bytes,
+                quota: self.workspace_quota,
+            };
+            let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+            return self.finish_early(failure);
+        }
+        // Materials: what the step could read before it runs: its view, as the host
+        // wrote it from the store (nothing to hash), and its granted directories,
+        // hashed by the host.
         let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
         if let Some((cache, roots)) = &self.snapshot {
-            let snapshot = recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
-            if let Some(stop) = snapshot.stopped {
-                let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-                return self.finish_early(failure);
+            materials = views::artifacts(&written.tree);
+            if !roots.readable.is_empty() {
+                let snapshot =
+                    recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
+                if let Some(stop) = snapshot.stopped {
+                    let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+                    return self.finish_early(failure);
+                }
+                materials.extend(snapshot.artifacts);
+                notes = snapshot.notes;
             }
-            (materials, notes) = (snapshot.artifacts, snapshot.notes);
         }
         let Some(caps) = self.caps.take() else {
             return self.finish_early(StepFailure::Host("the step was started twice".into()));
@@ -748,20 +761,30 @@ impl StepTask {
             ..limits
         };
         let captured = tokio::task::spawn_blocking(move || {
-            views::capture(&objects, &dir, &written, step_started, capture_limits)
-                .map(|captured| (written.tree.changes_to(&captured.tree), captured.notes))
+            views::capture(&objects, &dir, &written, step_started, capture_limits).map(|captured| {
+                let changes = written.tree.changes_to(&captured.tree);
+                (changes, captured)
+            })
         })
         .await;
+        // The view as the step left it, as artifacts (for its products).
+        let mut view_after = None;
         let changes = match captured {
-            Ok(Ok((changes, kept_notes))) => {
-                notes.extend(kept_notes);
+            Ok(Ok((changes, captured))) => {
+                notes.extend(captured.notes);
+                view_after = Some(views::artifacts(&captured.tree));
                 Some(changes)
             }
             Ok(Err(views::CaptureError::Stopped(stop))) => {
                 // A step that failed on its own keeps its own reason, unless it filled
                 // the workspace past its quota.
                 if result.is_ok() || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) {
-                    result = Err(host_stop(stop, self.limits, self.workspace_quota, "products"));
+                    result = Err(host_stop(
+                        stop,
+                        self.limits,
+                        self.workspace_quota,
+                        "products",
+                    ));
                 }
                 notes.push("its files were not kept: the host stopped reading them".into());
                 None
@@ -783,11 +806,16 @@ impl StepTask {
                 None
             }
         };
-        // Products: what it created or changed where it could write.
+        // Products: what it created or changed where it could write: its view, as kept
+        // above, and its writable grants, hashed again.
         let mut products = BTreeMap::new();
         if let Some((cache, roots)) = &self.snapshot {
             let writable: Vec<Root> = roots.writable.clone();
-            let after = recorder::snapshot(cache.clone(), writable, limits).await;
+            let after = if writable.is_empty() {
+                recorder::StepSnapshot::default()
+            } else {
+                recorder::snapshot(cache.clone(), writable, limits).await
+            };
             match after.stopped {
                 // A step that failed on its own keeps its own reason.
                 Some(stop)
@@ -805,9 +833,18 @@ impl StepTask {
                 Some(_) => {
                     notes.push("products not recorded: the host stopped hashing them".into());
                 }
-                None => {
-                    products = flow_provenance::products(&materials, &after.artifacts);
-                }
+                None => match view_after {
+                    Some(mut artifacts) => {
+                        artifacts.extend(after.artifacts);
+                        products = flow_provenance::products(&materials, &artifacts);
+                    }
+                    None => {
+                        notes.push(
+                            "products not recorded: the host could not keep the step's files"
+                                .into(),
+                        );
+                    }
+                },
             }
             notes.extend(after.notes);
         }

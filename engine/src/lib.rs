@@ -52,8 +52,8 @@ mod plugins;
 pub(crate) mod policy;
 pub(crate) mod reach;
 mod recorder;
-mod views;
 pub(crate) mod runtime;
+mod views;
 
 pub use cancel::CancelFlag;
 pub use engine::{
@@ -124,5 +124,39 @@ pub mod bench {
     /// Whether the engine's runtime uses the pooling allocator.
     pub fn pooling(engine: &crate::Engine) -> bool {
         engine.runtime().pooling()
+    }
+
+    /// Walks `dir` into `objects` as a step's files are kept after it ran: every file
+    /// read and stored, except those of `shown` (a view written by [`write_view`])
+    /// that the step cannot have touched. `step_started` decides which of `shown`'s
+    /// files are too recent to trust by their metadata.
+    pub fn keep_tree(
+        objects: &flow_store::Objects,
+        dir: &Path,
+        shown: Option<&View>,
+        step_started: std::time::SystemTime,
+    ) -> std::io::Result<flow_store::Tree> {
+        let empty = crate::views::Written::default();
+        crate::views::capture(
+            objects,
+            dir,
+            shown.map_or(&empty, |v| &v.0),
+            step_started,
+            flow_provenance::SnapshotLimits::default(),
+        )
+        .map(|c| c.tree)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// A view written by [`write_view`].
+    pub struct View(crate::views::Written);
+
+    /// Writes `tree` into the empty directory `dir`, as a step's view is written.
+    pub fn write_view(
+        objects: &flow_store::Objects,
+        dir: &Path,
+        tree: flow_store::Tree,
+    ) -> std::io::Result<View> {
+        crate::views::materialize(objects, dir, tree).map(View)
     }
 }

@@ -172,10 +172,11 @@ impl Recorder {
         self.cache.clone()
     }
 
-    /// What a step could read and write: its view of the workspace and its grants.
-    pub fn roots(&self, step: &PlannedStep, view: &std::path::Path) -> StepRoots {
-        let mut readable = vec![Root::workspace(view)];
-        let mut writable = vec![Root::workspace(view)];
+    /// The granted directories a step could read and write (its view of the
+    /// workspace is known from what the host wrote and kept, not hashed again).
+    pub fn roots(&self, step: &PlannedStep) -> StepRoots {
+        let mut readable = Vec::new();
+        let mut writable = Vec::new();
         for grant in &step.fs_grants {
             // `hash: false` leaves the directory out of materials and products alike.
             if !grant.hash {
@@ -366,6 +367,7 @@ fn envelope_text(envelope: &Envelope) -> String {
 }
 
 /// A snapshot of a step's files, with its skipped files as notes.
+#[derive(Default)]
 pub(crate) struct StepSnapshot {
     pub artifacts: BTreeMap<String, String>,
     pub notes: Vec<String>,

@@ -18,7 +18,9 @@
 //! When the run ends, every step's changes are applied, in plan order, to the run's
 //! workspace, which then holds what the steps made, as a shared workspace did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -140,9 +142,8 @@ pub(crate) fn materialize(objects: &Objects, dir: &Path, tree: Tree) -> io::Resu
                 modified_ns,
                 ..
             } => {
-                objects.copy_to(sha256, &target, *executable)?;
-                set_modified(&target, *modified_ns)?;
-                let meta = std::fs::symlink_metadata(&target)?;
+                let meta =
+                    objects.copy_to(sha256, &target, *executable, system_time(*modified_ns))?;
                 files.insert(path.to_owned(), FileIdentity::of(&meta));
             }
         }
@@ -182,7 +183,10 @@ impl std::fmt::Display for CaptureError {
                 f.write_str("the step's time ran out")
             }
             CaptureError::Stopped(SnapshotStop::Quota { quota, .. }) => {
-                write!(f, "the workspace holds more than the quota of {quota} bytes")
+                write!(
+                    f,
+                    "the workspace holds more than the quota of {quota} bytes"
+                )
             }
         }
     }
@@ -190,7 +194,7 @@ impl std::fmt::Display for CaptureError {
 
 /// The bounds of one walk, and how far it got.
 struct Walk<'a> {
-    objects: &'a Objects,
+    batch: flow_store::objects::Batch<'a>,
     written: &'a Written,
     step_started: SystemTime,
     limits: SnapshotLimits,
@@ -238,7 +242,7 @@ pub(crate) fn capture(
     limits: SnapshotLimits,
 ) -> Result<Captured, CaptureError> {
     let mut walk = Walk {
-        objects,
+        batch: objects.batch(),
         written,
         step_started,
         limits,
@@ -247,11 +251,13 @@ pub(crate) fn capture(
         out: Captured::default(),
     };
     walk_dir(&mut walk, dir, "")?;
+    // The new objects are durable and named before the changes that name them exist.
+    walk.batch.commit()?;
     Ok(walk.out)
 }
 
 fn walk_dir(walk: &mut Walk<'_>, dir: &Path, prefix: &str) -> Result<(), CaptureError> {
-    let (objects, written, step_started) = (walk.objects, walk.written, walk.step_started);
+    let (written, step_started) = (walk.written, walk.step_started);
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -290,9 +296,10 @@ fn walk_dir(walk: &mut Walk<'_>, dir: &Path, prefix: &str) -> Result<(), Capture
             walk.count(meta.len())?;
             let out = &mut walk.out;
             let executable = meta.mode() & 0o111 != 0;
-            let unchanged = written.files.get(&path).filter(|id| {
-                **id == FileIdentity::of(&meta) && !id.racy(step_started)
-            });
+            let unchanged = written
+                .files
+                .get(&path)
+                .filter(|id| **id == FileIdentity::of(&meta) && !id.racy(step_started));
             let entry = match (unchanged, written.tree.get(&path)) {
                 (Some(_), Some(Entry::File { sha256, size, .. })) => Entry::File {
                     sha256: sha256.clone(),
@@ -301,7 +308,8 @@ fn walk_dir(walk: &mut Walk<'_>, dir: &Path, prefix: &str) -> Result<(), Capture
                     modified_ns: modified_ns(&meta),
                 },
                 _ => {
-                    let stored = match objects.store_file_until(&full, walk.limits.deadline) {
+                    let deadline = walk.limits.deadline;
+                    let stored = match walk.batch.store_file_until(&full, deadline) {
                         Ok(stored) => stored,
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                             return Err(CaptureError::Stopped(SnapshotStop::Deadline {
@@ -361,8 +369,7 @@ pub(crate) fn publish(objects: &Objects, workspace: &Path, changes: &Changes) ->
                         ..
                     } => {
                         let temp = temp_beside(&target);
-                        objects.copy_to(sha256, &temp, *executable)?;
-                        set_modified(&temp, *modified_ns)?;
+                        objects.copy_to(sha256, &temp, *executable, system_time(*modified_ns))?;
                         replace(&temp, &target)?;
                     }
                 }
@@ -380,16 +387,26 @@ fn modified_ns(meta: &Metadata) -> Option<i64> {
         .checked_add(meta.mtime_nsec())
 }
 
-/// Sets a file the host wrote to the modification time it was recorded with.
-fn set_modified(path: &Path, modified_ns: Option<i64>) -> io::Result<()> {
-    let Some(ns) = modified_ns.filter(|ns| *ns >= 0) else {
-        return Ok(());
-    };
-    let time = UNIX_EPOCH + Duration::from_nanos(ns as u64);
-    std::fs::File::options()
-        .write(true)
-        .open(path)?
-        .set_modified(time)
+/// A tree's files and links as provenance artifacts (workspace-relative name →
+/// sha256): a file by its content, a link by its target's text, as the digest
+/// snapshot of a directory names them.
+pub(crate) fn artifacts(tree: &Tree) -> BTreeMap<String, String> {
+    tree.entries()
+        .filter_map(|(path, entry)| match entry {
+            Entry::File { sha256, .. } => Some((path.to_owned(), sha256.clone())),
+            Entry::Symlink { target } => Some((
+                path.to_owned(),
+                hex::encode(Sha256::digest(target.as_bytes())),
+            )),
+            Entry::Dir => None,
+        })
+        .collect()
+}
+
+/// A recorded modification time as a time to set.
+fn system_time(modified_ns: Option<i64>) -> Option<SystemTime> {
+    let ns = modified_ns.filter(|ns| *ns >= 0)?;
+    Some(UNIX_EPOCH + Duration::from_nanos(ns as u64))
 }
 
 /// Renames `temp` over `target` (a directory there is removed first).
@@ -455,7 +472,14 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink("src/main.rs", first.join("link")).unwrap();
         std::fs::create_dir(first.join("empty")).unwrap();
-        let base = capture(&objects, &first, &Written::default(), much_later(), SnapshotLimits::default()).unwrap();
+        let base = capture(
+            &objects,
+            &first,
+            &Written::default(),
+            much_later(),
+            SnapshotLimits::default(),
+        )
+        .unwrap();
         let changes = Tree::new().changes_to(&base.tree);
         assert_eq!(changes.len(), 5, "{changes:?}");
 
@@ -473,15 +497,31 @@ mod tests {
         );
         // Times are kept, so tools that compare them see the order the files were made in.
         assert_eq!(
-            std::fs::metadata(view.join("src/main.rs")).unwrap().modified().unwrap(),
-            std::fs::metadata(first.join("src/main.rs")).unwrap().modified().unwrap()
+            std::fs::metadata(view.join("src/main.rs"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            std::fs::metadata(first.join("src/main.rs"))
+                .unwrap()
+                .modified()
+                .unwrap()
         );
-        let mode = std::fs::metadata(view.join("run.sh")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(view.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o755);
         std::fs::write(view.join("src/main.rs"), "fn main() { edited() }\n").unwrap();
         std::fs::remove_file(view.join("run.sh")).unwrap();
         std::fs::write(view.join("new.txt"), "new").unwrap();
-        let after = capture(&objects, &view, &written, SystemTime::now(), SnapshotLimits::default()).unwrap();
+        let after = capture(
+            &objects,
+            &view,
+            &written,
+            SystemTime::now(),
+            SnapshotLimits::default(),
+        )
+        .unwrap();
         let changes = base.tree.changes_to(&after.tree);
         let names: Vec<&str> = changes.keys().map(String::as_str).collect();
         assert_eq!(names, ["new.txt", "run.sh", "src/main.rs"]);
@@ -525,10 +565,20 @@ mod tests {
         let written = materialize(&objects, &view, tree.clone()).unwrap();
         let before = std::fs::metadata(view.join("f")).unwrap();
         std::fs::write(view.join("f"), b"bbbb").unwrap();
-        let file = std::fs::File::options().write(true).open(view.join("f")).unwrap();
+        let file = std::fs::File::options()
+            .write(true)
+            .open(view.join("f"))
+            .unwrap();
         file.set_modified(before.modified().unwrap()).unwrap();
         // Even when the step started long after the host wrote the file, its ctime moved.
-        let after = capture(&objects, &view, &written, much_later(), SnapshotLimits::default()).unwrap();
+        let after = capture(
+            &objects,
+            &view,
+            &written,
+            much_later(),
+            SnapshotLimits::default(),
+        )
+        .unwrap();
         assert_ne!(after.tree.get("f"), tree.get("f"));
     }
 
@@ -555,7 +605,11 @@ mod tests {
         );
         publish(&objects, &workspace, &changes).unwrap();
         assert!(workspace.join("out").is_dir());
-        assert!(!std::fs::symlink_metadata(workspace.join("out")).unwrap().is_symlink());
+        assert!(
+            !std::fs::symlink_metadata(workspace.join("out"))
+                .unwrap()
+                .is_symlink()
+        );
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

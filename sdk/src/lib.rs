@@ -132,7 +132,8 @@ impl Context {
         &self.step_id
     }
 
-    /// The run's workspace (absolute); also the working directory.
+    /// The step's view of the run's workspace (absolute; the step's own directory,
+    /// holding what the steps it needs made); also the working directory.
     pub fn workspace(&self) -> &str {
         &self.workspace
     }

@@ -1453,7 +1453,10 @@ fn parallel_branches_verify_in_every_run_with_both_tools() {
         let run = show["run"]["id"].as_str().expect("run id").to_string();
         let workspace = session.data_dir().join("workspaces").join(&run);
         let written = std::fs::read_dir(&workspace).unwrap().count();
-        assert_eq!(written, 42, "round {round}: the workspace holds every step's files");
+        assert_eq!(
+            written, 42,
+            "round {round}: the workspace holds every step's files"
+        );
         session.flow(["verify", "last"]).run().expect_success();
         if let Some(venv) = &venv {
             let dir = export(&session, &format!("export-{round}"));

@@ -241,7 +241,10 @@ fn workspace_puts_the_run_workspace_where_asked() {
     let show = session.flow(["--json", "show", "last"]).run().json();
     let run = show["run"]["id"].as_str().expect("run id");
     let view = session.data_dir().join("views").join(run).join("0");
-    assert_eq!(show["steps"][0]["outputs"]["cwd"], view.display().to_string());
+    assert_eq!(
+        show["steps"][0]["outputs"]["cwd"],
+        view.display().to_string()
+    );
     assert!(
         !session
             .data_dir()

@@ -1,4 +1,4 @@
-//! The filesystem capability: the run's workspace (read-write, the working
+//! The filesystem capability: the step's view of the workspace (read-write, the working
 //! directory) and the directories a step is granted, each preopened at the
 //! same absolute path as on the host. Nothing else is visible.
 //!

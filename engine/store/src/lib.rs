@@ -71,6 +71,7 @@ mod timestamp;
 pub mod tree;
 
 pub use error::{Result, StoreError};
+pub use objects::{Objects, Stored};
 pub use records::{
     LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus, StepAttestation,
     StepLogLine, StepRecord, StepStatus,
@@ -79,6 +80,5 @@ pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{
     LOG_CHUNK_BYTES, RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, Store,
 };
-pub use objects::{Objects, Stored};
 pub use timestamp::{format_rfc3339, now_millis};
 pub use tree::{Change, Changes, Entry, Tree};

@@ -56,7 +56,12 @@ impl Objects {
             && sha256
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        valid.then(|| self.dir.join("sha256").join(&sha256[..2]).join(&sha256[2..]))
+        valid.then(|| {
+            self.dir
+                .join("sha256")
+                .join(&sha256[..2])
+                .join(&sha256[2..])
+        })
     }
 
     /// Whether the store holds `sha256`.
@@ -77,11 +82,7 @@ impl Objects {
         source: &mut impl Read,
         deadline: Option<Instant>,
     ) -> io::Result<Stored> {
-        let temp = self.dir.join("tmp").join(format!(
-            "{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let temp = self.temp_path();
         let result = self.store_via(source, &temp, deadline);
         if result.is_err() {
             let _ = std::fs::remove_file(&temp);
@@ -95,6 +96,53 @@ impl Objects {
         temp: &Path,
         deadline: Option<Instant>,
     ) -> io::Result<Stored> {
+        let (out, sha256, size) = self.write_temp(source, temp, deadline)?;
+        let path = self.path(&sha256).expect("a sha256 is 64 hex digits");
+        if path.is_file() {
+            drop(out);
+            std::fs::remove_file(temp)?;
+            return Ok(Stored {
+                sha256,
+                size,
+                existed: true,
+            });
+        }
+        // Durable before it is named: a crash never leaves a named, partial object.
+        out.sync_all()?;
+        drop(out);
+        self.name(temp, &path)?;
+        Ok(Stored {
+            sha256,
+            size,
+            existed: false,
+        })
+    }
+
+    /// Renames a written temporary file to its object's name.
+    fn name(&self, temp: &Path, path: &Path) -> io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::rename(temp, path)
+    }
+
+    /// A new temporary file's path.
+    fn temp_path(&self) -> PathBuf {
+        self.dir.join("tmp").join(format!(
+            "{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// Copies `source` to the new file `temp`, hashing it: the open file, its digest
+    /// and size.
+    fn write_temp(
+        &self,
+        source: &mut impl Read,
+        temp: &Path,
+        deadline: Option<Instant>,
+    ) -> io::Result<(File, String, u64)> {
         let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -121,29 +169,19 @@ impl Objects {
                 ));
             }
         }
-        let sha256 = hex(&hasher.finalize());
-        let path = self.path(&sha256).expect("a sha256 is 64 hex digits");
-        if path.is_file() {
-            drop(out);
-            std::fs::remove_file(temp)?;
-            return Ok(Stored {
-                sha256,
-                size,
-                existed: true,
-            });
+        Ok((out, hex(&hasher.finalize()), size))
+    }
+
+    /// Starts taking many files into the store at once: each is written and hashed
+    /// now, and all are made durable with one filesystem sync and named by
+    /// [`Batch::commit`] (rather than one sync per file). Dropped without a commit, it
+    /// leaves nothing behind.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            objects: self,
+            pending: Vec::new(),
+            named: std::collections::HashSet::new(),
         }
-        // Durable before it is named: a crash never leaves a named, partial object.
-        out.sync_all()?;
-        drop(out);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::rename(temp, &path)?;
-        Ok(Stored {
-            sha256,
-            size,
-            existed: false,
-        })
     }
 
     /// Takes the file at `path` into the store (read without following a final symlink).
@@ -161,8 +199,15 @@ impl Objects {
     }
 
     /// Writes the object `sha256` to a new file at `dest` (never following or
-    /// replacing anything there), executable or not.
-    pub fn copy_to(&self, sha256: &str, dest: &Path, executable: bool) -> io::Result<()> {
+    /// replacing anything there), executable or not, with the modification time
+    /// `modified` when given; returns the new file's metadata.
+    pub fn copy_to(
+        &self,
+        sha256: &str,
+        dest: &Path,
+        executable: bool,
+        modified: Option<std::time::SystemTime>,
+    ) -> io::Result<std::fs::Metadata> {
         let source = self.path(sha256).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -184,9 +229,16 @@ impl Objects {
         // `io::copy` between files uses copy_file_range: the kernel copies, and shares
         // extents where the filesystem can.
         io::copy(&mut from, &mut to)?;
+        if let Some(modified) = modified {
+            to.set_modified(modified)?;
+        }
+        let meta = to.metadata()?;
         // The umask may have narrowed the mode.
-        to.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        Ok(())
+        if meta.permissions().mode() & 0o777 != mode {
+            to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            return to.metadata();
+        }
+        Ok(meta)
     }
 
     /// Reads the object `sha256` back and checks its content still has that digest.
@@ -202,6 +254,93 @@ impl Objects {
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher)?;
         Ok(hex(&hasher.finalize()) == sha256)
+    }
+}
+
+/// Files being taken into the store together; see [`Objects::batch`].
+pub struct Batch<'a> {
+    objects: &'a Objects,
+    /// Written temporary files and the object names they get.
+    pending: Vec<(PathBuf, PathBuf)>,
+    /// Digests already pending in this batch.
+    named: std::collections::HashSet<String>,
+}
+
+impl Batch<'_> {
+    /// Writes and hashes the file at `path` (without following a final symlink),
+    /// giving up at `deadline` with [`io::ErrorKind::TimedOut`]. The object exists
+    /// once the batch is committed.
+    pub fn store_file_until(
+        &mut self,
+        path: &Path,
+        deadline: Option<Instant>,
+    ) -> io::Result<Stored> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        let temp = self.objects.temp_path();
+        let written = self.objects.write_temp(&mut file, &temp, deadline);
+        let (out, sha256, size) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        drop(out);
+        let object = self
+            .objects
+            .path(&sha256)
+            .expect("a sha256 is 64 hex digits");
+        if self.named.contains(&sha256) || object.is_file() {
+            std::fs::remove_file(&temp)?;
+            return Ok(Stored {
+                sha256,
+                size,
+                existed: true,
+            });
+        }
+        self.named.insert(sha256.clone());
+        self.pending.push((temp, object));
+        Ok(Stored {
+            sha256,
+            size,
+            existed: false,
+        })
+    }
+
+    /// Makes every written file durable (one sync of the store's filesystem), then
+    /// names them: a crash never leaves a named, partial object.
+    pub fn commit(mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        sync_filesystem(&self.objects.dir)?;
+        for (temp, object) in std::mem::take(&mut self.pending) {
+            self.objects.name(&temp, &object)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        for (temp, _) in &self.pending {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+}
+
+/// Flushes every written file of the filesystem holding `dir` (`syncfs`).
+fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    // SAFETY: syncfs takes an open descriptor, which `handle` keeps open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -236,10 +375,15 @@ mod tests {
         assert!(second.existed);
         assert!(objects.verify(&first.sha256).unwrap());
         // Nothing is left in the temporary directory.
-        assert_eq!(std::fs::read_dir(objects.dir().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(objects.dir().join("tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
 
         let dest = dir.path().join("copy");
-        objects.copy_to(&first.sha256, &dest, true).unwrap();
+        objects.copy_to(&first.sha256, &dest, true, None).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello\n");
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
@@ -247,7 +391,44 @@ mod tests {
         std::fs::write(&dest, b"changed").unwrap();
         assert!(objects.verify(&first.sha256).unwrap());
         // A copy never replaces what is at its destination.
-        assert!(objects.copy_to(&first.sha256, &dest, false).is_err());
+        assert!(objects.copy_to(&first.sha256, &dest, false, None).is_err());
+    }
+
+    #[test]
+    fn a_batch_names_its_objects_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path().join("objects")).unwrap();
+        for (name, text) in [("a", "one"), ("b", "two"), ("c", "one")] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let mut batch = objects.batch();
+        let a = batch.store_file_until(&dir.path().join("a"), None).unwrap();
+        let b = batch.store_file_until(&dir.path().join("b"), None).unwrap();
+        let c = batch.store_file_until(&dir.path().join("c"), None).unwrap();
+        assert_eq!(a.sha256, c.sha256);
+        assert!(c.existed, "the same content once per batch");
+        assert!(!objects.contains(&a.sha256), "named before the commit");
+        batch.commit().unwrap();
+        assert!(objects.verify(&a.sha256).unwrap() && objects.verify(&b.sha256).unwrap());
+        assert_eq!(
+            std::fs::read_dir(objects.dir().join("tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+
+        // Dropped without a commit: nothing named, nothing left.
+        std::fs::write(dir.path().join("d"), "three").unwrap();
+        let mut batch = objects.batch();
+        let d = batch.store_file_until(&dir.path().join("d"), None).unwrap();
+        drop(batch);
+        assert!(!objects.contains(&d.sha256));
+        assert_eq!(
+            std::fs::read_dir(objects.dir().join("tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -176,6 +176,17 @@ impl Tree {
         changes
     }
 
+    /// The bytes its regular files hold.
+    pub fn bytes(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|e| match e {
+                Entry::File { size, .. } => *size,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The regular files' digests, in path order.
     pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries.iter().filter_map(|(p, e)| match e {
