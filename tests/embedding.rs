@@ -100,7 +100,7 @@ async fn a_registered_plugin_is_a_built_in() {
     let workspace = tmp.path().join("ws");
     let store = Store::open(tmp.path().join(".flow")).unwrap();
     let summary = engine
-        .run(&pipeline, RunOptions::new(store).workspace(&workspace))
+        .run(&pipeline, RunOptions::new(store.clone()).workspace(&workspace))
         .await
         .unwrap();
     assert_eq!(
@@ -113,6 +113,17 @@ async fn a_registered_plugin_is_a_built_in() {
         std::fs::read_to_string(workspace.join("made.txt")).unwrap(),
         "yes"
     );
+    // What it made is recorded with it, by content, and kept in the object store.
+    let changes = store.step_changes(&summary.run.id, 0).unwrap().unwrap();
+    let Some(flow_store::Change::Put {
+        entry: flow_store::Entry::File { sha256, size, .. },
+    }) = changes.get("made.txt")
+    else {
+        panic!("made.txt in {changes:?}");
+    };
+    assert_eq!(*size, 3);
+    let objects = flow_store::Objects::open(store.dir().join("objects")).unwrap();
+    assert!(objects.verify(sha256).unwrap());
     // The step ran in its own view of the workspace, in the data dir.
     let view = tmp
         .path()

@@ -367,9 +367,7 @@ impl Execution<'_> {
         let status = end.status.unwrap_or(StepStatus::Failed);
         let now = now_millis();
         let mut facts = end.facts;
-        if let Some(changes) = end.changes {
-            self.changes[index] = Some(Arc::new(changes));
-        }
+        let changes = end.changes.map(Arc::new);
         // A step that never ran still names the plugin it would have run, by digest.
         if facts.plugin_sha256.is_empty()
             && let Some(plugin) = self.cx.plugins.get(&step.plugin)
@@ -389,9 +387,16 @@ impl Execution<'_> {
         record.finished_at = Some(now);
         record.log_bytes = end.log_bytes;
         record.log_truncated = end.log_truncated;
-        self.cx
-            .store
-            .finish_step_attested(&self.run.id, record, &end.log, attestation.as_ref())?;
+        self.cx.store.complete_step(
+            &self.run.id,
+            record,
+            flow_store::StepCompletion {
+                lines: &end.log,
+                attestation: attestation.as_ref(),
+                changes: changes.as_deref(),
+            },
+        )?;
+        self.changes[index] = changes;
         let duration_ms = self.started[index]
             .map(|t| t.elapsed().as_millis() as u64)
             .unwrap_or(0);

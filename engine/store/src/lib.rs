@@ -46,6 +46,7 @@
 //! | `meta`  | `active/RUN`                                 | empty: the run is running  |
 //! | `attestations` | `RUN 0x00 index:u32`                  | [`StepAttestation`]        |
 //! | `run_attestations` | `RUN`                             | [`RunAttestation`]         |
+//! | `changes` | `RUN 0x00 index:u32`                       | [`Changes`]                |
 //!
 //! A step's log lines are stored in chunks (JSON arrays of up to [`LOG_CHUNK_BYTES`]),
 //! keyed by the `seq` of the chunk's first line: sled spends a few microseconds per key
@@ -74,7 +75,7 @@ pub use error::{Result, StoreError};
 pub use objects::{Objects, Stored};
 pub use records::{
     LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus, StepAttestation,
-    StepLogLine, StepRecord, StepStatus,
+    StepCompletion, StepLogLine, StepRecord, StepStatus,
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{

@@ -339,3 +339,15 @@ pub struct RunAttestation {
     /// The owner's public key (PEM) that signed the layout.
     pub owner_public_key: String,
 }
+
+/// What completes a step besides its record ([`Store::complete_step`](crate::Store::complete_step)):
+/// its log lines, its signed provenance and what it changed in its view of the workspace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepCompletion<'a> {
+    /// Its log lines.
+    pub lines: &'a [LogLine],
+    /// Its signed provenance, when the run is recorded with a key.
+    pub attestation: Option<&'a StepAttestation>,
+    /// What it changed in its view, when it ran and its files were kept.
+    pub changes: Option<&'a crate::tree::Changes>,
+}

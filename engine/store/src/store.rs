@@ -13,11 +13,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
 use crate::keys;
 use crate::records::{
-    LogLine, RunAttestation, RunRecord, RunStatus, StepAttestation, StepLogLine, StepRecord,
-    StepStatus,
+    LogLine, RunAttestation, RunRecord, RunStatus, StepAttestation, StepCompletion, StepLogLine,
+    StepRecord, StepStatus,
 };
 use crate::run_id::RunId;
 use crate::timestamp::now_millis;
+use crate::tree::Changes;
 
 /// The most JSON [`Store::finish_step`] puts in one `logs` value (a chunk of lines).
 pub const LOG_CHUNK_BYTES: usize = 32 * 1024;
@@ -43,6 +44,7 @@ const LOGS: &str = "logs";
 const META: &str = "meta";
 const ATTESTATIONS: &str = "attestations";
 const RUN_ATTESTATIONS: &str = "run_attestations";
+const CHANGES: &str = "changes";
 
 /// An open run store: a cheap, clonable handle (clones share one database).
 ///
@@ -64,6 +66,7 @@ struct Inner {
     meta: sled::Tree,
     attestations: sled::Tree,
     run_attestations: sled::Tree,
+    changes: sled::Tree,
     recovered: Vec<RunId>,
 }
 
@@ -106,6 +109,7 @@ impl Store {
         let meta = db.open_tree(META).map_err(storage)?;
         let attestations = db.open_tree(ATTESTATIONS).map_err(storage)?;
         let run_attestations = db.open_tree(RUN_ATTESTATIONS).map_err(storage)?;
+        let changes = db.open_tree(CHANGES).map_err(storage)?;
         let mut store = Store {
             inner: Arc::new(Inner {
                 dir,
@@ -116,6 +120,7 @@ impl Store {
                 meta,
                 attestations,
                 run_attestations,
+                changes,
                 recovered: Vec::new(),
             }),
         };
@@ -268,9 +273,37 @@ impl Store {
         lines: &[LogLine],
         attestation: Option<&StepAttestation>,
     ) -> Result<()> {
+        self.complete_step(
+            run,
+            step,
+            StepCompletion {
+                lines,
+                attestation,
+                changes: None,
+            },
+        )
+    }
+
+    /// [`Store::finish_step_attested`], with what the step changed in its view of the
+    /// workspace (its files are in the data dir's object store) in the same transaction.
+    pub fn complete_step(
+        &self,
+        run: &RunId,
+        step: &StepRecord,
+        completion: StepCompletion<'_>,
+    ) -> Result<()> {
+        let StepCompletion {
+            lines,
+            attestation,
+            changes,
+        } = completion;
         let step_key = keys::step(run, step.index);
         let attestation_value = match attestation {
             Some(a) => Some(self.encode("step attestation", a)?),
+            None => None,
+        };
+        let changes_value = match changes {
+            Some(c) => Some(self.encode("step changes", c)?),
             None => None,
         };
         let step_value = self.encode("step record", step)?;
@@ -287,14 +320,17 @@ impl Store {
         }
         let run_key = keys::run(run);
         let i = &self.inner;
-        (&i.runs, &i.steps, &i.logs, &i.attestations)
-            .transaction(|(runs, steps, logs, attestations)| {
+        (&i.runs, &i.steps, &i.logs, &i.attestations, &i.changes)
+            .transaction(|(runs, steps, logs, attestations, changes)| {
                 if runs.get(run_key)?.is_none() {
                     return Err(ConflictableTransactionError::Abort(self.unknown_run(run)));
                 }
                 steps.insert(step_key.as_slice(), step_value.as_slice())?;
                 if let Some(value) = &attestation_value {
                     attestations.insert(step_key.as_slice(), value.as_slice())?;
+                }
+                if let Some(value) = &changes_value {
+                    changes.insert(step_key.as_slice(), value.as_slice())?;
                 }
                 for key in &stale {
                     logs.remove(key)?;
@@ -636,6 +672,16 @@ impl Store {
             .remove(keys::step(run, index))
             .map_err(|e| self.storage(e))?;
         Ok(removed.is_some())
+    }
+
+    /// What a step changed in its view of the workspace, when it ran and its files
+    /// were kept.
+    pub fn step_changes(&self, run: &RunId, index: u32) -> Result<Option<Changes>> {
+        let key = keys::step(run, index);
+        match self.inner.changes.get(&key).map_err(|e| self.storage(e))? {
+            Some(value) => Ok(Some(self.decode(CHANGES, &key, &value)?)),
+            None => Ok(None),
+        }
     }
 
     /// The signed provenance of a run as a whole, once it finished.

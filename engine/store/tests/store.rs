@@ -721,3 +721,55 @@ fn attestations_are_written_with_their_step_and_run() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_step_s_changes_are_written_with_it_and_survive_a_reopen() -> TestResult {
+    use flow_store::{Change, Changes, Entry, StepCompletion};
+    let tmp = tempfile::tempdir()?;
+    let run = run_at("r1", 1);
+    let mut changes = Changes::new();
+    changes.insert("gone.txt".into(), Change::Removed);
+    changes.insert(
+        "out/app".into(),
+        Change::Put {
+            entry: Entry::File {
+                sha256: "ab".repeat(32),
+                size: 3,
+                executable: true,
+                modified_ns: Some(1_700_000_000_000_000_000),
+            },
+        },
+    );
+    {
+        let store = Store::open(tmp.path())?;
+        store.begin_run(&run)?;
+        store.complete_step(
+            &run.id,
+            &step("build", 0, StepStatus::Succeeded),
+            StepCompletion {
+                lines: &lines(1, "build"),
+                changes: Some(&changes),
+                ..StepCompletion::default()
+            },
+        )?;
+        // A step that did not run has none.
+        store.finish_step(&run.id, &step("skipped", 1, StepStatus::Skipped), &[])?;
+        store.flush()?;
+    }
+    let store = Store::open(tmp.path())?;
+    assert_eq!(store.step_changes(&run.id, 0)?, Some(changes));
+    assert_eq!(store.step_changes(&run.id, 1)?, None);
+    // A step of an unknown run writes nothing.
+    let ghost = id("ghost");
+    assert!(
+        store
+            .complete_step(
+                &ghost,
+                &step("a", 0, StepStatus::Succeeded),
+                StepCompletion::default()
+            )
+            .is_err()
+    );
+    assert_eq!(store.step_changes(&ghost, 0)?, None);
+    Ok(())
+}
