@@ -100,7 +100,10 @@ async fn a_registered_plugin_is_a_built_in() {
     let workspace = tmp.path().join("ws");
     let store = Store::open(tmp.path().join(".flow")).unwrap();
     let summary = engine
-        .run(&pipeline, RunOptions::new(store.clone()).workspace(&workspace))
+        .run(
+            &pipeline,
+            RunOptions::new(store.clone()).workspace(&workspace),
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -52,6 +52,25 @@ pub enum Event {
         /// Unix milliseconds.
         at: u64,
     },
+    /// An attempt of a step failed and the step will be tried again (`retry:`).
+    StepRetrying {
+        /// The run's id.
+        run: String,
+        /// The step's id.
+        step: String,
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// Attempts the step may have in all.
+        attempts: u32,
+        /// How the attempt ended.
+        status: StepStatus,
+        /// Why.
+        reason: String,
+        /// The wait before the next attempt, in milliseconds.
+        delay_ms: u64,
+        /// Unix milliseconds.
+        at: u64,
+    },
     /// The run ended.
     RunFinished {
         /// The run's id.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flow_pipeline::{EvalContext, Plan, StepOutcome};
-use flow_provenance::{DigestCache, Root, SigningKey};
+use flow_provenance::SigningKey;
 use flow_store::{
     Changes, LogLine, Objects, RunRecord, RunStatus, StepRecord, StepStatus, Store, Tree,
     now_millis,
@@ -26,11 +26,12 @@ use crate::cancel::CancelFlag;
 use crate::capabilities::claims::{Claims, RunAttestations};
 use crate::capabilities::log::LogSink;
 use crate::capabilities::secrets::Redactor;
-use crate::capabilities::{RunCapabilities, StepCapabilities, StepInputs};
+use crate::capabilities::{RunCapabilities, StepInputs};
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
-use crate::recorder::{self, Recorder, RunIdentity, StepFacts, StepRoots};
-use crate::runtime::{LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
+use crate::recorder::{Recorder, RunIdentity};
+use crate::runtime::{Runtime, StepLimits};
+use crate::step_task::{Finished, StepEnd, StepTask, StepView};
 use crate::views;
 
 /// Limits a step gets when the pipeline does not set its own.
@@ -53,10 +54,6 @@ impl Default for StepDefaults {
         }
     }
 }
-
-/// Extra time a step gets beyond its timeout before the host stops waiting
-/// for it (a guest blocked in a host call does not see epoch interrupts).
-const HOST_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything one run needs besides the plan.
 pub(crate) struct RunContext {
@@ -94,34 +91,12 @@ pub struct RunSummary {
     pub steps: Vec<StepRecord>,
 }
 
-/// How a step ended, with everything that is recorded about it.
-#[derive(Default)]
-struct StepEnd {
-    status: Option<StepStatus>,
-    reason: Option<String>,
-    outputs: BTreeMap<String, String>,
-    log: Vec<LogLine>,
-    log_bytes: u64,
-    log_truncated: bool,
-    facts: StepFacts,
-    /// What it changed in its view of the workspace (none when it did not run).
-    changes: Option<Changes>,
-}
-
-impl StepEnd {
-    /// A step that ended without its plugin running.
-    fn not_run(status: StepStatus, reason: String) -> Self {
-        StepEnd {
-            status: Some(status),
-            reason: Some(reason),
-            ..StepEnd::default()
-        }
-    }
-}
-
-struct Finished {
-    index: usize,
-    end: StepEnd,
+/// What a task of the run reports when it ends.
+enum Done {
+    /// A step's attempt ended.
+    Step(Box<Finished>),
+    /// The wait before a step's next attempt is over (or the run was cancelled).
+    Retry(usize),
 }
 
 struct Execution<'a> {
@@ -142,6 +117,15 @@ struct Execution<'a> {
     step_ids: Arc<Vec<String>>,
     /// What each step that ran changed in its view, by plan index.
     changes: Vec<Option<Arc<Changes>>>,
+    /// For a step waiting for its next attempt: how its last attempt ended (what
+    /// is recorded if the run stops before the next one).
+    deferred: Vec<Option<StepEnd>>,
+    /// The log lines of a retried step's earlier attempts.
+    earlier_logs: Vec<Vec<LogLine>>,
+    /// Steps whose next attempt is due after a wait: (index, wait).
+    retries: Vec<(usize, Duration)>,
+    /// Set once the run stops starting steps, to end the waits for next attempts.
+    stopping: CancelFlag,
 }
 
 pub(crate) async fn execute(
@@ -185,6 +169,10 @@ pub(crate) async fn execute(
         closing: false,
         step_ids: Arc::new(steps.iter().map(|s| s.id.clone()).collect()),
         changes: vec![None; steps.len()],
+        deferred: (0..steps.len()).map(|_| None).collect(),
+        earlier_logs: vec![Vec::new(); steps.len()],
+        retries: Vec::new(),
+        stopping: CancelFlag::new(),
     };
     cx.store.begin_run(&ex.run)?;
     // Record every step as pending and make the run durable before anything
@@ -202,7 +190,7 @@ pub(crate) async fn execute(
         at: ex.run.started_at,
     });
 
-    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut running: JoinSet<Done> = JoinSet::new();
     loop {
         while ex.halted.is_none() && !cx.cancel.is_cancelled() && running.len() < cx.jobs.max(1) {
             let Some(index) = ex.ready.pop_first() else {
@@ -215,7 +203,11 @@ pub(crate) async fn execute(
         }
         tokio::select! {
             joined = running.join_next() => match joined {
-                Some(Ok(finished)) => ex.settle(finished.index, finished.end)?,
+                Some(Ok(Done::Step(finished))) => {
+                    let Finished { index, end } = *finished;
+                    ex.settle(index, end)?
+                }
+                Some(Ok(Done::Retry(index))) => ex.next_attempt(index, &mut running)?,
                 Some(Err(e)) => {
                     // A step task panicked or was aborted: a host bug, not the plugin's.
                     tracing::error!(error = %e, "a step task ended abnormally");
@@ -224,6 +216,21 @@ pub(crate) async fn execute(
                 None => {}
             },
             _ = cx.cancel.cancelled(), if !cx.cancel.is_cancelled() => {}
+        }
+        // Waits before steps' next attempts, each on a task of its own.
+        if ex.halted.is_some() {
+            ex.stopping.cancel();
+        }
+        for (index, wait) in std::mem::take(&mut ex.retries) {
+            let (cancel, stopping) = (cx.cancel.clone(), ex.stopping.clone());
+            running.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => {}
+                    _ = stopping.cancelled() => {}
+                }
+                Done::Retry(index)
+            });
         }
     }
     ex.close()
@@ -241,7 +248,7 @@ impl Execution<'_> {
     }
 
     /// Decide whether a ready step runs; if so, start it.
-    fn start(&mut self, index: usize, running: &mut JoinSet<Finished>) -> Result<(), EngineError> {
+    fn start(&mut self, index: usize, running: &mut JoinSet<Done>) -> Result<(), EngineError> {
         let step = &self.plan.steps[index];
         if let Some((condition, _)) = &step.condition {
             match step.evaluate_condition(&self.eval) {
@@ -292,10 +299,10 @@ impl Execution<'_> {
         let started_ms = now_millis();
         let record = &mut self.records[index];
         record.status = StepStatus::Running;
-        record.started_at = Some(started_ms);
+        record.started_at.get_or_insert(started_ms);
         record.plugin_digest = Some(plugin.digest.to_string());
         self.cx.store.put_step(&self.run.id, record)?;
-        self.started[index] = Some(Instant::now());
+        self.started[index].get_or_insert_with(Instant::now);
         let snapshot = self.recorder.as_ref().map(|r| (r.cache(), r.roots(step)));
         if let Some(recorder) = &mut self.recorder {
             recorder.step_started(step, ancestors);
@@ -355,13 +362,45 @@ impl Execution<'_> {
             started_ms,
         };
         tracing::debug!(run = %self.run.id, step = %step.id, memory = limits.memory, timeout = ?limits.timeout, "step starting");
-        running.spawn(task.run());
+        running.spawn(async move { Done::Step(Box::new(task.run().await)) });
         Ok(())
     }
 
     /// Record a step's final state (with its provenance), then release or skip
     /// its dependents.
     fn settle(&mut self, index: usize, end: StepEnd) -> Result<(), EngineError> {
+        if let Some(wait) = self.retry_wait(index, &end) {
+            return self.defer(index, end, wait);
+        }
+        let mut end = end;
+        // A retried step's log holds every attempt's lines, oldest first.
+        let earlier = std::mem::take(&mut self.earlier_logs[index]);
+        if !earlier.is_empty() {
+            let offset = earlier.last().map_or(0, |l| l.seq + 1);
+            let mut lines = earlier;
+            lines.extend(end.log.drain(..).map(|mut l| {
+                l.seq += offset;
+                l
+            }));
+            end.log = lines;
+        }
+        let attempts = &self.records[index].attempts;
+        if !attempts.is_empty() {
+            let total = attempts.len() + 1;
+            end.facts.notes.push(format!(
+                "attempt {total} of {total}; earlier: {}",
+                attempts
+                    .iter()
+                    .map(|a| format!(
+                        "attempt {} {}: {}",
+                        a.attempt,
+                        a.status,
+                        a.reason.as_deref().unwrap_or("no reason given")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
         let steps = &self.plan.steps;
         let step = &steps[index];
         let status = end.status.unwrap_or(StepStatus::Failed);
@@ -453,6 +492,96 @@ impl Execution<'_> {
             }
         }
         Ok(())
+    }
+
+    /// How long to wait before trying a step again, when its attempt failed in a way
+    /// its `retry:` names and it has attempts left, and the run goes on.
+    fn retry_wait(&self, index: usize, end: &StepEnd) -> Option<Duration> {
+        let policy = self.plan.steps[index].retry.as_ref()?;
+        let class = end.class?;
+        if self.cx.cancel.is_cancelled() || self.closing || self.halted.is_some() {
+            return None;
+        }
+        let done = self.records[index].attempts.len() as u32 + 1;
+        policy
+            .retries(done, class)
+            .then(|| policy.delay_after(done))
+    }
+
+    /// Records a failed attempt and schedules the next one after `wait`.
+    fn defer(&mut self, index: usize, mut end: StepEnd, wait: Duration) -> Result<(), EngineError> {
+        let step = &self.plan.steps[index];
+        let attempts = step.retry.as_ref().map_or(1, |p| p.attempts);
+        let status = end.status.unwrap_or(StepStatus::Failed);
+        let now = now_millis();
+        let record = &mut self.records[index];
+        let attempt = record.attempts.len() as u32 + 1;
+        let reason = end
+            .reason
+            .clone()
+            .unwrap_or_else(|| "no reason given".into());
+        record.attempts.push(flow_store::AttemptRecord {
+            attempt,
+            status,
+            reason: end.reason.clone(),
+            started_at: end.facts.started_ms,
+            finished_at: now,
+            retried_after_ms: wait.as_millis() as u64,
+        });
+        self.cx.store.put_step(&self.run.id, record)?;
+        // Its lines stay in the step's log, with the host's word on what comes next.
+        let mut lines = std::mem::take(&mut self.earlier_logs[index]);
+        let offset = lines.last().map_or(0, |l| l.seq + 1);
+        let mut last_seq = offset;
+        for mut line in end.log.drain(..) {
+            line.seq += offset;
+            last_seq = line.seq + 1;
+            lines.push(line);
+        }
+        lines.push(LogLine {
+            seq: last_seq,
+            at: now,
+            stream: flow_store::LogStream::Host,
+            text: format!(
+                "attempt {attempt} of {attempts} {status}: {}; attempt {} starts in {}",
+                first_line(&reason),
+                attempt + 1,
+                crate::units::format_duration(wait)
+            ),
+        });
+        self.earlier_logs[index] = lines;
+        tracing::debug!(run = %self.run.id, step = %step.id, attempt, %status, "step attempt failed; retrying");
+        self.emit(Event::StepRetrying {
+            run: self.run_id(),
+            step: step.id.clone(),
+            attempt,
+            attempts,
+            status,
+            reason,
+            delay_ms: wait.as_millis() as u64,
+            at: now,
+        });
+        self.deferred[index] = Some(end);
+        self.retries.push((index, wait));
+        Ok(())
+    }
+
+    /// A step's wait is over: its next attempt starts, unless the run is stopping
+    /// (then its last attempt is what is recorded).
+    fn next_attempt(
+        &mut self,
+        index: usize,
+        running: &mut JoinSet<Done>,
+    ) -> Result<(), EngineError> {
+        let Some(end) = self.deferred[index].take() else {
+            return Ok(());
+        };
+        if self.cx.cancel.is_cancelled() || self.halted.is_some() {
+            let mut end = end;
+            end.class = None;
+            return self.settle(index, end);
+        }
+        self.start(index, running)
     }
 
     /// Why a step whose needs are all done must not run, if it must not.
@@ -565,6 +694,10 @@ fn ancestors(plan: &Plan, index: usize) -> Vec<usize> {
     found
 }
 
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
 fn describe_status(status: StepStatus) -> &'static str {
     match status {
         StepStatus::Failed => "failed",
@@ -572,342 +705,5 @@ fn describe_status(status: StepStatus) -> &'static str {
         StepStatus::Cancelled => "was cancelled",
         StepStatus::Skipped => "was skipped",
         _ => "did not finish",
-    }
-}
-
-/// Why the host stopped hashing a step's files, as the step's failure.
-fn host_stop(
-    stop: flow_provenance::SnapshotStop,
-    limits: StepLimits,
-    quota: u64,
-    what: &str,
-) -> StepFailure {
-    use crate::units::format_bytes;
-    match stop {
-        flow_provenance::SnapshotStop::Deadline { files, .. } => StepFailure::HostTimedOut {
-            timeout: limits.timeout,
-            doing: format!("while the host hashed its {what} ({files} files by then)"),
-        },
-        flow_provenance::SnapshotStop::Quota { bytes, .. } => StepFailure::Host(format!(
-            "its workspace holds more than the run's quota of {} (at least {} when the host hashed its {what}): \
-             remove what is not needed, or raise the quota (`flow run --workspace-quota`)",
-            format_bytes(quota),
-            format_bytes(bytes)
-        )),
-    }
-}
-
-/// One step, owned, so it can run on its own task.
-struct StepTask {
-    runtime: Arc<Runtime>,
-    plugin: Arc<LoadedPlugin>,
-    index: usize,
-    run_id: String,
-    step_id: String,
-    params: serde_json::Map<String, Value>,
-    limits: StepLimits,
-    /// When the step (its plugin and the host's work for it) must be done.
-    deadline: Instant,
-    cancel: CancelFlag,
-    log: LogSink,
-    claims: Claims,
-    /// Every capability's part of the step's store (taken when the plugin runs).
-    caps: Option<StepCapabilities>,
-    redactor: Option<Arc<Redactor>>,
-    snapshot: Option<(Arc<DigestCache>, StepRoots)>,
-    view: StepView,
-    workspace_quota: u64,
-    started_ms: u64,
-}
-
-/// A step's view of the workspace: its directory and what the host writes there.
-struct StepView {
-    dir: PathBuf,
-    /// Taken when it is written.
-    tree: Option<Tree>,
-    objects: Objects,
-}
-
-impl StepTask {
-    /// The step ends before its plugin runs (the host could not prepare its evidence).
-    fn finish_early(self, failure: StepFailure) -> Finished {
-        let status = match failure {
-            StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => StepStatus::TimedOut,
-            _ => StepStatus::Failed,
-        };
-        let (log, log_bytes, log_truncated) = self.log.finish();
-        Finished {
-            index: self.index,
-            end: StepEnd {
-                status: Some(status),
-                reason: Some(failure.to_string()),
-                log,
-                log_bytes,
-                log_truncated,
-                facts: StepFacts {
-                    params: self.params,
-                    plugin_sha256: self.plugin.digest.hex(),
-                    started_ms: Some(self.started_ms),
-                    notes: vec!["materials not recorded: the host stopped hashing them".into()],
-                    ..StepFacts::default()
-                },
-                ..StepEnd::default()
-            },
-        }
-    }
-
-    async fn run(self) -> Finished {
-        let dir = self.view.dir.clone();
-        let finished = self.run_in_view().await;
-        // What it changed is in the store now; its view is not needed any more.
-        let removed = tokio::task::spawn_blocking(move || views::remove(&dir)).await;
-        if let Ok(Err(e)) = removed {
-            tracing::warn!(error = %e, "cannot remove a step's view of the workspace");
-        }
-        finished
-    }
-
-    async fn run_in_view(mut self) -> Finished {
-        // Its view of the workspace, written before anything of it is hashed.
-        let objects = self.view.objects.clone();
-        let dir = self.view.dir.clone();
-        let tree = self.view.tree.take().unwrap_or_default();
-        let written =
-            match tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree))
-                .await
-            {
-                Ok(Ok(written)) => written,
-                Ok(Err(e)) => {
-                    return self.finish_early(StepFailure::Host(format!(
-                        "cannot write the step's view of the workspace: {e}"
-                    )));
-                }
-                Err(e) => {
-                    return self.finish_early(StepFailure::Host(format!(
-                        "cannot write the step's view of the workspace: {e}"
-                    )));
-                }
-            };
-        // The host's work for the step (hashing before and after it) counts against
-        // its timeout, like the plugin's own.
-        let deadline = self.deadline;
-        let limits = flow_provenance::SnapshotLimits {
-            deadline: Some(deadline),
-            workspace_quota: Some(self.workspace_quota),
-        };
-        // A view past the run's quota (the steps it needs left too much) fails now.
-        let view_bytes = written.tree.bytes();
-        if view_bytes > self.workspace_quota {
-            let stop = flow_provenance::SnapshotStop::Quota {
-                bytes: view_bytes,
-                quota: self.workspace_quota,
-            };
-            let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-            return self.finish_early(failure);
-        }
-        // Materials: what the step could read before it runs: its view, as the host
-        // wrote it from the store (nothing to hash), and its granted directories,
-        // hashed by the host.
-        let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
-        if let Some((cache, roots)) = &self.snapshot {
-            materials = views::artifacts(&written.tree);
-            if !roots.readable.is_empty() {
-                let snapshot =
-                    recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
-                if let Some(stop) = snapshot.stopped {
-                    let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-                    return self.finish_early(failure);
-                }
-                materials.extend(snapshot.artifacts);
-                notes = snapshot.notes;
-            }
-        }
-        let Some(caps) = self.caps.take() else {
-            return self.finish_early(StepFailure::Host("the step was started twice".into()));
-        };
-        let step_started = std::time::SystemTime::now();
-        let invocation = StepInvocation {
-            run_id: &self.run_id,
-            step_id: &self.step_id,
-            params: &self.params,
-            // What is left of the step's time after the host hashed its materials.
-            limits: StepLimits {
-                timeout: deadline.saturating_duration_since(Instant::now()),
-                ..self.limits
-            },
-            cancel: &self.cancel,
-            log: &self.log,
-            caps,
-        };
-        let result = match tokio::time::timeout_at(
-            (deadline + HOST_GRACE).into(),
-            self.runtime.run_step(&self.plugin, invocation),
-        )
-        .await
-        {
-            // Reported against the step's whole timeout, not what was left of it.
-            Ok(Err(StepFailure::TimedOut(_))) | Err(_) => {
-                Err(StepFailure::TimedOut(self.limits.timeout))
-            }
-            Ok(result) => result,
-        };
-        // What it changed in its view, kept in the object store.
-        let mut result = result;
-        let objects = self.view.objects.clone();
-        let dir = self.view.dir.clone();
-        // A step that ended in time is kept within its time; one that did not still
-        // gets its files kept, within the grace the host allows itself.
-        let capture_limits = flow_provenance::SnapshotLimits {
-            deadline: Some(if result.is_ok() {
-                deadline
-            } else {
-                deadline.max(Instant::now() + HOST_GRACE)
-            }),
-            ..limits
-        };
-        let captured = tokio::task::spawn_blocking(move || {
-            views::capture(&objects, &dir, &written, step_started, capture_limits).map(|captured| {
-                let changes = written.tree.changes_to(&captured.tree);
-                (changes, captured)
-            })
-        })
-        .await;
-        // The view as the step left it, as artifacts (for its products).
-        let mut view_after = None;
-        let changes = match captured {
-            Ok(Ok((changes, captured))) => {
-                notes.extend(captured.notes);
-                view_after = Some(views::artifacts(&captured.tree));
-                Some(changes)
-            }
-            Ok(Err(views::CaptureError::Stopped(stop))) => {
-                // A step that failed on its own keeps its own reason, unless it filled
-                // the workspace past its quota.
-                if result.is_ok() || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) {
-                    result = Err(host_stop(
-                        stop,
-                        self.limits,
-                        self.workspace_quota,
-                        "products",
-                    ));
-                }
-                notes.push("its files were not kept: the host stopped reading them".into());
-                None
-            }
-            Ok(Err(e)) => {
-                let why = format!("cannot keep what the step wrote in its workspace: {e}");
-                if result.is_ok() {
-                    result = Err(StepFailure::Host(why));
-                } else {
-                    notes.push(why);
-                }
-                None
-            }
-            Err(e) => {
-                let why = format!("cannot keep what the step wrote in its workspace: {e}");
-                if result.is_ok() {
-                    result = Err(StepFailure::Host(why));
-                }
-                None
-            }
-        };
-        // Products: what it created or changed where it could write: its view, as kept
-        // above, and its writable grants, hashed again.
-        let mut products = BTreeMap::new();
-        if let Some((cache, roots)) = &self.snapshot {
-            let writable: Vec<Root> = roots.writable.clone();
-            let after = if writable.is_empty() {
-                recorder::StepSnapshot::default()
-            } else {
-                recorder::snapshot(cache.clone(), writable, limits).await
-            };
-            match after.stopped {
-                // A step that failed on its own keeps its own reason.
-                Some(stop)
-                    if result.is_ok()
-                        || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) =>
-                {
-                    result = Err(host_stop(
-                        stop,
-                        self.limits,
-                        self.workspace_quota,
-                        "products",
-                    ));
-                    notes.push("products not recorded: the host stopped hashing them".into());
-                }
-                Some(_) => {
-                    notes.push("products not recorded: the host stopped hashing them".into());
-                }
-                None => match view_after {
-                    Some(mut artifacts) => {
-                        artifacts.extend(after.artifacts);
-                        products = flow_provenance::products(&materials, &artifacts);
-                    }
-                    None => {
-                        notes.push(
-                            "products not recorded: the host could not keep the step's files"
-                                .into(),
-                        );
-                    }
-                },
-            }
-            notes.extend(after.notes);
-        }
-        let (log, log_bytes, log_truncated) = self.log.finish();
-        let (status, reason, outputs) = match result {
-            Ok(outputs) => (StepStatus::Succeeded, None, outputs),
-            Err(failure) => {
-                let status = match failure {
-                    StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => {
-                        StepStatus::TimedOut
-                    }
-                    StepFailure::Cancelled => StepStatus::Cancelled,
-                    _ => StepStatus::Failed,
-                };
-                (status, Some(failure.to_string()), BTreeMap::new())
-            }
-        };
-        let (dependencies, mut commands, dropped) = self.claims.take();
-        notes.extend(dropped);
-        // Nothing recorded carries a secret's value: outputs, the reason, the
-        // commands' arguments (logs are redacted as they are written).
-        let (mut outputs, mut reason) = (outputs, reason);
-        if let Some(redactor) = &self.redactor {
-            for value in outputs.values_mut() {
-                redactor.redact_in_place(value);
-            }
-            if let Some(reason) = &mut reason {
-                redactor.redact_in_place(reason);
-            }
-            for command in &mut commands {
-                let mut text = command.to_string();
-                if redactor.redact_in_place(&mut text) {
-                    *command = serde_json::from_str(&text).unwrap_or(Value::Null);
-                }
-            }
-        }
-        let facts = StepFacts {
-            params: self.params,
-            plugin_sha256: self.plugin.digest.hex(),
-            started_ms: Some(self.started_ms),
-            materials,
-            products,
-            notes,
-            dependencies,
-            commands,
-        };
-        Finished {
-            index: self.index,
-            end: StepEnd {
-                status: Some(status),
-                reason,
-                outputs,
-                log,
-                log_bytes,
-                log_truncated,
-                facts,
-                changes,
-            },
-        }
     }
 }

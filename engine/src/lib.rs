@@ -53,6 +53,7 @@ pub(crate) mod policy;
 pub(crate) mod reach;
 mod recorder;
 pub(crate) mod runtime;
+mod step_task;
 mod views;
 
 pub use cancel::CancelFlag;

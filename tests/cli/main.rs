@@ -12,6 +12,7 @@ mod net;
 mod plugins;
 mod provenance;
 mod publish;
+mod retry;
 mod run;
 mod sandbox;
 mod scan;

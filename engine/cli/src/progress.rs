@@ -61,6 +61,19 @@ fn plain_line(event: &Event, width: usize, ran: bool) -> Option<String> {
             )
         }
         Event::StepStarted { step, .. } => format!("{step:<width$}  started"),
+        Event::StepRetrying {
+            step,
+            attempt,
+            attempts,
+            status,
+            reason,
+            delay_ms,
+            ..
+        } => format!(
+            "{step:<width$}  attempt {attempt} of {attempts} {status}: {}; retrying in {}",
+            first_line(reason),
+            format_duration(Duration::from_millis(*delay_ms))
+        ),
         Event::StepFinished {
             step,
             status,
@@ -144,6 +157,11 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
                     if let Some(v) = views.get_mut(&step) {
                         v.status = Some(StepStatus::Running);
                         v.started = Some(Instant::now());
+                    }
+                }
+                Some(Event::StepRetrying { step, .. }) => {
+                    if let Some(v) = views.get_mut(&step) {
+                        v.status = Some(StepStatus::Running);
                     }
                 }
                 Some(Event::StepFinished { step, status, duration_ms, .. }) => {

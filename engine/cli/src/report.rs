@@ -164,6 +164,23 @@ fn print_step(step: &StepRecord, width: usize) {
         step.plugin
     );
     let indent = " ".repeat(width + 4);
+    // Earlier attempts of a retried step, each with how it ended.
+    for attempt in &step.attempts {
+        outln!(
+            "{indent}attempt {} {} after {}: {}",
+            attempt.attempt,
+            attempt.status,
+            took(attempt.started_at, Some(attempt.finished_at)),
+            first_line(attempt.reason.as_deref().unwrap_or("no reason given"))
+        );
+    }
+    if !step.attempts.is_empty() {
+        outln!(
+            "{indent}attempt {} {}",
+            step.attempts.len() + 1,
+            step.status
+        );
+    }
     if let Some(reason) = &step.reason {
         for line in reason.lines() {
             outln!("{indent}{line}");

@@ -64,6 +64,7 @@ mod origin;
 pub mod plan;
 pub mod plugin;
 mod reach;
+pub mod retry;
 pub mod template;
 #[cfg(test)]
 mod testing;
@@ -85,6 +86,7 @@ pub use plan::{
 pub use plugin::{
     Capability, OutputSpec, ParamSpec, ParamType, PluginDescription, PluginRef, PluginResolver,
 };
+pub use retry::{FailureClass, RetryPolicy};
 pub use template::{
     BindingDecl, CatalogDecl, CatalogLocation, Config, Document, FoundTemplate,
     TemplateDeclaration, TemplateSource, parse_document, read_config, read_document,

@@ -131,6 +131,8 @@ pub struct PlannedStep {
     pub memory: Option<u64>,
     /// Whether the pipeline carries on when this step fails.
     pub continue_on_error: bool,
+    /// How it is retried when it fails (`None`: one attempt).
+    pub retry: Option<crate::retry::RetryPolicy>,
     /// The directories it may use.
     pub fs_grants: Vec<FsGrant>,
     /// Host commands it may run (resolved to files by the engine).

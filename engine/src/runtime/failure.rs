@@ -36,6 +36,22 @@ pub enum StepFailure {
     Host(String),
 }
 
+impl StepFailure {
+    /// The kind of failure a step's `retry.on` names, if it is one a step may be
+    /// retried on (never a cancellation, nor a failure of the host itself).
+    pub fn class(&self) -> Option<flow_pipeline::FailureClass> {
+        use flow_pipeline::FailureClass;
+        match self {
+            StepFailure::Failed(_) => Some(FailureClass::Failed),
+            StepFailure::Crashed(_) | StepFailure::OutOfMemory(_) => Some(FailureClass::Trap),
+            StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => {
+                Some(FailureClass::Timeout)
+            }
+            StepFailure::Cancelled | StepFailure::Host(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for StepFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -74,8 +74,8 @@ pub mod tree;
 pub use error::{Result, StoreError};
 pub use objects::{Objects, Stored};
 pub use records::{
-    LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus, StepAttestation,
-    StepCompletion, StepLogLine, StepRecord, StepStatus,
+    AttemptRecord, LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus,
+    StepAttestation, StepCompletion, StepLogLine, StepRecord, StepStatus,
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{

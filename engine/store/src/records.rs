@@ -174,6 +174,27 @@ pub struct StepRecord {
     pub log_bytes: u64,
     /// True if the log was cut short (the kept lines are the first ones).
     pub log_truncated: bool,
+    /// The attempts before the last, when the step was retried (`retry:`), oldest
+    /// first; the record's own fields are the last attempt's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// An attempt of a step that was retried, as it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Its number (1 for the first).
+    pub attempt: u32,
+    /// How it ended.
+    pub status: StepStatus,
+    /// Why it did not succeed.
+    pub reason: Option<String>,
+    /// When it started and ended (unix milliseconds).
+    pub started_at: Option<u64>,
+    /// When it ended.
+    pub finished_at: u64,
+    /// The wait before the next attempt, in milliseconds.
+    pub retried_after_ms: u64,
 }
 
 impl StepRecord {
@@ -191,6 +212,7 @@ impl StepRecord {
             outputs: BTreeMap::new(),
             log_bytes: 0,
             log_truncated: false,
+            attempts: Vec::new(),
         }
     }
 }

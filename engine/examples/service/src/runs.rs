@@ -54,6 +54,7 @@ impl EventLog {
             Event::RunStarted { .. } => ("run-started", false),
             Event::StepStarted { .. } => ("step-started", false),
             Event::StepFinished { .. } => ("step-finished", false),
+            Event::StepRetrying { .. } => ("step-retrying", false),
             Event::RunFinished { .. } => ("run-finished", true),
             _ => ("event", false),
         };

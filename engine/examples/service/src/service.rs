@@ -280,6 +280,7 @@ fn run_of(event: &Event) -> &str {
         Event::RunStarted { run, .. }
         | Event::StepStarted { run, .. }
         | Event::StepFinished { run, .. }
+        | Event::StepRetrying { run, .. }
         | Event::RunFinished { run, .. } => run,
         _ => "",
     }

@@ -13,6 +13,8 @@ use crate::yaml::{Entry, Node, NodeKind, Scalar};
 use super::read_grants::read_grants;
 use super::reader::{Reader, StepMode};
 use super::types::{GrantsDecl, ParamDecl, StepDecl};
+use crate::retry::{FailureClass, MAX_ATTEMPTS, RetryPolicy};
+
 use super::values::{MAX_MEMORY, Uses, is_identifier, parse_duration, parse_size, parse_uses_spec};
 
 pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> {
@@ -36,6 +38,7 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
         "timeout",
         "memory",
         "continue-on-error",
+        "retry",
         "grants",
     ];
     match reader.step_mode {
@@ -57,6 +60,7 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
         timeout: None,
         memory: None,
         continue_on_error: false,
+        retry: None,
         grants: GrantsDecl::default(),
         version_req: None,
         interface: None,
@@ -181,6 +185,7 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
                     );
                 }
             },
+            "retry" => step.retry = read_retry(reader, value).map(|p| (p, value.span)),
             "grants" => step.grants = read_grants(reader, value, &place),
             _ => {}
         }
@@ -191,6 +196,100 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
             .help = Some("name the plugin it runs, e.g. `uses: echo`".into());
     }
     Some(step)
+}
+
+/// `retry: N` or `retry: { attempts: N, backoff: 2s, on: [failed, trap, timeout] }`.
+fn read_retry(reader: &mut Reader, node: &Node) -> Option<RetryPolicy> {
+    let attempts_of = |reader: &mut Reader, node: &Node| -> Option<u32> {
+        match &node.kind {
+            NodeKind::Scalar {
+                value: Scalar::Int(n),
+                ..
+            } if (1..=i64::from(MAX_ATTEMPTS)).contains(n) => Some(*n as u32),
+            _ => {
+                reader.error(
+                    node.span,
+                    format!(
+                        "`retry.attempts` must be a whole number from 1 to {MAX_ATTEMPTS} (the first attempt included), found {}",
+                        node.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    if let NodeKind::Scalar {
+        value: Scalar::Int(_),
+        ..
+    } = &node.kind
+    {
+        return attempts_of(reader, node).map(RetryPolicy::attempts);
+    }
+    let fields = reader.mapping(node, "`retry`")?;
+    reader.unknown_keys(fields, &["attempts", "backoff", "on"], "in `retry`");
+    let mut policy = RetryPolicy::attempts(1);
+    let mut has_attempts = false;
+    let mut ok = true;
+    for field in fields {
+        let value = &field.value;
+        match field.key_text() {
+            "attempts" => {
+                has_attempts = true;
+                match attempts_of(reader, value) {
+                    Some(n) => policy.attempts = n,
+                    None => ok = false,
+                }
+            }
+            "backoff" => match value.as_str().and_then(parse_duration) {
+                Some(d) => policy.backoff = d,
+                None => {
+                    ok = false;
+                    reader
+                        .error(
+                            value.span,
+                            "`retry.backoff` must be a duration such as `2s` or `1m` (the wait before the second attempt; it doubles after each)",
+                        )
+                        .help = Some("`0s` retries at once".into());
+                }
+            },
+            "on" => {
+                let mut on = Vec::new();
+                for (name, span) in reader.strings(value, "`retry.on`", true) {
+                    match FailureClass::parse(&name) {
+                        Some(class) if !on.contains(&class) => on.push(class),
+                        Some(_) => {}
+                        None => {
+                            ok = false;
+                            let known: Vec<&str> =
+                                FailureClass::ALL.iter().map(|c| c.name()).collect();
+                            reader.error(
+                                span,
+                                format!(
+                                    "unknown failure `{name}` in `retry.on`: use {}",
+                                    known.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                if on.is_empty() && ok {
+                    ok = false;
+                    reader.error(
+                        value.span,
+                        "`retry.on` lists no failure: the step would never be retried",
+                    );
+                }
+                policy.on = on;
+            }
+            _ => {}
+        }
+    }
+    if !has_attempts {
+        reader.error(node.span, "`retry` needs `attempts`").help =
+            Some("e.g. `retry: { attempts: 3 }`".into());
+        return None;
+    }
+    ok.then_some(policy)
 }
 
 fn read_condition(reader: &mut Reader, node: &Node) -> Option<(Expression, Span)> {

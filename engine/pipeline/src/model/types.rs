@@ -308,6 +308,8 @@ pub struct StepDecl {
     pub memory: Option<u64>,
     /// Whether the pipeline carries on when this step fails.
     pub continue_on_error: bool,
+    /// How it is retried (`retry:`), with where it was written.
+    pub retry: Option<(crate::retry::RetryPolicy, Span)>,
     /// What it may touch beyond its workspace.
     pub grants: GrantsDecl,
     /// The plugin's version requirement (`uses: scan@^1`), as written, with where.

@@ -161,6 +161,12 @@ pub fn render_resolved(pipeline: &Pipeline) -> String {
         if step.continue_on_error {
             out.push_str("    continue-on-error: true\n");
         }
+        if let Some((policy, span)) = &step.retry {
+            out.push_str(&pad(
+                &format!("    retry: {}", policy.to_yaml()),
+                &at(step.file_of("retry"), *span),
+            ));
+        }
         let g = &step.grants;
         let kinds: [(&str, Vec<(String, Span)>); 6] = [
             (

@@ -18,7 +18,7 @@ pub(super) const SEALABLE: [&str; 6] = [
 ];
 
 /// Step keys a template may seal (`with.<param>` and `grants.<kind>` too).
-const SEALABLE_STEP_KEYS: [&str; 10] = [
+const SEALABLE_STEP_KEYS: [&str; 11] = [
     "uses",
     "with",
     "needs",
@@ -27,6 +27,7 @@ const SEALABLE_STEP_KEYS: [&str; 10] = [
     "timeout",
     "memory",
     "continue-on-error",
+    "retry",
     "name",
     "description",
 ];

@@ -60,14 +60,14 @@ impl Plugin for Misbehave {
         .param(
             Param::string(
                 "mode",
-                "panic | loop | alloc | stack | read | write | fail | flood | leak | ok",
+                "panic | loop | alloc | stack | read | write | fail | flaky | flood | leak | ok",
             )
             .required(),
         )
         .param(Param::string("path", "the path for read and write"))
         .param(Param::integer(
             "count",
-            "lines for flood; for leak, 1 fails with the value",
+            "lines for flood; for leak, 1 fails with the value; for flaky, the attempt that succeeds",
         ))
         .param(Param::string(
             "secret",
@@ -112,6 +112,25 @@ impl Plugin for Misbehave {
                 Ok(())
             }
             "fail" => Err(StepError::new("misbehave was told to fail")),
+            "flaky" => {
+                // Counts its attempts in the file at `path` (in a granted directory,
+                // which outlives the step's view); fails until attempt `count`.
+                let path = params.path.ok_or("`flaky` needs `path`")?;
+                let done: u64 = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or(0);
+                let attempt = done + 1;
+                std::fs::write(&path, attempt.to_string())
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                std::fs::write(format!("attempt-{attempt}.txt"), b"made by this attempt\n")
+                    .map_err(|e| format!("cannot write in the workspace: {e}"))?;
+                println!("attempt {attempt}");
+                if attempt < params.count.unwrap_or(2) {
+                    return Err(StepError::new(format!("flaky attempt {attempt} failed")));
+                }
+                Ok(())
+            }
             "flood" => {
                 for i in 0..params.count.unwrap_or(100_000) {
                     println!(

@@ -1,0 +1,399 @@
+//! One step's attempt, on a task of its own: its view of the workspace written,
+//! its materials taken, its plugin run, its files kept and its products taken,
+//! all within its time; what the executor records about it comes back as a
+//! [`StepEnd`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flow_provenance::{DigestCache, Root};
+use flow_store::{Changes, LogLine, Objects, StepStatus, Tree};
+use serde_json::Value;
+
+use crate::cancel::CancelFlag;
+use crate::capabilities::StepCapabilities;
+use crate::capabilities::claims::Claims;
+use crate::capabilities::log::LogSink;
+use crate::capabilities::secrets::Redactor;
+use crate::recorder::{self, StepFacts, StepRoots};
+use crate::runtime::{LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
+use crate::views;
+
+/// Extra time a step gets beyond its timeout before the host stops waiting
+/// for it (a guest blocked in a host call does not see epoch interrupts).
+pub(crate) const HOST_GRACE: Duration = Duration::from_secs(2);
+
+/// How a step ended, with everything that is recorded about it.
+#[derive(Default)]
+pub(crate) struct StepEnd {
+    pub(crate) status: Option<StepStatus>,
+    pub(crate) reason: Option<String>,
+    pub(crate) outputs: BTreeMap<String, String>,
+    pub(crate) log: Vec<LogLine>,
+    pub(crate) log_bytes: u64,
+    pub(crate) log_truncated: bool,
+    pub(crate) facts: StepFacts,
+    /// What it changed in its view of the workspace (none when it did not run).
+    pub(crate) changes: Option<Changes>,
+    /// The kind of failure, when it is one a step may be retried on.
+    pub(crate) class: Option<flow_pipeline::FailureClass>,
+}
+
+impl StepEnd {
+    /// A step that ended without its plugin running.
+    pub(crate) fn not_run(status: StepStatus, reason: String) -> Self {
+        StepEnd {
+            status: Some(status),
+            reason: Some(reason),
+            ..StepEnd::default()
+        }
+    }
+}
+
+pub(crate) struct Finished {
+    pub(crate) index: usize,
+    pub(crate) end: StepEnd,
+}
+
+/// Why the host stopped hashing a step's files, as the step's failure.
+fn host_stop(
+    stop: flow_provenance::SnapshotStop,
+    limits: StepLimits,
+    quota: u64,
+    what: &str,
+) -> StepFailure {
+    use crate::units::format_bytes;
+    match stop {
+        flow_provenance::SnapshotStop::Deadline { files, .. } => StepFailure::HostTimedOut {
+            timeout: limits.timeout,
+            doing: format!("while the host hashed its {what} ({files} files by then)"),
+        },
+        flow_provenance::SnapshotStop::Quota { bytes, .. } => StepFailure::Host(format!(
+            "its workspace holds more than the run's quota of {} (at least {} when the host hashed its {what}): \
+             remove what is not needed, or raise the quota (`flow run --workspace-quota`)",
+            format_bytes(quota),
+            format_bytes(bytes)
+        )),
+    }
+}
+
+/// One step, owned, so it can run on its own task.
+pub(crate) struct StepTask {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) plugin: Arc<LoadedPlugin>,
+    pub(crate) index: usize,
+    pub(crate) run_id: String,
+    pub(crate) step_id: String,
+    pub(crate) params: serde_json::Map<String, Value>,
+    pub(crate) limits: StepLimits,
+    /// When the step (its plugin and the host's work for it) must be done.
+    pub(crate) deadline: Instant,
+    pub(crate) cancel: CancelFlag,
+    pub(crate) log: LogSink,
+    pub(crate) claims: Claims,
+    /// Every capability's part of the step's store (taken when the plugin runs).
+    pub(crate) caps: Option<StepCapabilities>,
+    pub(crate) redactor: Option<Arc<Redactor>>,
+    pub(crate) snapshot: Option<(Arc<DigestCache>, StepRoots)>,
+    pub(crate) view: StepView,
+    pub(crate) workspace_quota: u64,
+    pub(crate) started_ms: u64,
+}
+
+/// A step's view of the workspace: its directory and what the host writes there.
+pub(crate) struct StepView {
+    pub(crate) dir: PathBuf,
+    /// Taken when it is written.
+    pub(crate) tree: Option<Tree>,
+    pub(crate) objects: Objects,
+}
+
+impl StepTask {
+    /// The step ends before its plugin runs (the host could not prepare its evidence).
+    fn finish_early(self, failure: StepFailure) -> Finished {
+        let class = failure.class();
+        let status = match failure {
+            StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => StepStatus::TimedOut,
+            _ => StepStatus::Failed,
+        };
+        let (log, log_bytes, log_truncated) = self.log.finish();
+        Finished {
+            index: self.index,
+            end: StepEnd {
+                status: Some(status),
+                reason: Some(failure.to_string()),
+                log,
+                log_bytes,
+                log_truncated,
+                facts: StepFacts {
+                    params: self.params,
+                    plugin_sha256: self.plugin.digest.hex(),
+                    started_ms: Some(self.started_ms),
+                    notes: vec!["materials not recorded: the host stopped hashing them".into()],
+                    ..StepFacts::default()
+                },
+                class,
+                ..StepEnd::default()
+            },
+        }
+    }
+
+    pub(crate) async fn run(self) -> Finished {
+        let dir = self.view.dir.clone();
+        let finished = self.run_in_view().await;
+        // What it changed is in the store now; its view is not needed any more.
+        let removed = tokio::task::spawn_blocking(move || views::remove(&dir)).await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!(error = %e, "cannot remove a step's view of the workspace");
+        }
+        finished
+    }
+
+    async fn run_in_view(mut self) -> Finished {
+        // Its view of the workspace, written before anything of it is hashed.
+        let objects = self.view.objects.clone();
+        let dir = self.view.dir.clone();
+        let tree = self.view.tree.take().unwrap_or_default();
+        let written =
+            match tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree))
+                .await
+            {
+                Ok(Ok(written)) => written,
+                Ok(Err(e)) => {
+                    return self.finish_early(StepFailure::Host(format!(
+                        "cannot write the step's view of the workspace: {e}"
+                    )));
+                }
+                Err(e) => {
+                    return self.finish_early(StepFailure::Host(format!(
+                        "cannot write the step's view of the workspace: {e}"
+                    )));
+                }
+            };
+        // The host's work for the step (hashing before and after it) counts against
+        // its timeout, like the plugin's own.
+        let deadline = self.deadline;
+        let limits = flow_provenance::SnapshotLimits {
+            deadline: Some(deadline),
+            workspace_quota: Some(self.workspace_quota),
+        };
+        // A view past the run's quota (the steps it needs left too much) fails now.
+        let view_bytes = written.tree.bytes();
+        if view_bytes > self.workspace_quota {
+            let stop = flow_provenance::SnapshotStop::Quota {
+                bytes: view_bytes,
+                quota: self.workspace_quota,
+            };
+            let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+            return self.finish_early(failure);
+        }
+        // Materials: what the step could read before it runs: its view, as the host
+        // wrote it from the store (nothing to hash), and its granted directories,
+        // hashed by the host.
+        let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
+        if let Some((cache, roots)) = &self.snapshot {
+            materials = views::artifacts(&written.tree);
+            if !roots.readable.is_empty() {
+                let snapshot =
+                    recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
+                if let Some(stop) = snapshot.stopped {
+                    let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+                    return self.finish_early(failure);
+                }
+                materials.extend(snapshot.artifacts);
+                notes = snapshot.notes;
+            }
+        }
+        let Some(caps) = self.caps.take() else {
+            return self.finish_early(StepFailure::Host("the step was started twice".into()));
+        };
+        let step_started = std::time::SystemTime::now();
+        let invocation = StepInvocation {
+            run_id: &self.run_id,
+            step_id: &self.step_id,
+            params: &self.params,
+            // What is left of the step's time after the host hashed its materials.
+            limits: StepLimits {
+                timeout: deadline.saturating_duration_since(Instant::now()),
+                ..self.limits
+            },
+            cancel: &self.cancel,
+            log: &self.log,
+            caps,
+        };
+        let result = match tokio::time::timeout_at(
+            (deadline + HOST_GRACE).into(),
+            self.runtime.run_step(&self.plugin, invocation),
+        )
+        .await
+        {
+            // Reported against the step's whole timeout, not what was left of it.
+            Ok(Err(StepFailure::TimedOut(_))) | Err(_) => {
+                Err(StepFailure::TimedOut(self.limits.timeout))
+            }
+            Ok(result) => result,
+        };
+        // What it changed in its view, kept in the object store.
+        let mut result = result;
+        let objects = self.view.objects.clone();
+        let dir = self.view.dir.clone();
+        // A step that ended in time is kept within its time; one that did not still
+        // gets its files kept, within the grace the host allows itself.
+        let capture_limits = flow_provenance::SnapshotLimits {
+            deadline: Some(if result.is_ok() {
+                deadline
+            } else {
+                deadline.max(Instant::now() + HOST_GRACE)
+            }),
+            ..limits
+        };
+        let captured = tokio::task::spawn_blocking(move || {
+            views::capture(&objects, &dir, &written, step_started, capture_limits).map(|captured| {
+                let changes = written.tree.changes_to(&captured.tree);
+                (changes, captured)
+            })
+        })
+        .await;
+        // The view as the step left it, as artifacts (for its products).
+        let mut view_after = None;
+        let changes = match captured {
+            Ok(Ok((changes, captured))) => {
+                notes.extend(captured.notes);
+                view_after = Some(views::artifacts(&captured.tree));
+                Some(changes)
+            }
+            Ok(Err(views::CaptureError::Stopped(stop))) => {
+                // A step that failed on its own keeps its own reason, unless it filled
+                // the workspace past its quota.
+                if result.is_ok() || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) {
+                    result = Err(host_stop(
+                        stop,
+                        self.limits,
+                        self.workspace_quota,
+                        "products",
+                    ));
+                }
+                notes.push("its files were not kept: the host stopped reading them".into());
+                None
+            }
+            Ok(Err(e)) => {
+                let why = format!("cannot keep what the step wrote in its workspace: {e}");
+                if result.is_ok() {
+                    result = Err(StepFailure::Host(why));
+                } else {
+                    notes.push(why);
+                }
+                None
+            }
+            Err(e) => {
+                let why = format!("cannot keep what the step wrote in its workspace: {e}");
+                if result.is_ok() {
+                    result = Err(StepFailure::Host(why));
+                }
+                None
+            }
+        };
+        // Products: what it created or changed where it could write: its view, as kept
+        // above, and its writable grants, hashed again.
+        let mut products = BTreeMap::new();
+        if let Some((cache, roots)) = &self.snapshot {
+            let writable: Vec<Root> = roots.writable.clone();
+            let after = if writable.is_empty() {
+                recorder::StepSnapshot::default()
+            } else {
+                recorder::snapshot(cache.clone(), writable, limits).await
+            };
+            match after.stopped {
+                // A step that failed on its own keeps its own reason.
+                Some(stop)
+                    if result.is_ok()
+                        || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) =>
+                {
+                    result = Err(host_stop(
+                        stop,
+                        self.limits,
+                        self.workspace_quota,
+                        "products",
+                    ));
+                    notes.push("products not recorded: the host stopped hashing them".into());
+                }
+                Some(_) => {
+                    notes.push("products not recorded: the host stopped hashing them".into());
+                }
+                None => match view_after {
+                    Some(mut artifacts) => {
+                        artifacts.extend(after.artifacts);
+                        products = flow_provenance::products(&materials, &artifacts);
+                    }
+                    None => {
+                        notes.push(
+                            "products not recorded: the host could not keep the step's files"
+                                .into(),
+                        );
+                    }
+                },
+            }
+            notes.extend(after.notes);
+        }
+        let (log, log_bytes, log_truncated) = self.log.finish();
+        let class = result.as_ref().err().and_then(StepFailure::class);
+        let (status, reason, outputs) = match result {
+            Ok(outputs) => (StepStatus::Succeeded, None, outputs),
+            Err(failure) => {
+                let status = match failure {
+                    StepFailure::TimedOut(_) | StepFailure::HostTimedOut { .. } => {
+                        StepStatus::TimedOut
+                    }
+                    StepFailure::Cancelled => StepStatus::Cancelled,
+                    _ => StepStatus::Failed,
+                };
+                (status, Some(failure.to_string()), BTreeMap::new())
+            }
+        };
+        let (dependencies, mut commands, dropped) = self.claims.take();
+        notes.extend(dropped);
+        // Nothing recorded carries a secret's value: outputs, the reason, the
+        // commands' arguments (logs are redacted as they are written).
+        let (mut outputs, mut reason) = (outputs, reason);
+        if let Some(redactor) = &self.redactor {
+            for value in outputs.values_mut() {
+                redactor.redact_in_place(value);
+            }
+            if let Some(reason) = &mut reason {
+                redactor.redact_in_place(reason);
+            }
+            for command in &mut commands {
+                let mut text = command.to_string();
+                if redactor.redact_in_place(&mut text) {
+                    *command = serde_json::from_str(&text).unwrap_or(Value::Null);
+                }
+            }
+        }
+        let facts = StepFacts {
+            params: self.params,
+            plugin_sha256: self.plugin.digest.hex(),
+            started_ms: Some(self.started_ms),
+            materials,
+            products,
+            notes,
+            dependencies,
+            commands,
+        };
+        Finished {
+            index: self.index,
+            end: StepEnd {
+                status: Some(status),
+                reason,
+                outputs,
+                log,
+                log_bytes,
+                log_truncated,
+                facts,
+                changes,
+                class,
+            },
+        }
+    }
+}
