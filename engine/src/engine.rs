@@ -399,6 +399,7 @@ impl Engine {
                     &crate::views::Written::default(),
                     std::time::SystemTime::now(),
                     flow_provenance::SnapshotLimits::default(),
+                    crate::views::Take::Copy,
                 )
                 .map_err(|e| match e {
                     crate::views::CaptureError::Io(e) => e,
@@ -433,6 +434,7 @@ impl Engine {
             objects,
             views,
             base: Arc::new(base),
+            spare_views: Default::default(),
             jobs,
             cancel: options.cancel,
             events: options.events,

@@ -72,6 +72,9 @@ pub(crate) struct RunContext {
     pub views: PathBuf,
     /// What the workspace held when the run started: every view starts from it.
     pub base: Arc<Tree>,
+    /// Views left empty by the steps that used them, ready for the next (making and
+    /// removing a directory per step costs more than the rest of a small step's view).
+    pub spare_views: views::SpareViews,
     pub jobs: usize,
     pub cancel: CancelFlag,
     pub events: Option<UnboundedSender<Event>>,
@@ -281,8 +284,14 @@ impl Execution<'_> {
         // Its own view of the workspace: the run's start plus what the steps it needs
         // changed. Its files are written by the step's task, off this loop.
         let ancestors = ancestors(self.plan, index);
-        let view = views::view_dir(&self.cx.views, index);
-        if let Err(e) = views::create(&view) {
+        // A spare view was found empty when its step ended, and nothing else can reach it.
+        let spare = self.cx.spare_views.lock().ok().and_then(|mut s| s.pop());
+        let view = spare
+            .clone()
+            .unwrap_or_else(|| views::view_dir(&self.cx.views, index));
+        if spare.is_none()
+            && let Err(e) = views::create_or_reuse(&view)
+        {
             let reason = format!(
                 "cannot make the step's view of the workspace in {}: {e}",
                 view.display()
@@ -357,6 +366,12 @@ impl Execution<'_> {
                 dir: view,
                 tree: Some(view_tree),
                 objects: self.cx.objects.clone(),
+                // A step that runs no host command cannot change its view's directory
+                // beyond its contents: left empty, it serves the next step.
+                spare: step
+                    .exec_grants
+                    .is_empty()
+                    .then(|| self.cx.spare_views.clone()),
             },
             workspace_quota: self.cx.workspace_quota,
             started_ms,

@@ -144,6 +144,11 @@ pub mod bench {
             shown.map_or(&empty, |v| &v.0),
             step_started,
             flow_provenance::SnapshotLimits::default(),
+            if shown.is_some() {
+                crate::views::Take::Move
+            } else {
+                crate::views::Take::Copy
+            },
         )
         .map(|c| c.tree)
         .map_err(|e| std::io::Error::other(e.to_string()))

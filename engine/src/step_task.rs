@@ -108,6 +108,8 @@ pub(crate) struct StepView {
     /// Taken when it is written.
     pub(crate) tree: Option<Tree>,
     pub(crate) objects: Objects,
+    /// Where an empty view goes for the next step, when it may be reused.
+    pub(crate) spare: Option<views::SpareViews>,
 }
 
 impl StepTask {
@@ -142,36 +144,49 @@ impl StepTask {
 
     pub(crate) async fn run(self) -> Finished {
         let dir = self.view.dir.clone();
-        let finished = self.run_in_view().await;
-        // What it changed is in the store now; its view is not needed any more.
-        let removed = tokio::task::spawn_blocking(move || views::remove(&dir)).await;
-        if let Ok(Err(e)) = removed {
-            tracing::warn!(error = %e, "cannot remove a step's view of the workspace");
+        let (finished, handled) = self.run_in_view().await;
+        // Its view is removed once its files are kept; a step that ended before that
+        // leaves it behind, removed here.
+        if !handled && std::fs::symlink_metadata(&dir).is_ok() {
+            let removed = tokio::task::spawn_blocking(move || views::remove(&dir)).await;
+            if let Ok(Err(e)) = removed {
+                tracing::warn!(error = %e, "cannot remove a step's view of the workspace");
+            }
         }
         finished
     }
 
-    async fn run_in_view(mut self) -> Finished {
+    /// The attempt, and whether its view was dealt with (removed, or kept as a spare).
+    async fn run_in_view(mut self) -> (Finished, bool) {
         // Its view of the workspace, written before anything of it is hashed.
         let objects = self.view.objects.clone();
         let dir = self.view.dir.clone();
         let tree = self.view.tree.take().unwrap_or_default();
-        let written =
-            match tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree))
-                .await
-            {
-                Ok(Ok(written)) => written,
-                Ok(Err(e)) => {
-                    return self.finish_early(StepFailure::Host(format!(
+        let written = if tree.is_empty() {
+            // Nothing to write (an empty directory is its view): no trip to a thread.
+            Ok(Ok(views::Written::default()))
+        } else {
+            tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree)).await
+        };
+        let written = match written {
+            Ok(Ok(written)) => written,
+            Ok(Err(e)) => {
+                return (
+                    self.finish_early(StepFailure::Host(format!(
                         "cannot write the step's view of the workspace: {e}"
-                    )));
-                }
-                Err(e) => {
-                    return self.finish_early(StepFailure::Host(format!(
+                    ))),
+                    false,
+                );
+            }
+            Err(e) => {
+                return (
+                    self.finish_early(StepFailure::Host(format!(
                         "cannot write the step's view of the workspace: {e}"
-                    )));
-                }
-            };
+                    ))),
+                    false,
+                );
+            }
+        };
         // The host's work for the step (hashing before and after it) counts against
         // its timeout, like the plugin's own.
         let deadline = self.deadline;
@@ -187,7 +202,7 @@ impl StepTask {
                 quota: self.workspace_quota,
             };
             let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-            return self.finish_early(failure);
+            return (self.finish_early(failure), false);
         }
         // Materials: what the step could read before it runs: its view, as the host
         // wrote it from the store (nothing to hash), and its granted directories,
@@ -200,14 +215,17 @@ impl StepTask {
                     recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
                 if let Some(stop) = snapshot.stopped {
                     let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-                    return self.finish_early(failure);
+                    return (self.finish_early(failure), false);
                 }
                 materials.extend(snapshot.artifacts);
                 notes = snapshot.notes;
             }
         }
         let Some(caps) = self.caps.take() else {
-            return self.finish_early(StepFailure::Host("the step was started twice".into()));
+            return (
+                self.finish_early(StepFailure::Host("the step was started twice".into())),
+                false,
+            );
         };
         let step_started = std::time::SystemTime::now();
         let invocation = StepInvocation {
@@ -249,11 +267,35 @@ impl StepTask {
             }),
             ..limits
         };
+        let spare = self.view.spare.take();
         let captured = tokio::task::spawn_blocking(move || {
-            views::capture(&objects, &dir, &written, step_started, capture_limits).map(|captured| {
+            let captured = views::capture(
+                &objects,
+                &dir,
+                &written,
+                step_started,
+                capture_limits,
+                views::Take::Move,
+            )
+            .map(|captured| {
                 let changes = written.tree.changes_to(&captured.tree);
                 (changes, captured)
-            })
+            });
+            // Kept: the view is not needed any more. Left empty, it serves another step.
+            match (&captured, spare) {
+                (Ok((_, c)), Some(spare)) if c.tree.is_empty() && c.notes.is_empty() => {
+                    if let Ok(mut spare) = spare.lock() {
+                        spare.push(dir);
+                    }
+                }
+                (Ok(_), _) => {
+                    if let Err(e) = views::remove(&dir) {
+                        tracing::warn!(error = %e, "cannot remove a step's view of the workspace");
+                    }
+                }
+                (Err(_), _) => {}
+            }
+            captured
         })
         .await;
         // The view as the step left it, as artifacts (for its products).
@@ -381,7 +423,10 @@ impl StepTask {
             dependencies,
             commands,
         };
-        Finished {
+        // Its files were kept (and its view removed or kept as a spare) when its
+        // changes are known.
+        let handled = changes.is_some();
+        let finished = Finished {
             index: self.index,
             end: StepEnd {
                 status: Some(status),
@@ -394,6 +439,7 @@ impl StepTask {
                 changes,
                 class,
             },
-        }
+        };
+        (finished, handled)
     }
 }

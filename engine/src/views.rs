@@ -88,15 +88,26 @@ pub(crate) fn view_dir(run_dir: &Path, index: usize) -> PathBuf {
     run_dir.join(index.to_string())
 }
 
-/// Creates an empty view directory (a stale one of the same name is removed first).
-pub(crate) fn create(dir: &Path) -> io::Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(_) => remove(dir)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+/// Views left empty by the steps that used them, for the next steps of the run.
+pub(crate) type SpareViews = std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>;
+
+/// Creates an empty view directory, or takes a spare one as it is when it is still an
+/// empty directory (anything else at its path is removed and made again). Its
+/// parent, the run's views directory, exists.
+pub(crate) fn create_or_reuse(dir: &Path) -> io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let empty_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
+                && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+            if empty_dir {
+                return Ok(());
+            }
+            remove(dir)?;
+            std::fs::create_dir(dir)
+        }
+        Err(e) => Err(e),
     }
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }
 
 /// Removes a view (or anything at its path) without following links in it.
@@ -192,12 +203,24 @@ impl std::fmt::Display for CaptureError {
     }
 }
 
+/// What becomes of the files a walk keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// They are moved into the store (a view about to be removed).
+    Move,
+    /// They are copied, and stay (a directory that outlives the walk).
+    Copy,
+}
+
 /// The bounds of one walk, and how far it got.
 struct Walk<'a> {
     batch: flow_store::objects::Batch<'a>,
     written: &'a Written,
     step_started: SystemTime,
     limits: SnapshotLimits,
+    /// Whether files are moved into the store (a view about to be removed) rather
+    /// than copied (a directory that stays, such as the run's workspace).
+    take: Take,
     files: u64,
     bytes: u64,
     out: Captured,
@@ -231,7 +254,9 @@ impl Walk<'_> {
 }
 
 /// Walks `dir` (never following links) and takes into the store each file that is new
-/// or changed since `written`; files the step cannot have touched keep their digest.
+/// or changed since `written` (moved, not copied: the view is not used again; the
+/// files the step left there are gone from it afterwards); files the step cannot have
+/// touched keep their digest.
 /// Stops at `limits` (the step's deadline, the run's workspace quota, counted in the
 /// files' apparent sizes before any is read).
 pub(crate) fn capture(
@@ -240,8 +265,10 @@ pub(crate) fn capture(
     written: &Written,
     step_started: SystemTime,
     limits: SnapshotLimits,
+    take: Take,
 ) -> Result<Captured, CaptureError> {
     let mut walk = Walk {
+        take,
         batch: objects.batch(),
         written,
         step_started,
@@ -309,7 +336,11 @@ fn walk_dir(walk: &mut Walk<'_>, dir: &Path, prefix: &str) -> Result<(), Capture
                 },
                 _ => {
                     let deadline = walk.limits.deadline;
-                    let stored = match walk.batch.store_file_until(&full, deadline) {
+                    let stored = match walk.take {
+                        Take::Move => walk.batch.take_file_until(&full, deadline),
+                        Take::Copy => walk.batch.store_file_until(&full, deadline),
+                    };
+                    let stored = match stored {
                         Ok(stored) => stored,
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                             return Err(CaptureError::Stopped(SnapshotStop::Deadline {
@@ -478,6 +509,7 @@ mod tests {
             &Written::default(),
             much_later(),
             SnapshotLimits::default(),
+            Take::Copy,
         )
         .unwrap();
         let changes = Tree::new().changes_to(&base.tree);
@@ -485,7 +517,7 @@ mod tests {
 
         // A view of that tree, edited by a "step".
         let view = tmp.path().join("view");
-        create(&view).unwrap();
+        create_or_reuse(&view).unwrap();
         let written = materialize(&objects, &view, base.tree.clone()).unwrap();
         assert_eq!(
             std::fs::read_to_string(view.join("src/main.rs")).unwrap(),
@@ -520,6 +552,7 @@ mod tests {
             &written,
             SystemTime::now(),
             SnapshotLimits::default(),
+            Take::Move,
         )
         .unwrap();
         let changes = base.tree.changes_to(&after.tree);
@@ -561,7 +594,7 @@ mod tests {
             },
         );
         let view = tmp.path().join("view");
-        create(&view).unwrap();
+        create_or_reuse(&view).unwrap();
         let written = materialize(&objects, &view, tree.clone()).unwrap();
         let before = std::fs::metadata(view.join("f")).unwrap();
         std::fs::write(view.join("f"), b"bbbb").unwrap();
@@ -577,6 +610,7 @@ mod tests {
             &written,
             much_later(),
             SnapshotLimits::default(),
+            Take::Move,
         )
         .unwrap();
         assert_ne!(after.tree.get("f"), tree.get("f"));

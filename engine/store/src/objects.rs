@@ -310,6 +310,63 @@ impl Batch<'_> {
         })
     }
 
+    /// Takes the file at `path` itself into the store: hashed by reading it, then moved
+    /// (renamed) rather than copied, so nothing is written. Only for a file nothing
+    /// else uses any more (a step's view after the step ended): a file with other
+    /// links, or on another filesystem, is copied as [`Batch::store_file_until`] does.
+    pub fn take_file_until(
+        &mut self,
+        path: &Path,
+        deadline: Option<Instant>,
+    ) -> io::Result<Stored> {
+        use std::os::unix::fs::MetadataExt;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return self.store_file_until(path, deadline);
+        }
+        let (sha256, size) = hash_until(&mut file, deadline)?;
+        let object = self
+            .objects
+            .path(&sha256)
+            .expect("a sha256 is 64 hex digits");
+        if self.named.contains(&sha256) || object.is_file() {
+            return Ok(Stored {
+                sha256,
+                size,
+                existed: true,
+            });
+        }
+        let temp = self.objects.temp_path();
+        match std::fs::rename(path, &temp) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                return self.store_file_until(path, deadline);
+            }
+            Err(e) => return Err(e),
+        }
+        // Still the file that was hashed, and read-only from now on.
+        let moved = std::fs::symlink_metadata(&temp)?;
+        if moved.ino() != meta.ino() || moved.dev() != meta.dev() || moved.len() != size {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io::Error::other(format!(
+                "{} changed while it was stored",
+                path.display()
+            )));
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(0o444))?;
+        self.named.insert(sha256.clone());
+        self.pending.push((temp, object));
+        Ok(Stored {
+            sha256,
+            size,
+            existed: false,
+        })
+    }
+
     /// Makes every written file durable (one sync of the store's filesystem), then
     /// names them: a crash never leaves a named, partial object.
     pub fn commit(mut self) -> io::Result<()> {
@@ -342,6 +399,32 @@ fn sync_filesystem(dir: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The sha256 and size of what `source` holds, giving up at `deadline` (checked
+/// every mebibyte) with [`io::ErrorKind::TimedOut`].
+fn hash_until(source: &mut impl Read, deadline: Option<Instant>) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        let before = size;
+        size += n as u64;
+        if before >> 20 != size >> 20 && deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the deadline passed while the file was hashed",
+            ));
+        }
+    }
+    Ok((hex(&hasher.finalize()), size))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -429,6 +512,34 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn a_taken_file_is_moved_unless_it_has_other_links() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path().join("objects")).unwrap();
+        let alone = dir.path().join("alone");
+        std::fs::write(&alone, "moved").unwrap();
+        let ino = std::fs::metadata(&alone).unwrap().ino();
+        let shared = dir.path().join("shared");
+        std::fs::write(&shared, "copied").unwrap();
+        std::fs::hard_link(&shared, dir.path().join("elsewhere")).unwrap();
+        let mut batch = objects.batch();
+        let moved = batch.take_file_until(&alone, None).unwrap();
+        let copied = batch.take_file_until(&shared, None).unwrap();
+        batch.commit().unwrap();
+        assert!(!alone.exists(), "moved into the store");
+        let object = objects.path(&moved.sha256).unwrap();
+        assert_eq!(std::fs::metadata(&object).unwrap().ino(), ino);
+        assert_eq!(
+            std::fs::metadata(&object).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
+        // The linked file stays, and the object is a copy of its own.
+        assert!(shared.exists());
+        std::fs::write(dir.path().join("elsewhere"), "changed later").unwrap();
+        assert!(objects.verify(&copied.sha256).unwrap());
     }
 
     #[test]

@@ -302,9 +302,11 @@ impl Store {
             Some(a) => Some(self.encode("step attestation", a)?),
             None => None,
         };
+        // Nothing is written for a step that changed nothing (most steps of a long
+        // pipeline): [`Store::step_changes`] reads that back as none.
         let changes_value = match changes {
-            Some(c) => Some(self.encode("step changes", c)?),
-            None => None,
+            Some(c) if !c.is_empty() => Some(self.encode("step changes", c)?),
+            _ => None,
         };
         let step_value = self.encode("step record", step)?;
         let chunks = self.log_chunks(run, step.index, lines)?;
@@ -674,8 +676,9 @@ impl Store {
         Ok(removed.is_some())
     }
 
-    /// What a step changed in its view of the workspace, when it ran and its files
-    /// were kept.
+    /// What a step changed in its view of the workspace, when it ran, its files were
+    /// kept and it changed something (a step that succeeded always had its files
+    /// kept: `None` then means it changed nothing).
     pub fn step_changes(&self, run: &RunId, index: u32) -> Result<Option<Changes>> {
         let key = keys::step(run, index);
         match self.inner.changes.get(&key).map_err(|e| self.storage(e))? {
