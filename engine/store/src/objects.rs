@@ -148,28 +148,8 @@ impl Objects {
             .create_new(true)
             .mode(0o444)
             .open(temp)?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            let before = size;
-            size += n as u64;
-            if before >> 20 != size >> 20 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the deadline passed while the file was stored",
-                ));
-            }
-        }
-        Ok((out, hex(&hasher.finalize()), size))
+        let (sha256, size) = hash_until(source, deadline, Some(&mut out))?;
+        Ok((out, sha256, size))
     }
 
     /// Starts taking many files into the store at once: each is written and hashed
@@ -191,10 +171,7 @@ impl Objects {
 
     /// [`Objects::store_file`] that gives up at `deadline` (see [`Objects::store_until`]).
     pub fn store_file_until(&self, path: &Path, deadline: Option<Instant>) -> io::Result<Stored> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
+        let mut file = open_no_follow(path)?;
         self.store_until(&mut file, deadline)
     }
 
@@ -257,6 +234,14 @@ impl Objects {
     }
 }
 
+/// Opens a file for reading without following a final symlink.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Files being taken into the store together; see [`Objects::batch`].
 pub struct Batch<'a> {
     objects: &'a Objects,
@@ -267,6 +252,27 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// Whether the store has, or this batch will name, the object `sha256`: its path
+    /// when not.
+    fn missing(&self, sha256: &str) -> Option<PathBuf> {
+        let object = self
+            .objects
+            .path(sha256)
+            .expect("a sha256 is 64 hex digits");
+        (!self.named.contains(sha256) && !object.is_file()).then_some(object)
+    }
+
+    /// Remembers `temp` to be named `object` on commit.
+    fn pend(&mut self, sha256: String, size: u64, temp: PathBuf, object: PathBuf) -> Stored {
+        self.named.insert(sha256.clone());
+        self.pending.push((temp, object));
+        Stored {
+            sha256,
+            size,
+            existed: false,
+        }
+    }
+
     /// Writes and hashes the file at `path` (without following a final symlink),
     /// giving up at `deadline` with [`io::ErrorKind::TimedOut`]. The object exists
     /// once the batch is committed.
@@ -275,10 +281,7 @@ impl Batch<'_> {
         path: &Path,
         deadline: Option<Instant>,
     ) -> io::Result<Stored> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
+        let mut file = open_no_follow(path)?;
         let temp = self.objects.temp_path();
         let written = self.objects.write_temp(&mut file, &temp, deadline);
         let (out, sha256, size) = match written {
@@ -289,25 +292,15 @@ impl Batch<'_> {
             }
         };
         drop(out);
-        let object = self
-            .objects
-            .path(&sha256)
-            .expect("a sha256 is 64 hex digits");
-        if self.named.contains(&sha256) || object.is_file() {
+        let Some(object) = self.missing(&sha256) else {
             std::fs::remove_file(&temp)?;
             return Ok(Stored {
                 sha256,
                 size,
                 existed: true,
             });
-        }
-        self.named.insert(sha256.clone());
-        self.pending.push((temp, object));
-        Ok(Stored {
-            sha256,
-            size,
-            existed: false,
-        })
+        };
+        Ok(self.pend(sha256, size, temp, object))
     }
 
     /// Takes the file at `path` itself into the store: hashed by reading it, then moved
@@ -320,26 +313,19 @@ impl Batch<'_> {
         deadline: Option<Instant>,
     ) -> io::Result<Stored> {
         use std::os::unix::fs::MetadataExt;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)?;
+        let mut file = open_no_follow(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() || meta.nlink() != 1 {
             return self.store_file_until(path, deadline);
         }
-        let (sha256, size) = hash_until(&mut file, deadline)?;
-        let object = self
-            .objects
-            .path(&sha256)
-            .expect("a sha256 is 64 hex digits");
-        if self.named.contains(&sha256) || object.is_file() {
+        let (sha256, size) = hash_until(&mut file, deadline, None)?;
+        let Some(object) = self.missing(&sha256) else {
             return Ok(Stored {
                 sha256,
                 size,
                 existed: true,
             });
-        }
+        };
         let temp = self.objects.temp_path();
         match std::fs::rename(path, &temp) {
             Ok(()) => {}
@@ -358,13 +344,7 @@ impl Batch<'_> {
             )));
         }
         file.set_permissions(std::fs::Permissions::from_mode(0o444))?;
-        self.named.insert(sha256.clone());
-        self.pending.push((temp, object));
-        Ok(Stored {
-            sha256,
-            size,
-            existed: false,
-        })
+        Ok(self.pend(sha256, size, temp, object))
     }
 
     /// Makes every written file durable (one sync of the store's filesystem), then
@@ -401,9 +381,13 @@ fn sync_filesystem(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// The sha256 and size of what `source` holds, giving up at `deadline` (checked
-/// every mebibyte) with [`io::ErrorKind::TimedOut`].
-fn hash_until(source: &mut impl Read, deadline: Option<Instant>) -> io::Result<(String, u64)> {
+/// The sha256 and size of what `source` holds, copied to `copy` when given, giving up
+/// at `deadline` (checked every mebibyte) with [`io::ErrorKind::TimedOut`].
+fn hash_until(
+    source: &mut impl Read,
+    deadline: Option<Instant>,
+    mut copy: Option<&mut File>,
+) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 64 << 10];
@@ -415,12 +399,15 @@ fn hash_until(source: &mut impl Read, deadline: Option<Instant>) -> io::Result<(
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        if let Some(out) = copy.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
         let before = size;
         size += n as u64;
         if before >> 20 != size >> 20 && deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "the deadline passed while the file was hashed",
+                "the deadline passed while the file was read",
             ));
         }
     }
