@@ -283,8 +283,18 @@ pub(crate) fn capture(
     Ok(walk.out)
 }
 
+/// How deep a view's directories may nest: deeper, the step fails (the walk recurses,
+/// and no real tree comes near it).
+pub(crate) const MAX_DEPTH: usize = 256;
+
 fn walk_dir(walk: &mut Walk<'_>, dir: &Path, prefix: &str) -> Result<(), CaptureError> {
     let (written, step_started) = (walk.written, walk.step_started);
+    if prefix.matches('/').count() > MAX_DEPTH {
+        return Err(CaptureError::Io(io::Error::other(format!(
+            "its directories nest deeper than {MAX_DEPTH} levels (at {})",
+            prefix.chars().take(120).collect::<String>()
+        ))));
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -614,6 +624,46 @@ mod tests {
         )
         .unwrap();
         assert_ne!(after.tree.get("f"), tree.get("f"));
+    }
+
+    #[test]
+    fn directories_nested_too_deep_are_refused_not_walked_forever() {
+        let (tmp, objects) = setup();
+        let mut deep = tmp.path().join("view");
+        for _ in 0..MAX_DEPTH + 2 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        let err = capture(
+            &objects,
+            &tmp.path().join("view"),
+            &Written::default(),
+            much_later(),
+            SnapshotLimits::default(),
+            Take::Move,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("nest deeper than 256 levels"),
+            "{err}"
+        );
+        // Just within the limit is kept.
+        let shallow = tmp.path().join("shallow");
+        let mut path = shallow.clone();
+        for _ in 0..MAX_DEPTH {
+            path.push("d");
+        }
+        std::fs::create_dir_all(&path).unwrap();
+        let kept = capture(
+            &objects,
+            &shallow,
+            &Written::default(),
+            much_later(),
+            SnapshotLimits::default(),
+            Take::Move,
+        )
+        .unwrap();
+        assert_eq!(kept.tree.len(), MAX_DEPTH);
     }
 
     #[test]
