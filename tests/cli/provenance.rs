@@ -1438,6 +1438,58 @@ steps:
     with: { list: . }
 "#;
 
+/// `edit` changes a file it received while `keep`, beside it, reads the same file.
+const EDIT_BESIDE: &str = r#"version: 1
+name: edit-beside
+steps:
+  seed:
+    uses: ./fs_probe.wasm
+    with: { write: shared.txt, content: original }
+  edit:
+    uses: ./fs_probe.wasm
+    needs: [seed]
+    with: { write: shared.txt, content: edited }
+  keep:
+    uses: ./fs_probe.wasm
+    needs: [seed]
+    with: { write: kept.txt, content: kept }
+  after-keep:
+    uses: ./fs_probe.wasm
+    needs: [keep]
+    with: { read: shared.txt }
+  after-both:
+    uses: ./fs_probe.wasm
+    needs: [edit, keep]
+    with: { read: shared.txt }
+"#;
+
+#[test]
+fn a_step_that_edits_a_file_it_received_changes_nobody_else_s_copy() {
+    let session = Session::without_signing_key();
+    session.plugin("fs_probe").file("flow.yaml", EDIT_BESIDE);
+    session.flow(["run", "flow.yaml"]).run().expect_code(0);
+    let (show, workspace) = session.last_run();
+    // A step that does not need `edit` still reads the original, whatever ran first.
+    assert_eq!(show["steps"][3]["outputs"]["content"], "original", "{show}");
+    // One that needs it reads the edit.
+    assert_eq!(show["steps"][4]["outputs"]["content"], "edited", "{show}");
+    // The workspace ends with every step's files, the edit included.
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("shared.txt")).unwrap(),
+        "edited"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("kept.txt")).unwrap(),
+        "kept"
+    );
+    // The stored original is untouched: its object still has its digest.
+    let objects = session.data_dir().join("objects/sha256");
+    let original = hex::encode(Sha256::digest(b"original"));
+    let object = objects.join(&original[..2]).join(&original[2..]);
+    assert_eq!(std::fs::read_to_string(&object).unwrap(), "original");
+    session.flow(["verify", "last"]).run().expect_success();
+}
+
 #[test]
 fn parallel_branches_verify_in_every_run_with_both_tools() {
     let session = Session::without_signing_key();
