@@ -916,3 +916,60 @@ steps:
     let out = session.flow(["show", "--resolved", "flow.yaml"]).run();
     out.expect_success();
 }
+
+const RETRYING: &str = r#"template: 1
+id: acme/retrying
+version: 1.0.0
+name: retrying
+steps:
+  fetch:
+    sealed: [retry]
+    uses: echo
+    retry: { attempts: 3, backoff: 2s, on: [timeout] }
+    with: { message: fetch }
+  deploy:
+    uses: echo
+    retry: 2
+    with: { message: deploy }
+"#;
+
+#[test]
+fn a_template_s_retries_are_kept_changed_where_allowed_and_sealed_where_not() {
+    let session = Session::new();
+    session.file("catalog/acme/retrying/template.yaml", RETRYING);
+    session.file(
+        "flow.yaml",
+        "version: 1\nextends: acme/retrying@^1\ncatalogs: [{ path: catalog }]\nsteps:\n  deploy:\n    retry: { attempts: 5, backoff: 0s }\n",
+    );
+    let out = session.flow(["show", "--resolved", "flow.yaml"]).run();
+    out.expect_success();
+    let text = session.normalize(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("retry:")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("    retry: { attempts: 3, backoff: <dur>, on: [timeout] }")
+            && lines[0].ends_with("# TMP/catalog/acme/retrying/template.yaml:9"),
+        "{text}"
+    );
+    assert!(
+        lines[1]
+            .starts_with("    retry: { attempts: 5, backoff: <dur>, on: [failed, trap, timeout] }")
+            && lines[1].ends_with("# flow.yaml:6"),
+        "{text}"
+    );
+    session.flow(["run", "flow.yaml"]).run().expect_success();
+
+    session.file(
+        "flow.yaml",
+        "version: 1\nextends: acme/retrying@^1\ncatalogs: [{ path: catalog }]\nsteps:\n  fetch:\n    retry: 1\n",
+    );
+    let out = session.flow(["check", "flow.yaml"]).run();
+    out.expect_code(2);
+    assert!(
+        session.normalize(&out.stderr).contains(
+            "flow.yaml:6:5: error: step `fetch` is sealed by acme/retrying@1.0.0: `retry` cannot be changed"
+        ),
+        "{}",
+        out.stderr
+    );
+}
