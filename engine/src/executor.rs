@@ -125,6 +125,12 @@ struct Execution<'a> {
     deferred: Vec<Option<StepEnd>>,
     /// The log lines of a retried step's earlier attempts.
     earlier_logs: Vec<Vec<LogLine>>,
+    /// For each step that started: the steps it needs, directly or through others,
+    /// that produced something (changes to their view or files in granted
+    /// directories), in plan order — all its view and its materials can come from.
+    producing_ancestors: Vec<Option<Arc<Vec<usize>>>>,
+    /// Whether each settled step produced something.
+    produced: Vec<bool>,
     /// Steps whose next attempt is due after a wait: (index, wait).
     retries: Vec<(usize, Duration)>,
     /// Set once the run stops starting steps, to end the waits for next attempts.
@@ -174,6 +180,8 @@ pub(crate) async fn execute(
         changes: vec![None; steps.len()],
         deferred: (0..steps.len()).map(|_| None).collect(),
         earlier_logs: vec![Vec::new(); steps.len()],
+        producing_ancestors: vec![None; steps.len()],
+        produced: vec![false; steps.len()],
         retries: Vec::new(),
         stopping: CancelFlag::new(),
     };
@@ -283,7 +291,7 @@ impl Execution<'_> {
         };
         // Its own view of the workspace: the run's start plus what the steps it needs
         // changed. Its files are written by the step's task, off this loop.
-        let ancestors = ancestors(self.plan, index);
+        let sources = self.producing_ancestors(index);
         // A spare view was found empty when its step ended, and nothing else can reach it.
         let spare = self.cx.spare_views.lock().ok().and_then(|mut s| s.pop());
         let view = spare
@@ -299,7 +307,7 @@ impl Execution<'_> {
             return self.settle(index, StepEnd::not_run(StepStatus::Failed, reason));
         }
         let mut view_tree = (*self.cx.base).clone();
-        for &a in &ancestors {
+        for &a in sources.iter() {
             if let Some(changes) = &self.changes[a] {
                 view_tree.apply(changes);
             }
@@ -314,7 +322,7 @@ impl Execution<'_> {
         self.started[index].get_or_insert_with(Instant::now);
         let snapshot = self.recorder.as_ref().map(|r| (r.cache(), r.roots(step)));
         if let Some(recorder) = &mut self.recorder {
-            recorder.step_started(step, ancestors);
+            recorder.step_started(step, sources.to_vec());
         }
         self.emit(Event::StepStarted {
             run: self.run_id(),
@@ -389,15 +397,10 @@ impl Execution<'_> {
         }
         let mut end = end;
         // A retried step's log holds every attempt's lines, oldest first.
-        let earlier = std::mem::take(&mut self.earlier_logs[index]);
+        let mut earlier = std::mem::take(&mut self.earlier_logs[index]);
         if !earlier.is_empty() {
-            let offset = earlier.last().map_or(0, |l| l.seq + 1);
-            let mut lines = earlier;
-            lines.extend(end.log.drain(..).map(|mut l| {
-                l.seq += offset;
-                l
-            }));
-            end.log = lines;
+            append_log(&mut earlier, std::mem::take(&mut end.log));
+            end.log = earlier;
         }
         let attempts = &self.records[index].attempts;
         if !attempts.is_empty() {
@@ -421,7 +424,8 @@ impl Execution<'_> {
         let status = end.status.unwrap_or(StepStatus::Failed);
         let now = now_millis();
         let mut facts = end.facts;
-        let changes = end.changes.map(Arc::new);
+        let changes = end.changes.filter(|c| !c.is_empty()).map(Arc::new);
+        self.produced[index] = changes.is_some() || !facts.products.is_empty();
         // A step that never ran still names the plugin it would have run, by digest.
         if facts.plugin_sha256.is_empty()
             && let Some(plugin) = self.cx.plugins.get(&step.plugin)
@@ -546,20 +550,14 @@ impl Execution<'_> {
         self.cx.store.put_step(&self.run.id, record)?;
         // Its lines stay in the step's log, with the host's word on what comes next.
         let mut lines = std::mem::take(&mut self.earlier_logs[index]);
-        let offset = lines.last().map_or(0, |l| l.seq + 1);
-        let mut last_seq = offset;
-        for mut line in end.log.drain(..) {
-            line.seq += offset;
-            last_seq = line.seq + 1;
-            lines.push(line);
-        }
+        let next_seq = append_log(&mut lines, std::mem::take(&mut end.log));
         lines.push(LogLine {
-            seq: last_seq,
+            seq: next_seq,
             at: now,
             stream: flow_store::LogStream::Host,
             text: format!(
                 "attempt {attempt} of {attempts} {status}: {}; attempt {} starts in {}",
-                first_line(&reason),
+                crate::units::first_line(&reason),
                 attempt + 1,
                 crate::units::format_duration(wait)
             ),
@@ -597,6 +595,32 @@ impl Execution<'_> {
             return self.settle(index, end);
         }
         self.start(index, running)
+    }
+
+    /// The steps `index` needs, directly or through others, that produced something,
+    /// in plan order; built from its needs' own lists (they all started before it),
+    /// so it costs what the producing steps number, not the whole pipeline.
+    fn producing_ancestors(&mut self, index: usize) -> Arc<Vec<usize>> {
+        let needs = &self.plan.steps[index].needs;
+        let list_of = |n: usize| self.producing_ancestors[n].clone().unwrap_or_default();
+        let list = match needs.as_slice() {
+            [] => Arc::default(),
+            [n] if !self.produced[*n] => list_of(*n),
+            _ => {
+                let mut all: Vec<usize> = Vec::new();
+                for &n in needs {
+                    all.extend(list_of(n).iter());
+                    if self.produced[n] {
+                        all.push(n);
+                    }
+                }
+                all.sort_unstable();
+                all.dedup();
+                Arc::new(all)
+            }
+        };
+        self.producing_ancestors[index] = Some(list.clone());
+        list
     }
 
     /// Why a step whose needs are all done must not run, if it must not.
@@ -692,25 +716,15 @@ impl Execution<'_> {
     }
 }
 
-/// Every step `index` needs, directly or through others, in plan order.
-fn ancestors(plan: &Plan, index: usize) -> Vec<usize> {
-    let mut seen = vec![false; index];
-    let mut stack: Vec<usize> = plan.steps[index].needs.clone();
-    let mut found = Vec::new();
-    while let Some(i) = stack.pop() {
-        if i >= seen.len() || seen[i] {
-            continue;
-        }
-        seen[i] = true;
-        found.push(i);
-        stack.extend(plan.steps[i].needs.iter().copied());
-    }
-    found.sort_unstable();
-    found
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
+/// Appends an attempt's lines to the earlier attempts' lines, numbered after them;
+/// returns the number the next line gets.
+fn append_log(lines: &mut Vec<LogLine>, more: Vec<LogLine>) -> u64 {
+    let offset = lines.last().map_or(0, |l| l.seq + 1);
+    lines.extend(more.into_iter().map(|mut l| {
+        l.seq += offset;
+        l
+    }));
+    lines.last().map_or(0, |l| l.seq + 1)
 }
 
 fn describe_status(status: StepStatus) -> &'static str {

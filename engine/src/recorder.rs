@@ -128,8 +128,9 @@ impl Recorder {
         })
     }
 
-    /// A step is starting with a view that holds the changes of `ancestors` (plan
-    /// order): only those steps can have produced its materials.
+    /// A step is starting; `ancestors` are the steps it needs, directly or through
+    /// others, that produced something (plan order): only they can have produced its
+    /// materials.
     pub fn step_started(&mut self, step: &PlannedStep, ancestors: Vec<usize>) {
         self.visible.insert(step.index, ancestors);
     }

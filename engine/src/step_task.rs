@@ -164,27 +164,18 @@ impl StepTask {
         let tree = self.view.tree.take().unwrap_or_default();
         let written = if tree.is_empty() {
             // Nothing to write (an empty directory is its view): no trip to a thread.
-            Ok(Ok(views::Written::default()))
+            Ok(views::Written::default())
         } else {
-            tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree)).await
+            tokio::task::spawn_blocking(move || views::materialize(&objects, &dir, tree))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
         };
         let written = match written {
-            Ok(Ok(written)) => written,
-            Ok(Err(e)) => {
-                return (
-                    self.finish_early(StepFailure::Host(format!(
-                        "cannot write the step's view of the workspace: {e}"
-                    ))),
-                    false,
-                );
-            }
+            Ok(written) => written,
             Err(e) => {
-                return (
-                    self.finish_early(StepFailure::Host(format!(
-                        "cannot write the step's view of the workspace: {e}"
-                    ))),
-                    false,
-                );
+                let why = format!("cannot write the step's view of the workspace: {e}");
+                return (self.finish_early(StepFailure::Host(why)), false);
             }
         };
         // The host's work for the step (hashing before and after it) counts against
@@ -297,16 +288,17 @@ impl StepTask {
             }
             captured
         })
-        .await;
+        .await
+        .unwrap_or_else(|e| Err(views::CaptureError::Io(std::io::Error::other(e))));
         // The view as the step left it, as artifacts (for its products).
         let mut view_after = None;
         let changes = match captured {
-            Ok(Ok((changes, captured))) => {
+            Ok((changes, captured)) => {
                 notes.extend(captured.notes);
                 view_after = Some(views::artifacts(&captured.tree));
                 Some(changes)
             }
-            Ok(Err(views::CaptureError::Stopped(stop))) => {
+            Err(views::CaptureError::Stopped(stop)) => {
                 // A step that failed on its own keeps its own reason, unless it filled
                 // the workspace past its quota.
                 if result.is_ok() || matches!(stop, flow_provenance::SnapshotStop::Quota { .. }) {
@@ -320,19 +312,12 @@ impl StepTask {
                 notes.push("its files were not kept: the host stopped reading them".into());
                 None
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 let why = format!("cannot keep what the step wrote in its workspace: {e}");
                 if result.is_ok() {
                     result = Err(StepFailure::Host(why));
                 } else {
                     notes.push(why);
-                }
-                None
-            }
-            Err(e) => {
-                let why = format!("cannot keep what the step wrote in its workspace: {e}");
-                if result.is_ok() {
-                    result = Err(StepFailure::Host(why));
                 }
                 None
             }

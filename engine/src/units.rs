@@ -63,3 +63,8 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(3603)), "1h0m3s");
     }
 }
+
+/// The first line of `text` (all of it when it has one line; empty when empty).
+pub fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}

@@ -102,9 +102,7 @@ pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-pub(crate) fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
-}
+pub(crate) use flow_engine::units::first_line;
 
 struct StepView {
     status: Option<StepStatus>,
