@@ -47,6 +47,11 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// The first line of `text` (all of it when it has one line; empty when empty).
+pub fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,9 +67,4 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(125)), "2m5s");
         assert_eq!(format_duration(Duration::from_secs(3603)), "1h0m3s");
     }
-}
-
-/// The first line of `text` (all of it when it has one line; empty when empty).
-pub fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("")
 }

@@ -817,3 +817,104 @@ fn an_export_forged_with_any_key_a_step_could_have_read_fails_both_verifiers() {
         assert!(!run.ok, "in-toto-verify accepted a forged export");
     }
 }
+
+/// Steps with no path between them leave a link and a directory at the same path: the
+/// view of a step that needs both, and the workspace at the end, never write through
+/// the link.
+#[test]
+fn a_link_left_in_a_view_never_leads_a_later_write_outside() {
+    for (first, second) in [("plant", "maker"), ("maker", "plant")] {
+        let session = Session::new();
+        session.plugin("hostile").plugin("fs_probe").dir("victim");
+        let victim = session.path("victim").canonicalize().unwrap();
+        let step = |name: &str| {
+            match name {
+            "plant" => format!(
+                "  plant:\n    uses: ./hostile.wasm\n    with: {{ attack: symlink, link: out, target: {} }}\n",
+                victim.display()
+            ),
+            _ => "  maker:\n    uses: ./hostile.wasm\n    with: { attack: symlink, link: out/x, target: y }\n"
+                .to_owned(),
+        }
+        };
+        session.file(
+            "flow.yaml",
+            format!(
+                "version: 1\nname: links\nsteps:\n{}{}  reader:\n    uses: ./fs_probe.wasm\n    needs: [plant, maker]\n    with: {{ write: out/z, content: inside }}\n",
+                step(first),
+                step(second)
+            ),
+        );
+        let out = session.flow(["run", "flow.yaml"]).run();
+        let (show, workspace) = session.last_run();
+        assert_eq!(
+            std::fs::read_dir(&victim).unwrap().count(),
+            0,
+            "{first} then {second}: something was written through the link\n{}",
+            out.stdout
+        );
+        if first == "plant" {
+            // The later step's directory wins: the reader writes inside its own view,
+            // and the workspace ends with a directory, not the link.
+            out.expect_success();
+            assert_eq!(show["steps"][2]["status"], "succeeded", "{show}");
+            let meta = std::fs::symlink_metadata(workspace.join("out")).unwrap();
+            assert!(meta.is_dir(), "{show}");
+            assert_eq!(
+                std::fs::read_to_string(workspace.join("out/z")).unwrap(),
+                "inside"
+            );
+        } else {
+            // The link wins; the reader cannot write through it.
+            assert_eq!(show["steps"][2]["status"], "failed", "{show}");
+            assert!(
+                std::fs::symlink_metadata(workspace.join("out"))
+                    .unwrap()
+                    .is_symlink()
+            );
+        }
+    }
+}
+
+/// A host command links a granted file into the step's view: keeping the view's files
+/// must not move the granted file into the store, nor tie the stored copy to it.
+#[test]
+fn a_hard_link_to_a_granted_file_is_copied_into_the_store_not_taken() {
+    let session = Session::new();
+    session
+        .plugin("hostile")
+        .file("shared/data.txt", "original\n");
+    let shared = session.path("shared").canonicalize().unwrap();
+    session.file(
+        "flow.yaml",
+        format!(
+            "version: 1\nname: link\nexec-confinement: off\nsteps:\n  link:\n    uses: ./hostile.wasm\n    grants: {{ exec: [ln], fs: [{{ path: shared, access: read }}] }}\n    with: {{ attack: exec, command: ln, args: [{}, linked.txt] }}\n",
+            shared.join("data.txt").display()
+        ),
+    );
+    session.flow(["run", "flow.yaml"]).run().expect_success();
+    let (show, workspace) = session.last_run();
+    assert!(
+        show["steps"][0]["outputs"]
+            .to_string()
+            .contains("ran ln: exit code 0"),
+        "{show}"
+    );
+    // The granted file is where it was, and the run's copy is a copy.
+    assert_eq!(
+        std::fs::read_to_string(shared.join("data.txt")).unwrap(),
+        "original\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("linked.txt")).unwrap(),
+        "original\n"
+    );
+    std::fs::write(shared.join("data.txt"), "changed afterwards\n").unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"original\n"));
+    let object = session
+        .data_dir()
+        .join("objects/sha256")
+        .join(&digest[..2])
+        .join(&digest[2..]);
+    assert_eq!(std::fs::read_to_string(object).unwrap(), "original\n");
+}
