@@ -87,6 +87,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// Whether this is the integer scalar `n` (a document's `version: 1`).
+    pub fn is_int(&self, n: i64) -> bool {
+        matches!(
+            self.kind,
+            NodeKind::Scalar {
+                value: Scalar::Int(v),
+                ..
+            } if v == n
+        )
+    }
+
     /// The string value, if this is a string scalar.
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {

@@ -282,22 +282,27 @@ struct Seen {
     events: Vec<Sse>,
 }
 
-/// Posts [`PIPELINE`] and reads the run's events to the end.
-async fn one_run(client: reqwest::Client, base: String, index: usize) -> Seen {
-    let who = format!("client-{index}");
-    let sent = Instant::now();
+/// Posts a pipeline to `url`; the run must be created (201). Its answer.
+async fn post_run(client: &reqwest::Client, url: &str, pipeline: &'static str) -> Value {
     let response = client
-        .post(format!("{base}/runs?input=who%3D{who}"))
+        .post(url)
         .header("content-type", "application/yaml")
-        .body(PIPELINE)
+        .body(pipeline)
         .send()
         .await
         .unwrap();
     let status = response.status();
     let text = response.text().await.unwrap();
     assert_eq!(status, 201, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Posts [`PIPELINE`] and reads the run's events to the end.
+async fn one_run(client: reqwest::Client, base: String, index: usize) -> Seen {
+    let who = format!("client-{index}");
+    let sent = Instant::now();
+    let body = post_run(&client, &format!("{base}/runs?input=who%3D{who}"), PIPELINE).await;
     let answered = sent.elapsed();
-    let body: Value = serde_json::from_str(&text).unwrap();
     let run = body["run"].as_str().unwrap().to_owned();
     assert_eq!(body["events"], format!("/runs/{run}/events"));
     assert_eq!(body["provenance"], format!("/runs/{run}/provenance"));
@@ -534,17 +539,7 @@ async fn shutting_down_cancels_the_runs_under_way_and_records_them() {
     let client = client();
     let mut service = Service::start(&["--allow-host-access"], &client).await;
     let pipeline = "version: 1\nname: slow\nsteps:\n  nap:\n    uses: build\n    grants: { exec: [sleep] }\n    with: { command: [sleep, \"120\"] }\n  after:\n    uses: echo\n    needs: [nap]\n    with: { message: never }\n";
-    let response = client
-        .post(service.url("/runs"))
-        .header("content-type", "application/yaml")
-        .body(pipeline)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert_eq!(status, 201, "{text}");
-    let body: Value = serde_json::from_str(&text).unwrap();
+    let body = post_run(&client, &service.url("/runs"), pipeline).await;
     let events_url = service.url(body["events"].as_str().unwrap());
     let reader = {
         let client = client.clone();

@@ -12,7 +12,7 @@ use crate::diag::{Diagnostic, Position, SourceFile, Span, did_you_mean_help};
 use crate::interface::TypedParam;
 use crate::model::{Reader, StepMode};
 use crate::origin::TemplateInfo;
-use crate::yaml::{Entry, Node, NodeKind, Scalar};
+use crate::yaml::{Entry, Node};
 
 use super::document::{Document, Extends, read_extends};
 use super::params::{check_typed_value, read_typed_param};
@@ -209,14 +209,7 @@ fn read_template_header(
     reader.unknown_keys(entries, &TEMPLATE_KEYS, "in a template");
     let find = |k: &str| entries.iter().find(|e| e.key_text() == k);
     match find("template") {
-        Some(e)
-            if matches!(
-                e.value.kind,
-                NodeKind::Scalar {
-                    value: Scalar::Int(1),
-                    ..
-                }
-            ) => {}
+        Some(e) if e.value.is_int(1) => {}
         Some(e) => {
             reader.error(e.value.span, "this flow reads `template: 1`");
         }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use crate::diag::{Diagnostic, Diagnostics, Severity, Span};
 use crate::model::{Pipeline, Reader, StepMode, read_pipeline};
-use crate::yaml::{NodeKind, Scalar};
 
 use super::assemble::assemble;
 use super::chain::{bind_parameters, load_chain};
@@ -53,14 +52,7 @@ pub fn resolve(
             reader.error(top, "`with`, `fill`, `catalogs` and `bindings` are for a pipeline that `extends` a template");
         }
         match entries.iter().find(|e| e.key_text() == "version") {
-            Some(e)
-                if matches!(
-                    e.value.kind,
-                    NodeKind::Scalar {
-                        value: Scalar::Int(1),
-                        ..
-                    }
-                ) => {}
+            Some(e) if e.value.is_int(1) => {}
             Some(e) => {
                 reader.error(e.value.span, "`version` must be 1");
             }
