@@ -13,7 +13,7 @@ use crate::options::RunOptions;
 use crate::plugins::{self, PluginRegistry};
 use crate::runtime::{self, LoadedPlugin, RuntimeError};
 use crate::{capabilities, catalog, reach};
-use flow_store::RunRecord;
+use flow_store::{RunRecord, Tree};
 
 /// The engine's name and version, as recorded in runs.
 pub const ENGINE_VERSION: &str = concat!("flow ", env!("CARGO_PKG_VERSION"));
@@ -313,10 +313,42 @@ impl Engine {
         pipeline: &LoadedPipeline,
         options: RunOptions,
     ) -> Result<RunSummary, EngineError> {
-        let inputs = pipeline
-            .plan
-            .bind_inputs(&options.inputs)
-            .map_err(EngineError::Invalid)?;
+        let store = options.store.clone();
+        let objects = flow_store::Objects::open(store.dir().join("objects")).map_err(|source| {
+            EngineError::Workspace {
+                path: store.dir().join("objects"),
+                source,
+            }
+        })?;
+        // A resumed run keeps its id, inputs, workspace and the steps that finished.
+        let resume = match &options.resume {
+            Some(id) => {
+                if !options.inputs.is_empty() || options.workspace.is_some() {
+                    return Err(EngineError::Invalid(flow_pipeline::Diagnostics::from(
+                        flow_pipeline::Diagnostic::error_without_location(format!(
+                            "run {id} resumes with the inputs and workspace it started with: give neither"
+                        )),
+                    )));
+                }
+                let keyid = options.signing_key.as_ref().map(|k| k.keyid().to_string());
+                Some(crate::resume::prepare(
+                    &store,
+                    &objects,
+                    id,
+                    &pipeline.plan,
+                    &pipeline.sha256,
+                    keyid.as_deref(),
+                )?)
+            }
+            None => None,
+        };
+        let inputs = match &resume {
+            Some(resume) => resume.run.inputs.clone(),
+            None => pipeline
+                .plan
+                .bind_inputs(&options.inputs)
+                .map_err(EngineError::Invalid)?,
+        };
         let secrets = Arc::new(
             capabilities::secrets::load(&pipeline.plan, &options.secrets)
                 .map_err(EngineError::Invalid)?,
@@ -332,7 +364,6 @@ impl Engine {
                 )),
             )));
         }
-        let store = options.store;
         // Nothing a step can reach may expose the key, the store or the cache; checked
         // before the run is recorded, with the workspace it will have (the default is
         // a new directory in the data dir's `workspaces/`).
@@ -344,9 +375,10 @@ impl Engine {
                 _ => None,
             });
         let protected = self.protected_paths(pipeline, store.dir(), key_file.as_deref());
-        let planned_workspace = options
-            .workspace
-            .clone()
+        let planned_workspace = resume
+            .as_ref()
+            .map(|r| r.workspace.clone())
+            .or_else(|| options.workspace.clone())
             .unwrap_or_else(|| store.dir().join("workspaces").join("new"));
         reach::check(
             &pipeline.plan,
@@ -355,9 +387,14 @@ impl Engine {
             &protected,
         )
         .map_err(EngineError::Invalid)?;
-        let id = store.new_run_id()?;
-        let workspace = options
-            .workspace
+        let id = match &resume {
+            Some(resume) => resume.run.id.clone(),
+            None => store.new_run_id()?,
+        };
+        let workspace = resume
+            .as_ref()
+            .map(|r| r.workspace.clone())
+            .or(options.workspace)
             .unwrap_or_else(|| store.dir().join("workspaces").join(id.as_str()));
         let workspace = std::fs::create_dir_all(&workspace)
             .and_then(|()| workspace.canonicalize())
@@ -377,20 +414,34 @@ impl Engine {
         .map_err(EngineError::Invalid)?;
         // Steps see the workspace through views of their own, made from the object
         // store: what it holds now is where every view starts.
-        let objects = flow_store::Objects::open(store.dir().join("objects")).map_err(|source| {
-            EngineError::Workspace {
-                path: store.dir().join("objects"),
-                source,
-            }
-        })?;
         let views = store.dir().join("views").join(id.as_str());
+        if resume.is_some() {
+            // What the killed process left of its steps' views.
+            let _ = crate::views::remove(&views);
+        }
         let views = std::fs::create_dir_all(&views)
             .and_then(|()| views.canonicalize())
             .map_err(|source| EngineError::Workspace {
                 path: views.clone(),
                 source,
             })?;
-        let base = {
+        let (base, restored, resumed) = match resume {
+            Some(resume) => {
+                // The workspace as the run first saw it: what the earlier process wrote
+                // there (its steps' changes, published when it ended) is undone.
+                crate::views::publish(&objects, &workspace, &resume.undo).map_err(|source| {
+                    EngineError::Workspace {
+                        path: workspace.clone(),
+                        source,
+                    }
+                })?;
+                (resume.base, resume.restored, Some(resume.run))
+            }
+            None => (Tree::default(), Vec::new(), None),
+        };
+        let base = if resumed.is_some() {
+            base
+        } else {
             let (objects, dir) = (objects.clone(), workspace.clone());
             tokio::task::spawn_blocking(move || {
                 crate::views::capture(
@@ -415,14 +466,60 @@ impl Engine {
             })?
             .tree
         };
+        // What the workspace held is where a resumed run starts again.
+        if resumed.is_none() {
+            store.put_run_base(&id, &base)?;
+        }
+        let cache = if options.no_cache {
+            Err("the run does without the cache (`--no-cache`)".to_owned())
+        } else if options.signing_key.is_none() {
+            Err("the run records no provenance (no signing key), which the cache keeps with each result".to_owned())
+        } else {
+            let cache = flow_store::StepCache::open(&store)?;
+            let mut fresh = [0u8; 32];
+            match getrandom::getrandom(&mut fresh) {
+                Ok(()) => Ok(cache.secret(|| fresh)?),
+                Err(e) => Err(format!("no randomness for the cache's secret: {e}")),
+            }
+            .map(|secret| {
+                Arc::new(crate::step_cache::RunCache {
+                    cache,
+                    secret,
+                    pipeline: pipeline.plan.name.clone(),
+                    run: id.to_string(),
+                })
+            })
+        };
         let steps = pipeline.plan.steps.iter().map(|s| s.id.clone()).collect();
-        let run = RunRecord::start(
-            id,
-            pipeline.plan.name.clone(),
-            pipeline.file.display().to_string(),
-            steps,
-            ENGINE_VERSION,
-        );
+        let resuming = resumed.is_some();
+        let run = match resumed {
+            // The same run, running again in this process.
+            Some(run) => {
+                let mut resumed_at = run.resumed_at;
+                resumed_at.push(flow_store::now_millis());
+                RunRecord {
+                    status: flow_store::RunStatus::Running,
+                    finished_at: None,
+                    failure: None,
+                    pid: std::process::id(),
+                    engine_version: ENGINE_VERSION.into(),
+                    resumed_at,
+                    ..run
+                }
+            }
+            None => RunRecord {
+                pipeline_sha256: Some(pipeline.sha256.clone()),
+                inputs: inputs.clone(),
+                workspace: Some(workspace.display().to_string()),
+                ..RunRecord::start(
+                    id,
+                    pipeline.plan.name.clone(),
+                    pipeline.file.display().to_string(),
+                    steps,
+                    ENGINE_VERSION,
+                )
+            },
+        };
         let cx = executor::RunContext {
             runtime: self.runtime.clone(),
             store,
@@ -443,11 +540,12 @@ impl Engine {
             signing_key: options.signing_key,
             pipeline_file: pipeline.file.display().to_string(),
             pipeline_sha256: pipeline.sha256.clone(),
+            cache,
         };
         if cx.signing_key.is_none() {
             tracing::warn!(run = %run.id, "no signing key given: this run records no provenance");
         }
-        executor::execute(&pipeline.plan, cx, run).await
+        executor::execute(&pipeline.plan, cx, run, restored, resuming).await
     }
 
     /// Load and describe every built-in plugin.

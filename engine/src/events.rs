@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use flow_store::{RunStatus, StepStatus};
+use flow_store::{CacheUse, RunStatus, StepStatus};
 use serde::Serialize;
 
 /// One thing that happened in a run.
@@ -49,6 +49,10 @@ pub enum Event {
         /// The outputs it set.
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         outputs: BTreeMap<String, String>,
+        /// What the step cache did: taken from it (the step did not run), missed (and
+        /// why), or not asked (and why); none for a step that never got that far.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache: Option<CacheUse>,
         /// Unix milliseconds.
         at: u64,
     },

@@ -30,7 +30,9 @@ use crate::capabilities::{RunCapabilities, StepInputs};
 use crate::events::Event;
 use crate::plugins::ResolvedPlugins;
 use crate::recorder::{Recorder, RunIdentity};
+use crate::resume::Restored;
 use crate::runtime::{Runtime, StepLimits};
+use crate::step_cache::{self, Lookup, Manifest, Producer, RunCache};
 use crate::step_task::{Finished, StepEnd, StepTask, StepView};
 use crate::views;
 
@@ -83,6 +85,8 @@ pub(crate) struct RunContext {
     pub signing_key: Option<Arc<SigningKey>>,
     pub pipeline_file: String,
     pub pipeline_sha256: String,
+    /// The step cache, unless the run does without it (then why).
+    pub cache: Result<Arc<RunCache>, String>,
 }
 
 /// How a run ended.
@@ -131,22 +135,34 @@ struct Execution<'a> {
     producing_ancestors: Vec<Option<Arc<Vec<usize>>>>,
     /// Whether each settled step produced something.
     produced: Vec<bool>,
+    /// Whether each settled step was taken from the step cache (it did not run).
+    from_cache: Vec<bool>,
     /// Steps whose next attempt is due after a wait: (index, wait).
     retries: Vec<(usize, Duration)>,
     /// Set once the run stops starting steps, to end the waits for next attempts.
     stopping: CancelFlag,
+    /// The steps a resumed run keeps, until they are taken.
+    restored: Vec<Option<Restored>>,
 }
 
+/// Runs `plan`; `restored` holds, by plan index, the steps a resumed run keeps
+/// (`resuming`: the run is recorded already and runs again).
 pub(crate) async fn execute(
     plan: &Plan,
     cx: RunContext,
     run: RunRecord,
+    mut restored: Vec<Option<Restored>>,
+    resuming: bool,
 ) -> Result<RunSummary, EngineError> {
     let steps = &plan.steps;
+    restored.resize_with(steps.len(), || None);
     let records = steps
         .iter()
         .enumerate()
-        .map(|(i, s)| StepRecord::pending(s.id.clone(), i as u32, s.plugin.to_string()))
+        .map(|(i, s)| match &restored[i] {
+            Some(kept) => kept.record.clone(),
+            None => StepRecord::pending(s.id.clone(), i as u32, s.plugin.to_string()),
+        })
         .collect();
     let remaining: Vec<usize> = steps.iter().map(|s| s.needs.len()).collect();
     let ready = (0..steps.len()).filter(|&i| remaining[i] == 0).collect();
@@ -182,15 +198,23 @@ pub(crate) async fn execute(
         earlier_logs: vec![Vec::new(); steps.len()],
         producing_ancestors: vec![None; steps.len()],
         produced: vec![false; steps.len()],
+        from_cache: vec![false; steps.len()],
         retries: Vec::new(),
         stopping: CancelFlag::new(),
+        restored,
     };
-    cx.store.begin_run(&ex.run)?;
+    if resuming {
+        cx.store.finish_run(&ex.run)?;
+    } else {
+        cx.store.begin_run(&ex.run)?;
+    }
     // Record every step as pending and make the run durable before anything
     // runs, so that a killed process leaves the whole run behind, marked
     // interrupted, rather than losing its last half second of records.
-    for record in &ex.records {
-        cx.store.put_step(&ex.run.id, record)?;
+    for (record, kept) in ex.records.iter().zip(&ex.restored) {
+        if kept.is_none() {
+            cx.store.put_step(&ex.run.id, record)?;
+        }
     }
     cx.store.flush_async().await?;
     ex.emit(Event::RunStarted {
@@ -260,6 +284,9 @@ impl Execution<'_> {
 
     /// Decide whether a ready step runs; if so, start it.
     fn start(&mut self, index: usize, running: &mut JoinSet<Done>) -> Result<(), EngineError> {
+        if let Some(kept) = self.restored[index].take() {
+            return self.restore(index, kept);
+        }
         let step = &self.plan.steps[index];
         if let Some((condition, _)) = &step.condition {
             match step.evaluate_condition(&self.eval) {
@@ -355,6 +382,8 @@ impl Execution<'_> {
             deadline,
             cancel: &self.cx.cancel,
         });
+        let (lookup, cache_off) = self.lookup(step, &params, &plugin.digest.hex(), &caps, &sources);
+        self.records[index].cache = cache_off.map(|why| flow_store::CacheUse::Off { why });
         let task = StepTask {
             runtime: self.cx.runtime.clone(),
             plugin,
@@ -381,6 +410,7 @@ impl Execution<'_> {
                     .is_empty()
                     .then(|| self.cx.spare_views.clone()),
             },
+            lookup,
             workspace_quota: self.cx.workspace_quota,
             started_ms,
         };
@@ -424,6 +454,28 @@ impl Execution<'_> {
         let status = end.status.unwrap_or(StepStatus::Failed);
         let now = now_millis();
         let mut facts = end.facts;
+        // What the cache keeps of a step that ran and succeeded, taken before the
+        // evidence is signed away.
+        let looked = end.cache.take();
+        let kept = match &looked {
+            Some(looked)
+                if looked.hit.is_none() && looked.storable && status == StepStatus::Succeeded =>
+            {
+                end.changes.clone().map(|changes| {
+                    (
+                        end.outputs.clone(),
+                        changes,
+                        step_cache::Evidence {
+                            products: facts.products.clone(),
+                            notes: facts.notes.clone(),
+                            dependencies: facts.dependencies.clone(),
+                            commands: facts.commands.clone(),
+                        },
+                    )
+                })
+            }
+            _ => None,
+        };
         let changes = end.changes.filter(|c| !c.is_empty()).map(Arc::new);
         self.produced[index] = changes.is_some() || !facts.products.is_empty();
         // A step that never ran still names the plugin it would have run, by digest.
@@ -445,6 +497,10 @@ impl Execution<'_> {
         record.finished_at = Some(now);
         record.log_bytes = end.log_bytes;
         record.log_truncated = end.log_truncated;
+        if let Some(looked) = &looked {
+            record.cache = Some(looked.use_());
+        }
+        self.from_cache[index] = looked.as_ref().is_some_and(|l| l.hit.is_some());
         self.cx.store.complete_step(
             &self.run.id,
             record,
@@ -455,6 +511,14 @@ impl Execution<'_> {
             },
         )?;
         self.changes[index] = changes;
+        if let Some(looked) = looked {
+            let redactor = self.cx.redactor.clone();
+            looked.remember(
+                kept,
+                |text| redactor.as_ref().is_some_and(|r| r.redact_in_place(text)),
+                now,
+            );
+        }
         let duration_ms = self.started[index]
             .map(|t| t.elapsed().as_millis() as u64)
             .unwrap_or(0);
@@ -466,6 +530,7 @@ impl Execution<'_> {
             reason: end.reason.clone(),
             duration_ms,
             outputs: end.outputs.clone(),
+            cache: self.records[index].cache.clone(),
             at: now,
         });
         let outcome = match status {
@@ -491,6 +556,53 @@ impl Execution<'_> {
             self.halted
                 .get_or_insert_with(|| format!("step `{}` {}", step.id, status));
         }
+        self.release_dependents(index)
+    }
+
+    /// A step kept from before the run was resumed: it is what it was, and its
+    /// dependents go on from it.
+    fn restore(&mut self, index: usize, kept: Restored) -> Result<(), EngineError> {
+        let step = &self.plan.steps[index];
+        let sources = self.producing_ancestors(index);
+        let mut products = false;
+        if let Some(recorder) = &mut self.recorder {
+            recorder.step_started(step, sources.to_vec());
+            if let Some(attestation) = &kept.attestation {
+                let (adopted, has_products) = recorder.adopt(step, attestation)?;
+                products = has_products;
+                if adopted.position != attestation.position {
+                    self.cx
+                        .store
+                        .put_step_attestation(&self.run.id, index as u32, &adopted)?;
+                }
+            }
+        }
+        let changes = kept.changes.filter(|c| !c.is_empty()).map(Arc::new);
+        self.produced[index] = changes.is_some() || products;
+        self.changes[index] = changes;
+        self.from_cache[index] = true;
+        let outputs = kept.record.outputs.clone();
+        self.emit(Event::StepFinished {
+            run: self.run_id(),
+            step: step.id.clone(),
+            status: kept.record.status,
+            reason: None,
+            duration_ms: 0,
+            outputs: outputs.clone(),
+            cache: Some(flow_store::CacheUse::Hit {
+                run: self.run_id(),
+                step: step.id.clone(),
+            }),
+            at: now_millis(),
+        });
+        self.eval
+            .record_step(step.id.clone(), StepOutcome::Succeeded, outputs);
+        self.release_dependents(index)
+    }
+
+    /// Releases (or skips) the dependents of a settled step.
+    fn release_dependents(&mut self, index: usize) -> Result<(), EngineError> {
+        let step = &self.plan.steps[index];
         // Once cancelled (or closing), steps that never started are settled by `close`.
         if self.cx.cancel.is_cancelled() || self.closing {
             return Ok(());
@@ -595,6 +707,75 @@ impl Execution<'_> {
             return self.settle(index, end);
         }
         self.start(index, running)
+    }
+
+    /// How to look a step up in the cache, or why it runs without asking.
+    fn lookup(
+        &self,
+        step: &flow_pipeline::PlannedStep,
+        params: &serde_json::Map<String, Value>,
+        plugin_sha256: &str,
+        caps: &crate::capabilities::StepCapabilities,
+        sources: &[usize],
+    ) -> (Option<Lookup>, Option<String>) {
+        let run = match &self.cx.cache {
+            Ok(run) => run,
+            Err(why) => return (None, Some(why.clone())),
+        };
+        if let Some(why) = step_cache::off_reason(step, self.cx.caps.exec.plan().confine) {
+            return (None, Some(why));
+        }
+        let secret = &run.secret;
+        let mut manifest = Manifest {
+            engine: step_cache::ENGINE.into(),
+            plugin: step.plugin.to_string(),
+            plugin_sha256: plugin_sha256.to_owned(),
+            params: params.clone(),
+            grants: self.cx.caps.describe(step),
+            ..Manifest::default()
+        };
+        // Where the run's workspace is changes every run and is not what the step reads
+        // (its view is, listed with its files).
+        if let Some(grants) = manifest.grants.as_object_mut() {
+            grants.remove("workspace");
+        }
+        if let Some(commands) = self.cx.caps.exec.plan().steps.get(step.index) {
+            manifest.commands = commands
+                .iter()
+                .map(|c| (c.name.clone(), c.resolved.sha256.clone()))
+                .collect();
+        }
+        manifest.env = caps
+            .exec
+            .plugin_env()
+            .iter()
+            .map(|(name, value)| (name.clone(), Manifest::keyed(secret, "env", name, value)))
+            .collect();
+        manifest.secrets = step
+            .secret_grants
+            .iter()
+            .filter_map(|name| {
+                let value = self.cx.caps.secrets.0.get(name)?;
+                Some((name.clone(), Manifest::keyed(secret, "secret", name, value)))
+            })
+            .collect();
+        let producers = sources
+            .iter()
+            .filter_map(|&a| {
+                Some(Producer {
+                    step: self.plan.steps[a].id.clone(),
+                    ran: !self.from_cache[a],
+                    changes: self.changes[a].clone()?,
+                })
+            })
+            .collect();
+        let lookup = Lookup {
+            run: run.clone(),
+            step: step.id.clone(),
+            manifest,
+            producers,
+        };
+        (Some(lookup), None)
     }
 
     /// The steps `index` needs, directly or through others, that produced something,

@@ -39,6 +39,7 @@ pub mod catalog;
 mod engine;
 mod error;
 pub mod events;
+mod mac;
 mod options;
 pub mod units;
 pub mod verification;
@@ -52,7 +53,9 @@ mod plugins;
 pub(crate) mod policy;
 pub(crate) mod reach;
 mod recorder;
+mod resume;
 pub(crate) mod runtime;
+pub mod step_cache;
 mod step_task;
 mod views;
 

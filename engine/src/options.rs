@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub(crate) signing_key: Option<Arc<SigningKey>>,
     pub(crate) secrets: std::collections::BTreeMap<String, String>,
     pub(crate) workspace_quota: u64,
+    pub(crate) no_cache: bool,
+    pub(crate) resume: Option<flow_store::RunId>,
 }
 
 /// The most bytes a run's workspace may hold by default (see
@@ -43,6 +45,8 @@ impl RunOptions {
             signing_key: None,
             secrets: std::collections::BTreeMap::new(),
             workspace_quota: DEFAULT_WORKSPACE_QUOTA,
+            no_cache: false,
+            resume: None,
         }
     }
 
@@ -51,6 +55,23 @@ impl RunOptions {
     /// a step's products; a step that leaves more fails, and says so.
     pub fn workspace_quota(mut self, bytes: u64) -> Self {
         self.workspace_quota = bytes;
+        self
+    }
+
+    /// Run every step, without looking for results kept from earlier runs, and keep
+    /// none of this run's (`flow run --no-cache`; default: the step cache is used, see
+    /// `docs/cache.md`).
+    pub fn no_cache(mut self, no_cache: bool) -> Self {
+        self.no_cache = no_cache;
+        self
+    }
+
+    /// Continue run `id` (of the same pipeline file) instead of starting a new one
+    /// (`flow run --resume`): steps that succeeded are taken from the store after
+    /// their files are checked against their digests, the others run again, and the
+    /// run is recorded as one. It keeps its inputs and workspace: give neither.
+    pub fn resume(mut self, id: flow_store::RunId) -> Self {
+        self.resume = Some(id);
         self
     }
 

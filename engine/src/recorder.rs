@@ -303,6 +303,51 @@ impl Recorder {
         })
     }
 
+    /// Takes a step that finished before the run was resumed as it was signed: its
+    /// envelopes stay, its materials and products are traced, and it gets the next
+    /// place in the run chain (the attestation is returned with that place, and whether
+    /// the step had products).
+    pub fn adopt(
+        &mut self,
+        step: &PlannedStep,
+        attestation: &StepAttestation,
+    ) -> Result<(StepAttestation, bool), ProvenanceError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            ProvenanceError(format!("step `{}`'s recorded {what}: {e}", step.id))
+        };
+        let statement = Envelope::from_json(attestation.statement.as_bytes())
+            .map_err(|e| bad("statement", &e))?;
+        let link = Envelope::from_json(attestation.link.as_bytes()).map_err(|e| bad("link", &e))?;
+        let payload = flow_provenance::link::LinkPayload::parse(&link.payload)
+            .map_err(|e| bad("link", &e))?;
+        let sha256_of = |artifacts: &BTreeMap<String, BTreeMap<String, String>>| {
+            artifacts
+                .iter()
+                .filter_map(|(name, digests)| Some((name.clone(), digests.get("sha256")?.clone())))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let products = sha256_of(&payload.products);
+        self.trace(step, &sha256_of(&payload.materials), &products);
+        let outcome = match payload.outcome() {
+            Some("succeeded") | None => Outcome::Succeeded,
+            Some(other) => return Err(bad("outcome", &other)),
+        };
+        let position = self.chain.len() as u32;
+        self.chain.push(RunStep {
+            step: step.id.clone(),
+            outcome,
+            statement_sha256: statement.sha256(),
+            link_sha256: link.sha256(),
+        });
+        Ok((
+            StepAttestation {
+                position,
+                ..attestation.clone()
+            },
+            !products.is_empty(),
+        ))
+    }
+
     /// Where `step` came from, when the pipeline was resolved from templates.
     fn template_origin(&self, step: &PlannedStep) -> Option<TemplateOrigin> {
         if self.templates.is_empty() {

@@ -19,6 +19,7 @@ use crate::capabilities::log::LogSink;
 use crate::capabilities::secrets::Redactor;
 use crate::recorder::{self, StepFacts, StepRoots};
 use crate::runtime::{LoadedPlugin, Runtime, StepFailure, StepInvocation, StepLimits};
+use crate::step_cache;
 use crate::views;
 
 /// Extra time a step gets beyond its timeout before the host stops waiting
@@ -39,6 +40,8 @@ pub(crate) struct StepEnd {
     pub(crate) changes: Option<Changes>,
     /// The kind of failure, when it is one a step may be retried on.
     pub(crate) class: Option<flow_pipeline::FailureClass>,
+    /// What the step cache did, when it was asked.
+    pub(crate) cache: Option<Box<step_cache::Looked>>,
 }
 
 impl StepEnd {
@@ -98,6 +101,8 @@ pub(crate) struct StepTask {
     pub(crate) redactor: Option<Arc<Redactor>>,
     pub(crate) snapshot: Option<(Arc<DigestCache>, StepRoots)>,
     pub(crate) view: StepView,
+    /// How to look the step up in the step cache (none: it runs without asking).
+    pub(crate) lookup: Option<step_cache::Lookup>,
     pub(crate) workspace_quota: u64,
     pub(crate) started_ms: u64,
 }
@@ -142,6 +147,60 @@ impl StepTask {
         }
     }
 
+    /// The step does not run: the result kept under its key stands in for it.
+    fn finish_cached(
+        self,
+        tree: &flow_store::Tree,
+        granted: BTreeMap<String, String>,
+        looked: step_cache::Looked,
+    ) -> Finished {
+        let Some(entry) = looked.hit.as_deref().cloned() else {
+            return self.finish_early(StepFailure::Host("no cached result".into()));
+        };
+        let evidence: step_cache::Evidence =
+            serde_json::from_value(entry.evidence).unwrap_or_default();
+        let mut materials = views::artifacts(tree);
+        materials.extend(granted);
+        let mut notes = evidence.notes;
+        notes.push(format!(
+            "cached: not run; its result is that of step `{}` in run {}, which had the same key \
+             (plugin, params, grants, host commands, variables, secrets and materials)",
+            entry.step, entry.run
+        ));
+        self.log.line(
+            crate::capabilities::log::LogSource::Host,
+            &format!(
+                "not run: taken from the cache, the result of step `{}` in run {} (its log: flow logs {} {})",
+                entry.step, entry.run, entry.run, entry.step
+            ),
+        );
+        let (log, log_bytes, log_truncated) = self.log.finish();
+        Finished {
+            index: self.index,
+            end: StepEnd {
+                status: Some(StepStatus::Succeeded),
+                reason: None,
+                outputs: entry.outputs,
+                log,
+                log_bytes,
+                log_truncated,
+                facts: StepFacts {
+                    params: self.params,
+                    plugin_sha256: self.plugin.digest.hex(),
+                    started_ms: Some(self.started_ms),
+                    materials,
+                    products: evidence.products,
+                    notes,
+                    dependencies: evidence.dependencies,
+                    commands: evidence.commands,
+                },
+                changes: Some(entry.changes),
+                class: None,
+                cache: Some(Box::new(looked)),
+            },
+        }
+    }
+
     pub(crate) async fn run(self) -> Finished {
         let dir = self.view.dir.clone();
         let (finished, handled) = self.run_in_view().await;
@@ -158,10 +217,65 @@ impl StepTask {
 
     /// The attempt, and whether its view was dealt with (removed, or kept as a spare).
     async fn run_in_view(mut self) -> (Finished, bool) {
-        // Its view of the workspace, written before anything of it is hashed.
+        let mut tree = self.view.tree.take().unwrap_or_default();
+        // The host's work for the step (hashing before and after it) counts against
+        // its timeout, like the plugin's own.
+        let deadline = self.deadline;
+        let limits = flow_provenance::SnapshotLimits {
+            deadline: Some(deadline),
+            workspace_quota: Some(self.workspace_quota),
+        };
+        // A view past the run's quota (the steps it needs left too much) fails now.
+        let view_bytes = tree.bytes();
+        if view_bytes > self.workspace_quota {
+            let stop = flow_provenance::SnapshotStop::Quota {
+                bytes: view_bytes,
+                quota: self.workspace_quota,
+            };
+            let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+            return (self.finish_early(failure), false);
+        }
+        // Materials: what the step could read before it runs: its view, as the host
+        // writes it from the store (nothing to hash), and its granted directories,
+        // hashed by the host.
+        let (mut granted, mut notes) = (BTreeMap::new(), Vec::new());
+        if let Some((cache, roots)) = &self.snapshot
+            && !roots.readable.is_empty()
+        {
+            let snapshot = recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
+            if let Some(stop) = snapshot.stopped {
+                let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
+                return (self.finish_early(failure), false);
+            }
+            granted = snapshot.artifacts;
+            notes = snapshot.notes;
+        }
+        // With its key known, a result kept from an earlier run stands in for running it.
+        let mut looked = None;
+        if let Some(lookup) = self.lookup.take() {
+            let objects = self.view.objects.clone();
+            let (tree_now, granted_now) = (tree, granted);
+            let found = tokio::task::spawn_blocking(move || {
+                let looked = lookup.find(&tree_now, &granted_now, &objects);
+                (looked, tree_now, granted_now)
+            })
+            .await;
+            let Ok((found, tree_back, granted_back)) = found else {
+                let why = "the step cache lookup ended abnormally".to_owned();
+                return (self.finish_early(StepFailure::Host(why)), false);
+            };
+            (tree, granted) = (tree_back, granted_back);
+            if found.hit.is_some() {
+                return (self.finish_cached(&tree, granted, found), false);
+            }
+            // A step whose files were not all hashed leaves no result to keep.
+            let mut found = found;
+            found.storable = notes.is_empty();
+            looked = Some(Box::new(found));
+        }
+        // Its view of the workspace, written before the step runs.
         let objects = self.view.objects.clone();
         let dir = self.view.dir.clone();
-        let tree = self.view.tree.take().unwrap_or_default();
         let written = if tree.is_empty() {
             // Nothing to write (an empty directory is its view): no trip to a thread.
             Ok(views::Written::default())
@@ -178,39 +292,10 @@ impl StepTask {
                 return (self.finish_early(StepFailure::Host(why)), false);
             }
         };
-        // The host's work for the step (hashing before and after it) counts against
-        // its timeout, like the plugin's own.
-        let deadline = self.deadline;
-        let limits = flow_provenance::SnapshotLimits {
-            deadline: Some(deadline),
-            workspace_quota: Some(self.workspace_quota),
-        };
-        // A view past the run's quota (the steps it needs left too much) fails now.
-        let view_bytes = written.tree.bytes();
-        if view_bytes > self.workspace_quota {
-            let stop = flow_provenance::SnapshotStop::Quota {
-                bytes: view_bytes,
-                quota: self.workspace_quota,
-            };
-            let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-            return (self.finish_early(failure), false);
-        }
-        // Materials: what the step could read before it runs: its view, as the host
-        // wrote it from the store (nothing to hash), and its granted directories,
-        // hashed by the host.
-        let (mut materials, mut notes) = (BTreeMap::new(), Vec::new());
-        if let Some((cache, roots)) = &self.snapshot {
+        let mut materials = BTreeMap::new();
+        if self.snapshot.is_some() {
             materials = views::artifacts(&written.tree);
-            if !roots.readable.is_empty() {
-                let snapshot =
-                    recorder::snapshot(cache.clone(), roots.readable.clone(), limits).await;
-                if let Some(stop) = snapshot.stopped {
-                    let failure = host_stop(stop, self.limits, self.workspace_quota, "materials");
-                    return (self.finish_early(failure), false);
-                }
-                materials.extend(snapshot.artifacts);
-                notes = snapshot.notes;
-            }
+            materials.extend(granted);
         }
         let Some(caps) = self.caps.take() else {
             return (
@@ -364,6 +449,9 @@ impl StepTask {
             }
             notes.extend(after.notes);
         }
+        // Every file the step could read and write was hashed and kept: its result can
+        // stand in for a later run of it.
+        let clean = notes.is_empty();
         let (log, log_bytes, log_truncated) = self.log.finish();
         let class = result.as_ref().err().and_then(StepFailure::class);
         let (status, reason, outputs) = match result {
@@ -423,6 +511,10 @@ impl StepTask {
                 facts,
                 changes,
                 class,
+                cache: looked.map(|mut looked| {
+                    looked.storable &= clean;
+                    looked
+                }),
             },
         };
         (finished, handled)

@@ -5,6 +5,7 @@
 
 mod session;
 
+mod cache;
 mod check;
 mod checkout;
 mod exec;
@@ -12,6 +13,7 @@ mod net;
 mod plugins;
 mod provenance;
 mod publish;
+mod resume;
 mod retry;
 mod run;
 mod sandbox;

@@ -4,6 +4,7 @@
 #[macro_use]
 mod output;
 mod attest;
+mod cache;
 mod places;
 mod progress;
 mod report;
@@ -105,6 +106,16 @@ enum Command {
     /// Sign templates and print their digests
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Say what the step cache did for a step of a run, and why it missed
+    Explain {
+        /// A run id, a unique prefix of one, or `last`
+        run: String,
+        /// The step
+        step: String,
+    },
+    /// Manage the step cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Print a run's logs
     Logs {
         /// A run id, a unique prefix of one, or `last`
@@ -161,6 +172,21 @@ enum TemplateCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Drop cached step results by age and by size, and the stored files nothing needs
+    /// any more; prints what it freed
+    Gc {
+        /// Drop results not used for this long (`7d`, `12h`, `30m`)
+        #[arg(long, value_name = "AGE", value_parser = cache::parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Then drop the least recently used results until the rest weigh at most SIZE
+        /// (`512MiB`, `20GiB`)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Generate an ed25519 key pair: a PKCS#8 PEM private key (mode 0600) and its public key
     Generate {
@@ -213,6 +239,16 @@ struct RunArgs {
     /// (`64MiB`, `20GiB`...) [default: 32GiB]
     #[arg(long, env = "FLOW_WORKSPACE_QUOTA", value_name = "SIZE", value_parser = parse_size)]
     workspace_quota: Option<u64>,
+    /// Run every step: take no result from the step cache, and keep none
+    #[arg(long)]
+    no_cache: bool,
+    /// Say why each step that ran missed the cache (always in --json events)
+    #[arg(long)]
+    explain: bool,
+    /// Continue a run that failed, was cancelled or was killed (a run id, a unique
+    /// prefix of one, or `last`): steps that succeeded are kept, the rest run again
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["inputs", "workspace"])]
+    resume: Option<String>,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -307,6 +343,13 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         }
         Command::Template(TemplateCommand::Sign { dir, key }) => templates::sign(&dir, &key),
         Command::Template(TemplateCommand::Digest { dir }) => templates::digest(&dir),
+        Command::Explain { run, step } => {
+            read_store(&cli.global).and_then(|s| cache::explain(&s, &run, &step, style))
+        }
+        Command::Cache(CacheCommand::Gc {
+            older_than,
+            max_size,
+        }) => read_store(&cli.global).and_then(|s| cache::gc(&s, older_than, max_size, style)),
         Command::Logs { run, step } => {
             read_store(&cli.global).and_then(|s| report::logs(&s, &run, step.as_deref(), style))
         }
@@ -599,6 +642,11 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     let engine = engine(global, args.jobs)?;
     let pipeline = engine.load_pipeline(&args.file).await?;
     let store = open_store(global, Some(&args.file))?;
+    let resume = args
+        .resume
+        .as_deref()
+        .map(|q| store.resolve(q))
+        .transpose()?;
     let key = attest::signing_key(args.signing_key.as_deref(), store.dir())?;
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
@@ -616,12 +664,17 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
         rx,
         style,
         pipeline.plan.steps.iter().map(|s| s.id.clone()).collect(),
+        args.explain,
     ));
     let mut options = RunOptions::new(store.clone())
         .inputs(args.inputs)
         .cancel(cancel)
         .events(tx)
-        .signing_key(key);
+        .signing_key(key)
+        .no_cache(args.no_cache);
+    if let Some(id) = resume {
+        options = options.resume(id);
+    }
     if let Some(dir) = args.workspace {
         options = options.workspace(dir);
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use flow_engine::Event;
 use flow_engine::units::format_duration;
-use flow_store::StepStatus;
+use flow_store::{CacheUse, StepStatus};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::Style;
@@ -17,7 +17,13 @@ const LIVE_ALL_STEPS: usize = 12;
 const FRAME: Duration = Duration::from_millis(100);
 const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
 
-pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps: Vec<String>) {
+/// `explain`: say why each step missed the cache (or did without it).
+pub(crate) async fn render(
+    mut rx: UnboundedReceiver<Event>,
+    style: Style,
+    steps: Vec<String>,
+    explain: bool,
+) {
     match style {
         Style::Json => {
             while let Some(event) = rx.recv().await {
@@ -38,9 +44,22 @@ pub(crate) async fn render(mut rx: UnboundedReceiver<Event>, style: Style, steps
                 if let Some(line) = plain_line(&event, width, ran) {
                     outln!("{line}");
                 }
+                if explain && let Some(lines) = explanation(&event, width) {
+                    outln!("{lines}");
+                }
             }
         }
-        Style::Live => live(rx, steps).await,
+        Style::Live => {
+            let explained = live(rx, steps.clone()).await;
+            if explain {
+                let width = steps.iter().map(String::len).max().unwrap_or(0);
+                for event in &explained {
+                    if let Some(lines) = explanation(event, width) {
+                        outln!("{lines}");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -75,6 +94,19 @@ fn plain_line(event: &Event, width: usize, ran: bool) -> Option<String> {
             format_duration(Duration::from_millis(*delay_ms))
         ),
         Event::StepFinished {
+            run: this_run,
+            step,
+            status,
+            cache: Some(CacheUse::Hit { run, step: from }),
+            ..
+        } => {
+            if run == this_run && from == step {
+                format!("{step:<width$}  {status}, kept (it finished before the run was resumed)")
+            } else {
+                format!("{step:<width$}  {status}, cached (from {run}/{from})")
+            }
+        }
+        Event::StepFinished {
             step,
             status,
             reason,
@@ -98,6 +130,27 @@ fn plain_line(event: &Event, width: usize, ran: bool) -> Option<String> {
     })
 }
 
+/// Why a finished step ran rather than being taken from the cache, one line per cause.
+fn explanation(event: &Event, width: usize) -> Option<String> {
+    let Event::StepFinished {
+        cache: Some(cache), ..
+    } = event
+    else {
+        return None;
+    };
+    let pad = " ".repeat(width + 2);
+    match cache {
+        CacheUse::Miss { why } => Some(
+            why.iter()
+                .map(|cause| format!("{pad}not cached: {cause}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        CacheUse::Off { why } => Some(format!("{pad}cache not asked: {why}")),
+        _ => None,
+    }
+}
+
 pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -108,6 +161,8 @@ struct StepView {
     status: Option<StepStatus>,
     started: Option<Instant>,
     took: Option<Duration>,
+    /// Taken from the step cache.
+    cached: bool,
 }
 
 /// A one-character mark for a step state, coloured for a terminal.
@@ -128,7 +183,9 @@ pub(crate) fn symbol(status: StepStatus, color: bool) -> String {
     }
 }
 
-async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
+/// Draws the run as it goes; returns the steps' `StepFinished` events.
+async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) -> Vec<Event> {
+    let mut finished = Vec::new();
     let width = steps.iter().map(String::len).max().unwrap_or(0);
     let mut views: BTreeMap<String, StepView> = steps
         .iter()
@@ -139,6 +196,7 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
                     status: None,
                     started: None,
                     took: None,
+                    cached: false,
                 },
             )
         })
@@ -162,11 +220,15 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
                         v.status = Some(StepStatus::Running);
                     }
                 }
-                Some(Event::StepFinished { step, status, duration_ms, .. }) => {
-                    if let Some(v) = views.get_mut(&step) {
-                        v.status = Some(status);
-                        v.took = Some(Duration::from_millis(duration_ms));
+                Some(event @ Event::StepFinished { .. }) => {
+                    if let Event::StepFinished { step, status, duration_ms, cache, .. } = &event
+                        && let Some(v) = views.get_mut(step)
+                    {
+                        v.status = Some(*status);
+                        v.took = Some(Duration::from_millis(*duration_ms));
+                        v.cached = matches!(cache, Some(CacheUse::Hit { .. }));
                     }
+                    finished.push(event);
                 }
                 Some(_) => {}
                 None => break,
@@ -181,6 +243,7 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) {
     if !header.is_empty() {
         redraw(&steps, &views, &header, width, tick, drawn);
     }
+    finished
 }
 
 fn redraw(
@@ -229,7 +292,11 @@ fn redraw(
         } else {
             symbol(status, true)
         };
-        lines.push(format!("  {mark} {id:<width$}  {status:<9} {elapsed}"));
+        if view.cached {
+            lines.push(format!("  {mark} {id:<width$}  cached"));
+        } else {
+            lines.push(format!("  {mark} {id:<width$}  {status:<9} {elapsed}"));
+        }
     }
     for line in &lines {
         frame.push_str("\x1b[2K");
@@ -259,11 +326,47 @@ mod tests {
             reason: Some("boom\nmore".into()),
             duration_ms: 1500,
             outputs: BTreeMap::new(),
+            cache: None,
             at: 0,
         };
         assert_eq!(
             plain_line(&event, 6, true).as_deref(),
             Some("greet   failed in 1.5s: boom")
+        );
+    }
+
+    #[test]
+    fn cached_steps_say_where_from_and_misses_explain_themselves() {
+        let finished = |cache| Event::StepFinished {
+            run: "r2".into(),
+            step: "build".into(),
+            status: StepStatus::Succeeded,
+            reason: None,
+            duration_ms: 3,
+            outputs: BTreeMap::new(),
+            cache: Some(cache),
+            at: 0,
+        };
+        let hit = finished(CacheUse::Hit {
+            run: "r1".into(),
+            step: "build".into(),
+        });
+        assert_eq!(
+            plain_line(&hit, 5, true).as_deref(),
+            Some("build  succeeded, cached (from r1/build)")
+        );
+        assert_eq!(explanation(&hit, 5), None);
+        let miss = finished(CacheUse::Miss {
+            why: vec![
+                "param `a` changed: 1 → 2".into(),
+                "secret `t` changed".into(),
+            ],
+        });
+        assert_eq!(
+            explanation(&miss, 5).as_deref(),
+            Some(
+                "       not cached: param `a` changed: 1 → 2\n       not cached: secret `t` changed"
+            )
         );
     }
 }

@@ -186,6 +186,10 @@ fn print_step(step: &StepRecord, width: usize) {
             outln!("{indent}{line}");
         }
     }
+    // A step taken from the cache did not run; `flow explain` says why others missed.
+    if let Some(flow_store::CacheUse::Hit { run, step: from }) = &step.cache {
+        outln!("{indent}cached (from {run}/{from})");
+    }
     for (name, value) in &step.outputs {
         outln!("{indent}{name} = {}", first_line(value));
     }

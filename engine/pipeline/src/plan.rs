@@ -133,6 +133,10 @@ pub struct PlannedStep {
     pub continue_on_error: bool,
     /// How it is retried when it fails (`None`: one attempt).
     pub retry: Option<crate::retry::RetryPolicy>,
+    /// `cache:` as written: `Some(false)` always runs the step, `Some(true)` lets the
+    /// engine cache a step it would not by default (one that reaches the network or
+    /// runs unconfined commands); `None` caches what is safe to.
+    pub cache: Option<bool>,
     /// The directories it may use.
     pub fs_grants: Vec<FsGrant>,
     /// Host commands it may run (resolved to files by the engine).

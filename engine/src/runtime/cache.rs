@@ -14,8 +14,6 @@ use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -89,22 +87,7 @@ impl CacheKey {
 
     /// HMAC-SHA256 (RFC 2104) of the concatenated `parts`.
     fn mac(&self, parts: &[&[u8]]) -> [u8; MAC_LEN] {
-        const BLOCK: usize = 64;
-        let mut inner_pad = [0x36u8; BLOCK];
-        let mut outer_pad = [0x5cu8; BLOCK];
-        for (i, byte) in self.0.iter().enumerate() {
-            inner_pad[i] ^= byte;
-            outer_pad[i] ^= byte;
-        }
-        let mut inner = Sha256::new();
-        inner.update(inner_pad);
-        for part in parts {
-            inner.update(part);
-        }
-        let mut outer = Sha256::new();
-        outer.update(outer_pad);
-        outer.update(inner.finalize());
-        outer.finalize().into()
+        crate::mac::hmac_sha256(&self.0, parts)
     }
 }
 

@@ -31,7 +31,13 @@ pub(crate) fn step(id: &RunId, index: u32) -> Vec<u8> {
     key
 }
 
-/// `logs` key.
+/// The step index at the end of a [`step`] key.
+pub(crate) fn step_index(key: &[u8]) -> Option<u32> {
+    let tail = key.get(key.len().checked_sub(4)?..)?;
+    <[u8; 4]>::try_from(tail).ok().map(u32::from_be_bytes)
+}
+
+/// `logs` key: its step's key and its first line's `seq`.
 pub(crate) fn log(id: &RunId, index: u32, seq: u64) -> Vec<u8> {
     let mut key = step(id, index);
     key.extend_from_slice(&seq.to_be_bytes());

@@ -62,6 +62,7 @@
 //! read bumps [`SCHEMA_VERSION`]; a build refuses to open a data dir with a newer one.
 #![deny(missing_docs)]
 
+pub mod cache;
 mod error;
 mod keys;
 pub mod objects;
@@ -71,10 +72,11 @@ mod store;
 mod timestamp;
 pub mod tree;
 
+pub use cache::{CacheEntry, LastKey, StepCache};
 pub use error::{Result, StoreError};
 pub use objects::{Objects, Stored};
 pub use records::{
-    AttemptRecord, LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus,
+    AttemptRecord, CacheUse, LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus,
     StepAttestation, StepCompletion, StepLogLine, StepRecord, StepStatus,
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};

@@ -64,6 +64,41 @@ impl Objects {
         })
     }
 
+    /// Every object held: its sha256 and size (what `flow cache gc` weighs).
+    pub fn list(&self) -> io::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(self.dir.join("sha256"))? {
+            let fan = fan?;
+            let prefix = fan.file_name().to_string_lossy().into_owned();
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for object in std::fs::read_dir(fan.path())? {
+                let object = object?;
+                let sha256 = format!("{prefix}{}", object.file_name().to_string_lossy());
+                if self.path(&sha256).is_some() {
+                    out.push((sha256, object.metadata()?.len()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the object of `sha256` (nothing if it is not held); the bytes freed.
+    pub fn remove(&self, sha256: &str) -> io::Result<u64> {
+        let Some(path) = self.path(sha256) else {
+            return Ok(0);
+        };
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                std::fs::remove_file(&path)?;
+                Ok(meta.len())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the store holds `sha256`.
     pub fn contains(&self, sha256: &str) -> bool {
         self.path(sha256).is_some_and(|p| p.is_file())

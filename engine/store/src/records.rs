@@ -122,6 +122,18 @@ pub struct RunRecord {
     pub engine_version: String,
     /// The id of the process that ran it.
     pub pid: u32,
+    /// The sha256 of the pipeline file's text (what `--resume` checks it runs again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_sha256: Option<String>,
+    /// The pipeline's inputs, as bound.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// The run's workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// When the run was resumed (`flow run --resume`), oldest first (unix milliseconds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_at: Vec<u64>,
 }
 
 impl RunRecord {
@@ -145,6 +157,10 @@ impl RunRecord {
             failure: None,
             engine_version: engine_version.into(),
             pid: std::process::id(),
+            pipeline_sha256: None,
+            inputs: BTreeMap::new(),
+            workspace: None,
+            resumed_at: Vec::new(),
         }
     }
 }
@@ -178,6 +194,44 @@ pub struct StepRecord {
     /// first; the record's own fields are the last attempt's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptRecord>,
+    /// What the step cache did for it (none for a step that never got that far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheUse>,
+}
+
+/// What the step cache did for a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum CacheUse {
+    /// Its result was taken from the cache: it did not run.
+    Hit {
+        /// The run whose step produced the result.
+        run: String,
+        /// That step's id.
+        step: String,
+    },
+    /// Nothing was kept under its key, so it ran; why, one line per cause.
+    Miss {
+        /// The causes, in plain words.
+        why: Vec<String>,
+    },
+    /// It ran without the cache being asked.
+    Off {
+        /// Why (`cache: false`, `--no-cache`, it reaches the network...).
+        why: String,
+    },
+}
+
+impl std::fmt::Display for CacheUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheUse::Hit { run, step } => write!(f, "cached (from {run}/{step})"),
+            CacheUse::Miss { why } if why.is_empty() => f.write_str("not cached"),
+            CacheUse::Miss { why } => write!(f, "not cached: {}", why.join("; ")),
+            CacheUse::Off { why } => write!(f, "cache off: {why}"),
+        }
+    }
 }
 
 /// An attempt of a step that was retried, as it ended.
@@ -212,6 +266,7 @@ impl StepRecord {
             outputs: BTreeMap::new(),
             log_bytes: 0,
             log_truncated: false,
+            cache: None,
             attempts: Vec::new(),
         }
     }

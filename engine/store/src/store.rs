@@ -18,7 +18,7 @@ use crate::records::{
 };
 use crate::run_id::RunId;
 use crate::timestamp::now_millis;
-use crate::tree::Changes;
+use crate::tree::{Changes, Tree};
 
 /// The most JSON [`Store::finish_step`] puts in one `logs` value (a chunk of lines).
 pub const LOG_CHUNK_BYTES: usize = 32 * 1024;
@@ -45,6 +45,7 @@ const META: &str = "meta";
 const ATTESTATIONS: &str = "attestations";
 const RUN_ATTESTATIONS: &str = "run_attestations";
 const CHANGES: &str = "changes";
+const BASES: &str = "bases";
 
 /// An open run store: a cheap, clonable handle (clones share one database).
 ///
@@ -67,6 +68,7 @@ struct Inner {
     attestations: sled::Tree,
     run_attestations: sled::Tree,
     changes: sled::Tree,
+    bases: sled::Tree,
     recovered: Vec<RunId>,
 }
 
@@ -110,6 +112,7 @@ impl Store {
         let attestations = db.open_tree(ATTESTATIONS).map_err(storage)?;
         let run_attestations = db.open_tree(RUN_ATTESTATIONS).map_err(storage)?;
         let changes = db.open_tree(CHANGES).map_err(storage)?;
+        let bases = db.open_tree(BASES).map_err(storage)?;
         let mut store = Store {
             inner: Arc::new(Inner {
                 dir,
@@ -121,6 +124,7 @@ impl Store {
                 attestations,
                 run_attestations,
                 changes,
+                bases,
                 recovered: Vec::new(),
             }),
         };
@@ -331,8 +335,14 @@ impl Store {
                 if let Some(value) = &attestation_value {
                     attestations.insert(step_key.as_slice(), value.as_slice())?;
                 }
-                if let Some(value) = &changes_value {
-                    changes.insert(step_key.as_slice(), value.as_slice())?;
+                match &changes_value {
+                    Some(value) => {
+                        changes.insert(step_key.as_slice(), value.as_slice())?;
+                    }
+                    // An earlier attempt's (before `--resume`) must not stand for this one.
+                    None => {
+                        changes.remove(step_key.as_slice())?;
+                    }
                 }
                 for key in &stale {
                     logs.remove(key)?;
@@ -649,18 +659,28 @@ impl Store {
         let mut out = Vec::new();
         for item in self.inner.attestations.scan_prefix(keys::run_prefix(run)) {
             let (key, value) = item.map_err(|e| self.storage(e))?;
-            let index = key
-                .len()
-                .checked_sub(4)
-                .and_then(|at| key.get(at..))
-                .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
-                .map(u32::from_be_bytes)
-                .ok_or_else(|| {
-                    self.corrupt(ATTESTATIONS, &key, "the key holds no step index".into())
-                })?;
+            let index = keys::step_index(&key).ok_or_else(|| {
+                self.corrupt(ATTESTATIONS, &key, "the key holds no step index".into())
+            })?;
             out.push((index, self.decode(ATTESTATIONS, &key, &value)?));
         }
         Ok(out)
+    }
+
+    /// Replaces one step's signed provenance (a resumed run keeps a finished step's
+    /// envelopes and gives it its place in the new chain).
+    pub fn put_step_attestation(
+        &self,
+        run: &RunId,
+        index: u32,
+        attestation: &StepAttestation,
+    ) -> Result<()> {
+        let value = self.encode("step attestation", attestation)?;
+        self.inner
+            .attestations
+            .insert(keys::step(run, index), value)
+            .map_err(|e| self.storage(e))?;
+        Ok(())
     }
 
     /// Deletes one step's signed provenance, leaving the step's record. Only for tests
@@ -687,6 +707,38 @@ impl Store {
         }
     }
 
+    /// What every step of a run changed that changed something: `(index, changes)`.
+    pub fn run_changes(&self, run: &RunId) -> Result<Vec<(u32, Changes)>> {
+        let mut out = Vec::new();
+        for item in self.inner.changes.scan_prefix(keys::run_prefix(run)) {
+            let (key, value) = item.map_err(|e| self.storage(e))?;
+            let index = keys::step_index(&key)
+                .ok_or_else(|| self.corrupt(CHANGES, &key, "the key holds no step index".into()))?;
+            out.push((index, self.decode(CHANGES, &key, &value)?));
+        }
+        Ok(out)
+    }
+
+    /// Records what the run's workspace held when it started (its files are in the
+    /// object store): where every step's view starts, and what `--resume` starts from.
+    pub fn put_run_base(&self, run: &RunId, base: &Tree) -> Result<()> {
+        let value = self.encode("run base", base)?;
+        self.inner
+            .bases
+            .insert(keys::run(run), value)
+            .map_err(|e| self.storage(e))?;
+        Ok(())
+    }
+
+    /// What the run's workspace held when it started, if recorded.
+    pub fn run_base(&self, run: &RunId) -> Result<Option<Tree>> {
+        let key = keys::run(run);
+        match self.inner.bases.get(key).map_err(|e| self.storage(e))? {
+            Some(value) => Ok(Some(self.decode(BASES, key, &value)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The signed provenance of a run as a whole, once it finished.
     pub fn run_attestation(&self, run: &RunId) -> Result<Option<RunAttestation>> {
         let key = keys::run(run);
@@ -701,7 +753,12 @@ impl Store {
         }
     }
 
-    fn encode<T: Serialize>(&self, what: &'static str, value: &T) -> Result<Vec<u8>> {
+    /// The sled database (for the trees other modules of this crate keep).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn encode<T: Serialize>(&self, what: &'static str, value: &T) -> Result<Vec<u8>> {
         serde_json::to_vec(value).map_err(|source| StoreError::Encode {
             dir: self.inner.dir.clone(),
             what,
@@ -709,7 +766,7 @@ impl Store {
         })
     }
 
-    fn decode<T: DeserializeOwned>(
+    pub(crate) fn decode<T: DeserializeOwned>(
         &self,
         tree: &'static str,
         key: &[u8],
@@ -725,7 +782,7 @@ impl Store {
             .ok_or_else(|| self.corrupt(tree, bytes, "the key is not a run id".into()))
     }
 
-    fn corrupt(&self, tree: &'static str, key: &[u8], reason: String) -> StoreError {
+    pub(crate) fn corrupt(&self, tree: &'static str, key: &[u8], reason: String) -> StoreError {
         StoreError::Corrupt {
             dir: self.inner.dir.clone(),
             tree,
@@ -741,7 +798,7 @@ impl Store {
         }
     }
 
-    fn storage(&self, source: sled::Error) -> StoreError {
+    pub(crate) fn storage(&self, source: sled::Error) -> StoreError {
         StoreError::Storage {
             dir: self.inner.dir.clone(),
             source,

@@ -39,6 +39,7 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
         "memory",
         "continue-on-error",
         "retry",
+        "cache",
         "grants",
     ];
     match reader.step_mode {
@@ -61,6 +62,7 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
         memory: None,
         continue_on_error: false,
         retry: None,
+        cache: None,
         grants: GrantsDecl::default(),
         version_req: None,
         interface: None,
@@ -186,6 +188,23 @@ pub(crate) fn read_step(reader: &mut Reader, entry: &Entry) -> Option<StepDecl> 
                 }
             },
             "retry" => step.retry = read_retry(reader, value).map(|p| (p, value.span)),
+            "cache" => match &value.kind {
+                NodeKind::Scalar {
+                    value: Scalar::Bool(b),
+                    ..
+                } => step.cache = Some((*b, value.span)),
+                _ => {
+                    reader.error(
+                        value.span,
+                        format!(
+                            "`cache` must be `true` or `false`, found {}",
+                            value.type_name()
+                        ),
+                    ).help = Some(
+                        "`cache: false` always runs the step; `cache: true` caches a step that reaches the network or runs unconfined commands".into(),
+                    );
+                }
+            },
             "grants" => step.grants = read_grants(reader, value, &place),
             _ => {}
         }

@@ -310,6 +310,9 @@ pub struct StepDecl {
     pub continue_on_error: bool,
     /// How it is retried (`retry:`), with where it was written.
     pub retry: Option<(crate::retry::RetryPolicy, Span)>,
+    /// Whether its result may be taken from the step cache (`cache:`), with where it
+    /// was written; `None` leaves it to the engine (see [`crate::plan::PlannedStep::cache`]).
+    pub cache: Option<(bool, Span)>,
     /// What it may touch beyond its workspace.
     pub grants: GrantsDecl,
     /// The plugin's version requirement (`uses: scan@^1`), as written, with where.

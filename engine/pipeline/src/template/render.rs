@@ -167,6 +167,12 @@ pub fn render_resolved(pipeline: &Pipeline) -> String {
                 &at(step.file_of("retry"), *span),
             ));
         }
+        if let Some((cache, span)) = step.cache {
+            out.push_str(&pad(
+                &format!("    cache: {cache}"),
+                &at(step.file_of("cache"), span),
+            ));
+        }
         let g = &step.grants;
         let kinds: [(&str, Vec<(String, Span)>); 6] = [
             (

@@ -18,7 +18,7 @@ pub(super) const SEALABLE: [&str; 6] = [
 ];
 
 /// Step keys a template may seal (`with.<param>` and `grants.<kind>` too).
-const SEALABLE_STEP_KEYS: [&str; 11] = [
+const SEALABLE_STEP_KEYS: [&str; 12] = [
     "uses",
     "with",
     "needs",
@@ -28,6 +28,7 @@ const SEALABLE_STEP_KEYS: [&str; 11] = [
     "memory",
     "continue-on-error",
     "retry",
+    "cache",
     "name",
     "description",
 ];

@@ -174,6 +174,7 @@ pub(super) fn change_step(
             "memory" => decl.memory = change.memory,
             "continue-on-error" => decl.continue_on_error = change.continue_on_error,
             "retry" => decl.retry = change.retry.clone(),
+            "cache" => decl.cache = change.cache,
             "name" => decl.name = change.name.clone(),
             "description" => decl.description = change.description.clone(),
             k if k.starts_with("with.") => {
