@@ -442,54 +442,19 @@ impl Engine {
         let base = if resumed.is_some() {
             base
         } else {
-            let (objects, dir) = (objects.clone(), workspace.clone());
-            tokio::task::spawn_blocking(move || {
-                crate::views::capture(
-                    &objects,
-                    &dir,
-                    &crate::views::Written::default(),
-                    std::time::SystemTime::now(),
-                    flow_provenance::SnapshotLimits::default(),
-                    crate::views::Take::Copy,
-                )
-                .map_err(|e| match e {
-                    crate::views::CaptureError::Io(e) => e,
-                    other => std::io::Error::other(other.to_string()),
-                })
-            })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r)
-            .map_err(|source| EngineError::Workspace {
-                path: workspace.clone(),
-                source,
-            })?
-            .tree
+            crate::run_setup::capture_base(&objects, &workspace).await?
         };
         // What the workspace held is where a resumed run starts again.
         if resumed.is_none() {
             store.put_run_base(&id, &base)?;
         }
-        let cache = if options.no_cache {
-            Err("the run does without the cache (`--no-cache`)".to_owned())
-        } else if options.signing_key.is_none() {
-            Err("the run records no provenance (no signing key), which the cache keeps with each result".to_owned())
-        } else {
-            let cache = flow_store::StepCache::open(&store)?;
-            let mut fresh = [0u8; 32];
-            match getrandom::getrandom(&mut fresh) {
-                Ok(()) => Ok(cache.secret(|| fresh)?),
-                Err(e) => Err(format!("no randomness for the cache's secret: {e}")),
-            }
-            .map(|secret| {
-                Arc::new(crate::step_cache::RunCache {
-                    cache,
-                    secret,
-                    pipeline: pipeline.plan.name.clone(),
-                    run: id.to_string(),
-                })
-            })
-        };
+        let cache = crate::run_setup::run_cache(
+            &store,
+            options.no_cache,
+            options.signing_key.is_some(),
+            &pipeline.plan.name,
+            id.as_str(),
+        )?;
         let steps = pipeline.plan.steps.iter().map(|s| s.id.clone()).collect();
         let resuming = resumed.is_some();
         let run = match resumed {
@@ -546,6 +511,65 @@ impl Engine {
             tracing::warn!(run = %run.id, "no signing key given: this run records no provenance");
         }
         executor::execute(&pipeline.plan, cx, run, restored, resuming).await
+    }
+
+    /// What the step cache would do for each step of a run of `pipeline` with
+    /// `options`, without running anything (`flow run --dry-run --explain`): taken from
+    /// the cache, run (and why), or not known before the steps it needs run.
+    pub async fn predict(
+        &self,
+        pipeline: &LoadedPipeline,
+        options: RunOptions,
+    ) -> Result<Vec<(String, crate::step_cache::predict::Prediction)>, EngineError> {
+        let store = options.store.clone();
+        let objects = flow_store::Objects::open(store.dir().join("objects")).map_err(|source| {
+            EngineError::Workspace {
+                path: store.dir().join("objects"),
+                source,
+            }
+        })?;
+        let inputs = pipeline
+            .plan
+            .bind_inputs(&options.inputs)
+            .map_err(EngineError::Invalid)?;
+        let secrets = Arc::new(
+            capabilities::secrets::load(&pipeline.plan, &options.secrets)
+                .map_err(EngineError::Invalid)?,
+        );
+        // A new run's workspace starts empty unless one is given.
+        let (workspace, base) = match options.workspace.as_ref().map(|w| w.canonicalize()) {
+            Some(Ok(dir)) => {
+                let base = crate::run_setup::capture_base(&objects, &dir).await?;
+                (dir, base)
+            }
+            _ => (store.dir().join("workspaces").join("new"), Tree::default()),
+        };
+        let caps = capabilities::RunCapabilities::resolve(&capabilities::RunInputs {
+            plan: &pipeline.plan,
+            exec: &pipeline.exec,
+            secrets: &secrets,
+            owner: options.signing_key.as_deref(),
+            workspace: &workspace,
+        })
+        .map_err(EngineError::Invalid)?;
+        let cache = crate::run_setup::run_cache(
+            &store,
+            options.no_cache,
+            options.signing_key.is_some(),
+            &pipeline.plan.name,
+            "",
+        )?;
+        Ok(crate::step_cache::predict::Predictor {
+            plan: &pipeline.plan,
+            plugins: &pipeline.plugins,
+            caps: &caps,
+            cache,
+            objects: &objects,
+            base,
+            inputs,
+            workspace: &workspace,
+        }
+        .predict())
     }
 
     /// Load and describe every built-in plugin.

@@ -725,40 +725,14 @@ impl Execution<'_> {
         if let Some(why) = step_cache::off_reason(step, self.cx.caps.exec.plan().confine) {
             return (None, Some(why));
         }
-        let secret = &run.secret;
-        let mut manifest = Manifest {
-            engine: step_cache::ENGINE.into(),
-            plugin: step.plugin.to_string(),
-            plugin_sha256: plugin_sha256.to_owned(),
-            params: params.clone(),
-            grants: self.cx.caps.describe(step),
-            ..Manifest::default()
-        };
-        // Where the run's workspace is changes every run and is not what the step reads
-        // (its view is, listed with its files).
-        if let Some(grants) = manifest.grants.as_object_mut() {
-            grants.remove("workspace");
-        }
-        if let Some(commands) = self.cx.caps.exec.plan().steps.get(step.index) {
-            manifest.commands = commands
-                .iter()
-                .map(|c| (c.name.clone(), c.resolved.sha256.clone()))
-                .collect();
-        }
-        manifest.env = caps
-            .exec
-            .plugin_env()
-            .iter()
-            .map(|(name, value)| (name.clone(), Manifest::keyed(secret, "env", name, value)))
-            .collect();
-        manifest.secrets = step
-            .secret_grants
-            .iter()
-            .filter_map(|name| {
-                let value = self.cx.caps.secrets.0.get(name)?;
-                Some((name.clone(), Manifest::keyed(secret, "secret", name, value)))
-            })
-            .collect();
+        let manifest = Manifest::of_step(
+            step,
+            params,
+            plugin_sha256,
+            &self.cx.caps,
+            caps.exec.plugin_env(),
+            &run.secret,
+        );
         let producers = sources
             .iter()
             .filter_map(|&a| {

@@ -54,6 +54,7 @@ pub(crate) mod policy;
 pub(crate) mod reach;
 mod recorder;
 mod resume;
+mod run_setup;
 pub(crate) mod runtime;
 pub mod step_cache;
 mod step_task;

@@ -399,3 +399,97 @@ fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+#[test]
+fn a_dry_run_predicts_hits_and_misses_and_records_nothing() {
+    let session = chain();
+    let first = session.flow(["run", "flow.yaml", "--dry-run", "--explain"]).run();
+    first.expect_success();
+    assert!(
+        first.stdout.contains("seed  would run\n      not cached: no earlier run of step `seed` in pipeline `chain`\na     not known: `seed` would run first"),
+        "{}",
+        first.stdout
+    );
+    run_json(&session, &[]);
+    let id = session.last_run().0["run"]["id"].as_str().unwrap().to_owned();
+    let same = session.flow(["run", "flow.yaml", "--dry-run"]).run();
+    same.expect_success();
+    for step in ["seed", "a", "c"] {
+        assert!(
+            same.stdout
+                .contains(&format!("{step:<4}  cached (from {id}/{step})")),
+            "{}",
+            same.stdout
+        );
+    }
+    assert!(
+        same.stdout
+            .contains("b     would run (cache not asked: `cache: false`)"),
+        "{}",
+        same.stdout
+    );
+    assert!(same.stdout.ends_with("3 of 4 steps would be taken from the cache\n"));
+    let changed = session
+        .flow(["--json", "run", "flow.yaml", "--dry-run", "-i", "msg=ho"])
+        .run();
+    changed.expect_success();
+    let lines = changed.json_lines();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"step": "seed", "prediction": {"status": "miss", "why": [r#"param `content` changed: "hi" → "ho""#]}})
+    );
+    assert_eq!(lines[1]["prediction"]["status"], "unknown");
+    // Nothing ran: one run is recorded, and the next real run still hits.
+    assert_eq!(session.flow(["--json", "runs"]).run().json_lines().len(), 1);
+    let (events, _) = run_json(&session, &[]);
+    assert_eq!(events["a"]["cache"]["status"], "hit");
+}
+
+#[test]
+fn a_changed_host_command_or_variable_is_named() {
+    let session = Session::new();
+    session.file(
+        "tools/run.sh",
+        "#!/bin/sh\necho \"length ${#FLOW_TEST_VAR}\" > out.txt\n",
+    );
+    let script = session.path("tools/run.sh");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let script = script.canonicalize().unwrap();
+    let script = script.display();
+    session.file(
+        "flow.yaml",
+        format!("version: 1\nname: cmd\nexec-confinement: required\nsteps:\n  make:\n    uses: build\n    grants:\n      exec: [{script}]\n      env: [FLOW_TEST_VAR]\n    with: {{ command: [run.sh], artifacts: [out.txt] }}\n"),
+    );
+    let run = |value: &str| {
+        let out = session
+            .flow(["--json", "run", "flow.yaml"])
+            .env("FLOW_TEST_VAR", value)
+            .run();
+        out.expect_code(0);
+        out.json_lines()
+            .into_iter()
+            .find(|e| e["event"] == "step-finished")
+            .map(|e| e["cache"].clone())
+            .unwrap()
+    };
+    assert_eq!(run("one")["status"], "miss");
+    assert_eq!(run("one")["status"], "hit");
+    assert_eq!(
+        run("two")["why"],
+        serde_json::json!(["variable `FLOW_TEST_VAR` changed"])
+    );
+    // The value is never kept (the command writes only its length): only a keyed hash.
+    for file in walk(&session.data_dir().join("store")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+        assert!(!text.contains(&hex_sha256(b"two")), "{}", file.display());
+    }
+    session.file(
+        "tools/run.sh",
+        "#!/bin/sh\necho \"length: ${#FLOW_TEST_VAR}\" > out.txt\n",
+    );
+    assert_eq!(
+        run("two")["why"],
+        serde_json::json!(["host command `run.sh` changed (its file's digest)"])
+    );
+}

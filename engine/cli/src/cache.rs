@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use flow_engine::step_cache::gc::{self, GcLimits};
+use flow_engine::step_cache::predict::Prediction;
 use flow_engine::units::format_bytes;
 use flow_store::{CacheUse, Objects, Store, StoreError, now_millis};
 
@@ -49,6 +50,54 @@ pub(crate) fn explain(store: &Store, query: &str, step: &str, style: Style) -> R
         ),
     }
     Ok(exit::SUCCESS)
+}
+
+/// `flow run --dry-run`: what the cache would do for each step.
+pub(crate) fn print_predictions(
+    pipeline: &str,
+    predictions: &[(String, Prediction)],
+    explain: bool,
+    style: Style,
+) {
+    if style == Style::Json {
+        for (step, prediction) in predictions {
+            outln!("{}", serde_json::json!({ "step": step, "prediction": prediction }));
+        }
+        return;
+    }
+    let width = predictions.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
+    let pad = " ".repeat(width + 2);
+    outln!(
+        "dry run of {pipeline} ({} step{}): nothing runs",
+        predictions.len(),
+        crate::progress::plural(predictions.len())
+    );
+    let mut hits = 0;
+    for (step, prediction) in predictions {
+        match prediction {
+            Prediction::Hit { run, step: from } => {
+                hits += 1;
+                outln!("{step:<width$}  cached (from {run}/{from})");
+            }
+            Prediction::Miss { why } => {
+                outln!("{step:<width$}  would run");
+                if explain {
+                    for cause in why {
+                        outln!("{pad}not cached: {cause}");
+                    }
+                }
+            }
+            Prediction::Off { why } => outln!("{step:<width$}  would run (cache not asked: {why})"),
+            Prediction::Skip { why } => outln!("{step:<width$}  would be skipped: {why}"),
+            Prediction::Unknown { why } => outln!("{step:<width$}  not known: {why}"),
+            other => outln!("{step:<width$}  {other:?}"),
+        }
+    }
+    outln!(
+        "{hits} of {} step{} would be taken from the cache",
+        predictions.len(),
+        crate::progress::plural(predictions.len())
+    );
 }
 
 /// `flow cache gc`.

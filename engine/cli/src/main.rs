@@ -249,6 +249,10 @@ struct RunArgs {
     /// prefix of one, or `last`): steps that succeeded are kept, the rest run again
     #[arg(long, value_name = "RUN", conflicts_with_all = ["inputs", "workspace"])]
     resume: Option<String>,
+    /// Run nothing: say which steps the cache would stand in for (with --explain, why
+    /// the others would run)
+    #[arg(long, conflicts_with = "resume")]
+    dry_run: bool,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -647,6 +651,19 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
         .as_deref()
         .map(|q| store.resolve(q))
         .transpose()?;
+    if args.dry_run {
+        let key = attest::signing_key(args.signing_key.as_deref(), store.dir())?;
+        let mut options = RunOptions::new(store.clone())
+            .inputs(args.inputs)
+            .signing_key(key)
+            .no_cache(args.no_cache);
+        if let Some(dir) = args.workspace {
+            options = options.workspace(dir);
+        }
+        let predictions = engine.predict(&pipeline, options).await?;
+        cache::print_predictions(&pipeline.plan.name, &predictions, args.explain, style);
+        return Ok(exit::SUCCESS);
+    }
     let key = attest::signing_key(args.signing_key.as_deref(), store.dir())?;
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();

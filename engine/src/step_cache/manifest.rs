@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use flow_pipeline::PlannedStep;
 use flow_store::{Entry, Tree};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::capabilities::RunCapabilities;
 use crate::mac::hmac_sha256;
 
 /// Everything a step's result depends on, as far as the host can know it. Values no one
@@ -41,6 +43,53 @@ pub(crate) struct Manifest {
 }
 
 impl Manifest {
+    /// What `step` is run with, but its files: its plugin, params, grants, host
+    /// commands, the variables it is given (`env`) and its secrets, keyed by `secret`.
+    pub fn of_step(
+        step: &PlannedStep,
+        params: &Map<String, Value>,
+        plugin_sha256: &str,
+        caps: &RunCapabilities,
+        env: &[(String, String)],
+        secret: &[u8; 32],
+    ) -> Manifest {
+        let mut grants = caps.describe(step);
+        // Where the run's workspace is changes every run and is not what the step reads
+        // (its view is, listed with its files).
+        if let Some(grants) = grants.as_object_mut() {
+            grants.remove("workspace");
+        }
+        Manifest {
+            engine: super::ENGINE.into(),
+            plugin: step.plugin.to_string(),
+            plugin_sha256: plugin_sha256.to_owned(),
+            params: params.clone(),
+            grants,
+            commands: caps
+                .exec
+                .plan()
+                .steps
+                .get(step.index)
+                .into_iter()
+                .flatten()
+                .map(|c| (c.name.clone(), c.resolved.sha256.clone()))
+                .collect(),
+            env: env
+                .iter()
+                .map(|(name, value)| (name.clone(), Self::keyed(secret, "env", name, value)))
+                .collect(),
+            secrets: step
+                .secret_grants
+                .iter()
+                .filter_map(|name| {
+                    let value = caps.secrets.0.get(name)?;
+                    Some((name.clone(), Self::keyed(secret, "secret", name, value)))
+                })
+                .collect(),
+            ..Manifest::default()
+        }
+    }
+
     /// A keyed hash of a value no one may read back, as it is listed.
     pub fn keyed(secret: &[u8; 32], kind: &str, name: &str, value: &str) -> String {
         let mac = hmac_sha256(

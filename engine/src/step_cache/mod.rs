@@ -8,6 +8,7 @@
 pub(crate) mod explain;
 pub mod gc;
 pub(crate) mod manifest;
+pub mod predict;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
