@@ -722,7 +722,7 @@ impl Execution<'_> {
             Ok(run) => run,
             Err(why) => return (None, Some(why.clone())),
         };
-        if let Some(why) = step_cache::off_reason(step, self.cx.caps.exec.plan().confine) {
+        if let Some(why) = step_cache::off_reason(step) {
             return (None, Some(why));
         }
         let manifest = Manifest::of_step(
@@ -748,6 +748,7 @@ impl Execution<'_> {
             step: step.id.clone(),
             manifest,
             producers,
+            keep_anyway: step.cache == Some(true),
         };
         (Some(lookup), None)
     }

@@ -45,7 +45,9 @@ pub(crate) fn run_cache(
     run: &str,
 ) -> Result<Result<Arc<RunCache>, String>, EngineError> {
     if no_cache {
-        return Ok(Err("the run does without the cache (`--no-cache`)".to_owned()));
+        return Ok(Err(
+            "the run does without the cache (`--no-cache`)".to_owned()
+        ));
     }
     if !signed {
         return Ok(Err(

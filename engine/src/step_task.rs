@@ -467,6 +467,7 @@ impl StepTask {
                 (status, Some(failure.to_string()), BTreeMap::new())
             }
         };
+        let outside = self.claims.outside();
         let (dependencies, mut commands, dropped) = self.claims.take();
         notes.extend(dropped);
         // Nothing recorded carries a secret's value: outputs, the reason, the
@@ -513,6 +514,7 @@ impl StepTask {
                 class,
                 cache: looked.map(|mut looked| {
                     looked.storable &= clean;
+                    looked.outside(&outside);
                     looked
                 }),
             },

@@ -311,25 +311,35 @@ fn secrets_enter_keys_only_keyed_and_a_changed_secret_misses() {
 }
 
 #[test]
-fn network_steps_are_cached_only_when_they_say_so() {
+fn a_step_that_reached_the_network_keeps_no_result_unless_it_says_so() {
     let session = Session::new();
-    let pipeline = |cache: &str| {
+    let pipeline = |cache: &str, url: &str| {
         format!(
-            "version: 1\nname: net\nsteps:\n  get:\n    uses: ./net_probe.wasm\n{cache}    grants: {{ net: ['127.0.0.1:9'] }}\n    with: {{ url: 'http://127.0.0.1:9/' }}\n"
+            "version: 1\nname: net\nsteps:\n  get:\n    uses: ./net_probe.wasm\n{cache}    grants: {{ net: ['127.0.0.1:9'] }}\n    with: {{ url: '{url}' }}\n"
         )
     };
-    session.plugin("net_probe").file("flow.yaml", pipeline(""));
+    session
+        .plugin("net_probe")
+        .file("flow.yaml", pipeline("", "http://127.0.0.1:9/"));
     session.flow(["run", "flow.yaml"]).run().expect_code(1);
     let show = session.last_run().0;
     assert_eq!(
-        show["steps"][0]["cache"],
-        serde_json::json!({"status": "off", "why": "it reaches the network (`grants.net`); `cache: true` caches it anyway"})
+        show["steps"][0]["cache"]["why"],
+        serde_json::json!([
+            "no earlier run of step `get` in pipeline `net`",
+            "its result is not kept: it reached the network (127.0.0.1:9); `cache: true` keeps it anyway"
+        ])
     );
-    session.file("flow.yaml", pipeline("    cache: true\n"));
+    // With `cache: true` the request is the step's own business.
+    session.file(
+        "flow.yaml",
+        pipeline("    cache: true\n", "http://127.0.0.1:9/"),
+    );
     session.flow(["run", "flow.yaml"]).run().expect_code(1);
     let show = session.last_run().0;
-    assert_eq!(show["steps"][0]["cache"]["status"], "miss");
-    // A failed step keeps no result: the next run misses again, and says why.
+    let why = show["steps"][0]["cache"]["why"].to_string();
+    assert!(!why.contains("not kept"), "{why}");
+    // A failed step keeps no result either way: the next run misses, and says why.
     session.flow(["run", "flow.yaml"]).run().expect_code(1);
     let show = session.last_run().0;
     let why = show["steps"][0]["cache"]["why"][0]
@@ -403,7 +413,9 @@ fn hex_sha256(bytes: &[u8]) -> String {
 #[test]
 fn a_dry_run_predicts_hits_and_misses_and_records_nothing() {
     let session = chain();
-    let first = session.flow(["run", "flow.yaml", "--dry-run", "--explain"]).run();
+    let first = session
+        .flow(["run", "flow.yaml", "--dry-run", "--explain"])
+        .run();
     first.expect_success();
     assert!(
         first.stdout.contains("seed  would run\n      not cached: no earlier run of step `seed` in pipeline `chain`\na     not known: `seed` would run first"),
@@ -411,7 +423,10 @@ fn a_dry_run_predicts_hits_and_misses_and_records_nothing() {
         first.stdout
     );
     run_json(&session, &[]);
-    let id = session.last_run().0["run"]["id"].as_str().unwrap().to_owned();
+    let id = session.last_run().0["run"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let same = session.flow(["run", "flow.yaml", "--dry-run"]).run();
     same.expect_success();
     for step in ["seed", "a", "c"] {
@@ -428,7 +443,10 @@ fn a_dry_run_predicts_hits_and_misses_and_records_nothing() {
         "{}",
         same.stdout
     );
-    assert!(same.stdout.ends_with("3 of 4 steps would be taken from the cache\n"));
+    assert!(
+        same.stdout
+            .ends_with("3 of 4 steps would be taken from the cache\n")
+    );
     let changed = session
         .flow(["--json", "run", "flow.yaml", "--dry-run", "-i", "msg=ho"])
         .run();
@@ -453,8 +471,7 @@ fn a_changed_host_command_or_variable_is_named() {
         "#!/bin/sh\necho \"length ${#FLOW_TEST_VAR}\" > out.txt\n",
     );
     let script = session.path("tools/run.sh");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = script.canonicalize().unwrap();
     let script = script.display();
     session.file(

@@ -29,7 +29,12 @@ fn git(repo: &Path, args: &[&str]) {
     let status = Command::new("git")
         .arg("-C")
         .arg(repo)
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"])
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.invalid",
+        ])
         .args(args)
         .stdout(std::process::Stdio::null())
         .status()

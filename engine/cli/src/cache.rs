@@ -61,7 +61,10 @@ pub(crate) fn print_predictions(
 ) {
     if style == Style::Json {
         for (step, prediction) in predictions {
-            outln!("{}", serde_json::json!({ "step": step, "prediction": prediction }));
+            outln!(
+                "{}",
+                serde_json::json!({ "step": step, "prediction": prediction })
+            );
         }
         return;
     }

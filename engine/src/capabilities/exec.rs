@@ -287,6 +287,10 @@ impl wit_exec::Host for ExecStep {
             record["signal"] = signal.into();
         }
         self.claims.add_command(record);
+        if !outcome.confined {
+            self.claims
+                .add_outside(format!("it ran `{}` unconfined", granted.name));
+        }
         if let Some(stopped) = outcome.stopped {
             self.stopped = Some(match stopped {
                 StopReason::Timeout => Stop::TimedOut,

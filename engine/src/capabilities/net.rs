@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::recorded::Claims;
 use super::step_log::{LogSink, LogSource};
 use super::unit::{Capability, RunInputs, StepInputs, StoreData};
 
@@ -41,11 +42,11 @@ impl Capability for Net {
                 grants: inputs.step.net_grants.clone(),
             })
         });
-        NetHooks::new(policy, inputs.log.clone())
+        NetHooks::new(policy, inputs.log.clone(), inputs.claims.clone())
     }
 
     fn none(log: &LogSink) -> NetHooks {
-        NetHooks::new(None, log.clone())
+        NetHooks::new(None, log.clone(), Claims::new())
     }
 
     fn describe(_: &(), step: &PlannedStep, grants: &mut Map<String, Value>) {
@@ -129,13 +130,16 @@ fn forbidden_for_names(ip: IpAddr) -> bool {
 pub(crate) struct NetHooks {
     policy: Arc<NetPolicy>,
     log: LogSink,
+    /// Where a request is noted (a step that made one keeps no result in the cache).
+    claims: Claims,
 }
 
 impl NetHooks {
-    pub(crate) fn new(policy: Option<Arc<NetPolicy>>, log: LogSink) -> Self {
+    pub(crate) fn new(policy: Option<Arc<NetPolicy>>, log: LogSink, claims: Claims) -> Self {
         NetHooks {
             policy: policy.unwrap_or_default(),
             log,
+            claims,
         }
     }
 }
@@ -162,6 +166,12 @@ impl WasiHttpHooks for NetHooks {
         let _ = fut;
         let policy = self.policy.clone();
         let log = self.log.clone();
+        let authority = request
+            .uri()
+            .authority()
+            .map_or_else(|| "no host".to_owned(), |a| a.to_string());
+        self.claims
+            .add_outside(format!("it reached the network ({authority})"));
         Box::new(async move {
             let shown = format!("{} {}", request.method(), request.uri());
             let uri = request.uri();

@@ -20,6 +20,9 @@ struct ClaimsInner {
     observed: Vec<Dependency>,
     commands: Vec<serde_json::Value>,
     dropped: usize,
+    /// What the step did that its inputs do not fix (a network request, an
+    /// unconfined command), in plain words, each once.
+    outside: Vec<String>,
 }
 
 impl Claims {
@@ -58,6 +61,20 @@ impl Claims {
         } else {
             inner.commands.push(command);
         }
+    }
+
+    /// The step did something its inputs do not fix: its result may not stand in for a
+    /// later run (unless the step says `cache: true`).
+    pub(crate) fn add_outside(&self, what: String) {
+        let mut inner = self.lock();
+        if !inner.outside.contains(&what) && inner.outside.len() < 16 {
+            inner.outside.push(what);
+        }
+    }
+
+    /// What the step did that its inputs do not fix.
+    pub(crate) fn outside(&self) -> Vec<String> {
+        self.lock().outside.clone()
     }
 
     /// Take what was recorded: dependencies (those the host observed first, then the

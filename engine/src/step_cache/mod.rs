@@ -40,11 +40,11 @@ impl std::fmt::Debug for RunCache {
     }
 }
 
-/// Why `step` runs without asking the cache, if it does. `confined`: whether the run's
-/// host commands run under bubblewrap.
-pub(crate) fn off_reason(step: &PlannedStep, confined: bool) -> Option<String> {
-    let asked = step.cache;
-    if asked == Some(false) {
+/// Why `step` runs without asking the cache, if it does. A step that may reach the
+/// network or run commands unconfined is asked for; what it did decides whether its
+/// result is kept (see [`Looked::outside`]).
+pub(crate) fn off_reason(step: &PlannedStep) -> Option<String> {
+    if step.cache == Some(false) {
         return Some("`cache: false`".into());
     }
     // What the cache cannot give back, even when asked: files written outside the view.
@@ -59,20 +59,6 @@ pub(crate) fn off_reason(step: &PlannedStep, confined: bool) -> Option<String> {
             "it reads {}, which is not hashed (`hash: false`)",
             grant.path.display()
         ));
-    }
-    if asked == Some(true) {
-        return None;
-    }
-    if !step.net_grants.is_empty() {
-        return Some(
-            "it reaches the network (`grants.net`); `cache: true` caches it anyway".into(),
-        );
-    }
-    if !step.exec_grants.is_empty() && !confined {
-        return Some(
-            "it runs host commands unconfined (no bubblewrap); `cache: true` caches it anyway"
-                .into(),
-        );
     }
     None
 }
@@ -96,6 +82,8 @@ pub(crate) struct Lookup {
     pub step: String,
     pub manifest: Manifest,
     pub producers: Vec<Producer>,
+    /// `cache: true`: its result is kept even when it reached outside its inputs.
+    pub keep_anyway: bool,
 }
 
 /// A step looked up: its key, what went into it, and what was found.
@@ -110,6 +98,8 @@ pub(crate) struct Looked {
     pub step: String,
     /// Whether the step's result may be kept (its files were all kept and hashed).
     pub storable: bool,
+    /// `cache: true` on the step.
+    pub keep_anyway: bool,
 }
 
 impl Lookup {
@@ -125,6 +115,7 @@ impl Lookup {
             step,
             mut manifest,
             producers,
+            keep_anyway,
         } = self;
         manifest.set_inputs(view);
         manifest.granted = granted.clone();
@@ -151,6 +142,7 @@ impl Lookup {
             run,
             step,
             storable: true,
+            keep_anyway,
         }
     }
 }
@@ -188,6 +180,20 @@ fn miss_causes(
 }
 
 impl Looked {
+    /// The step did things its inputs do not fix (`outside`: a network request, an
+    /// unconfined command): unless it says `cache: true`, its result is not kept, and
+    /// its record says why the next run will miss too.
+    pub(crate) fn outside(&mut self, outside: &[String]) {
+        if outside.is_empty() || self.keep_anyway {
+            return;
+        }
+        self.storable = false;
+        self.why.push(format!(
+            "its result is not kept: {}; `cache: true` keeps it anyway",
+            outside.join(", ")
+        ));
+    }
+
     /// What the record says the cache did.
     pub(crate) fn use_(&self) -> CacheUse {
         match &self.hit {

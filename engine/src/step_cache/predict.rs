@@ -89,7 +89,7 @@ impl Predictor<'_> {
             // A step that runs whatever the cache holds says so first.
             let off = match &self.cache {
                 Err(why) => Some(why.clone()),
-                Ok(_) => off_reason(step, self.caps.exec.plan().confine),
+                Ok(_) => off_reason(step),
             };
             let (prediction, kept) = match runs_first {
                 Some(_) if let Some(why) = off => (Prediction::Off { why }, None),
@@ -143,7 +143,7 @@ impl Predictor<'_> {
             Ok(run) => run.clone(),
             Err(why) => return (Prediction::Off { why: why.clone() }, None),
         };
-        if let Some(why) = off_reason(step, self.caps.exec.plan().confine) {
+        if let Some(why) = off_reason(step) {
             return (Prediction::Off { why }, None);
         }
         let Some(plugin) = self.plugins.get(&step.plugin) else {
@@ -195,6 +195,7 @@ impl Predictor<'_> {
             step: step.id.clone(),
             manifest,
             producers: Vec::new(),
+            keep_anyway: step.cache == Some(true),
         }
         .find(&view, &granted, self.objects);
         match looked.hit {
