@@ -314,12 +314,7 @@ impl Engine {
         options: RunOptions,
     ) -> Result<RunSummary, EngineError> {
         let store = options.store.clone();
-        let objects = flow_store::Objects::open(store.dir().join("objects")).map_err(|source| {
-            EngineError::Workspace {
-                path: store.dir().join("objects"),
-                source,
-            }
-        })?;
+        let objects = crate::run_setup::objects(&store)?;
         // A resumed run keeps its id, inputs, workspace and the steps that finished.
         let resume = match &options.resume {
             Some(id) => {
@@ -404,14 +399,12 @@ impl Engine {
             })?;
         // Every capability resolves the run's host facts (keys loaded, commands'
         // variables...); a problem in any stops the run before it is recorded.
-        let caps = capabilities::RunCapabilities::resolve(&capabilities::RunInputs {
-            plan: &pipeline.plan,
-            exec: &pipeline.exec,
-            secrets: &secrets,
-            owner: options.signing_key.as_deref(),
-            workspace: &workspace,
-        })
-        .map_err(EngineError::Invalid)?;
+        let caps = crate::run_setup::capabilities(
+            pipeline,
+            &secrets,
+            options.signing_key.as_deref(),
+            &workspace,
+        )?;
         // Steps see the workspace through views of their own, made from the object
         // store: what it holds now is where every view starts.
         let views = store.dir().join("views").join(id.as_str());
@@ -522,12 +515,7 @@ impl Engine {
         options: RunOptions,
     ) -> Result<Vec<(String, crate::step_cache::predict::Prediction)>, EngineError> {
         let store = options.store.clone();
-        let objects = flow_store::Objects::open(store.dir().join("objects")).map_err(|source| {
-            EngineError::Workspace {
-                path: store.dir().join("objects"),
-                source,
-            }
-        })?;
+        let objects = crate::run_setup::objects(&store)?;
         let inputs = pipeline
             .plan
             .bind_inputs(&options.inputs)
@@ -544,14 +532,12 @@ impl Engine {
             }
             _ => (store.dir().join("workspaces").join("new"), Tree::default()),
         };
-        let caps = capabilities::RunCapabilities::resolve(&capabilities::RunInputs {
-            plan: &pipeline.plan,
-            exec: &pipeline.exec,
-            secrets: &secrets,
-            owner: options.signing_key.as_deref(),
-            workspace: &workspace,
-        })
-        .map_err(EngineError::Invalid)?;
+        let caps = crate::run_setup::capabilities(
+            pipeline,
+            &secrets,
+            options.signing_key.as_deref(),
+            &workspace,
+        )?;
         let cache = crate::run_setup::run_cache(
             &store,
             options.no_cache,

@@ -9,6 +9,30 @@ use flow_store::{Objects, Store, Tree};
 use crate::EngineError;
 use crate::step_cache::RunCache;
 
+/// The data dir's object store.
+pub(crate) fn objects(store: &Store) -> Result<Objects, EngineError> {
+    let dir = store.dir().join("objects");
+    Objects::open(&dir).map_err(|source| EngineError::Workspace { path: dir, source })
+}
+
+/// Every capability's run-level facts for a run of `pipeline` in `workspace` (keys
+/// loaded, commands' variables...); a problem in any is reported at its place.
+pub(crate) fn capabilities(
+    pipeline: &crate::LoadedPipeline,
+    secrets: &std::sync::Arc<crate::capabilities::secret_values::SecretValues>,
+    owner: Option<&flow_provenance::SigningKey>,
+    workspace: &Path,
+) -> Result<crate::capabilities::RunCapabilities, EngineError> {
+    crate::capabilities::RunCapabilities::resolve(&crate::capabilities::RunInputs {
+        plan: &pipeline.plan,
+        exec: &pipeline.exec,
+        secrets,
+        owner,
+        workspace,
+    })
+    .map_err(EngineError::Invalid)
+}
+
 /// What `workspace` holds, its files taken (copied) into `objects`.
 pub(crate) async fn capture_base(objects: &Objects, workspace: &Path) -> Result<Tree, EngineError> {
     let (objects, dir) = (objects.clone(), workspace.to_path_buf());

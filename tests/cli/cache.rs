@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::provenance::{in_toto_verify, venv};
-use crate::session::{Output, Session};
+use crate::provenance::verify_last_with_both_tools;
+use crate::session::{Output, Session, files_below};
 
 /// `seed` writes a file that `a` reads; `c` reads what `a` wrote; `b` never caches.
 const CHAIN: &str = r#"version: 1
@@ -151,16 +151,7 @@ fn a_second_run_takes_its_steps_from_the_cache_and_still_verifies() {
     let notes =
         statement["predicate"]["runDetails"]["byproducts"][0]["annotations"]["notes"].to_string();
     assert!(notes.contains("cached: not run"), "{notes}");
-    session.flow(["verify", "last"]).run().expect_success();
-    session
-        .flow(["attest", "export", "last", "--out", "export"])
-        .run()
-        .expect_success();
-    if let Some(venv) = venv("a cached run") {
-        let dir = session.path("export");
-        let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-        assert!(checked.ok, "in-toto-verify: {}", checked.text);
-    }
+    verify_last_with_both_tools(&session, "a cached run");
 }
 
 #[test]
@@ -297,7 +288,7 @@ fn secrets_enter_keys_only_keyed_and_a_changed_secret_misses() {
 
     // Nothing in the data dir holds the value, nor its plain sha256.
     let plain = hex_sha256(SECRET.as_bytes());
-    for file in walk(&session.data_dir()) {
+    for file in files_below(&session.data_dir()) {
         let bytes = std::fs::read(&file).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         for leaked in [SECRET, &plain, &plain[..32]] {
@@ -392,19 +383,6 @@ fn cache_gc_frees_by_age_and_by_size_and_says_how_much() {
     );
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -497,7 +475,7 @@ fn a_changed_host_command_or_variable_is_named() {
         serde_json::json!(["variable `FLOW_TEST_VAR` changed"])
     );
     // The value is never kept (the command writes only its length): only a keyed hash.
-    for file in walk(&session.data_dir().join("store")) {
+    for file in files_below(&session.data_dir().join("store")) {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
         assert!(!text.contains(&hex_sha256(b"two")), "{}", file.display());
     }

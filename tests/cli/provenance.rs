@@ -213,6 +213,21 @@ pub(crate) fn in_toto_verify(venv: &Path, dir: &Path, key: &Path) -> ToolRun {
     run_tool(command)
 }
 
+/// The last run verifies with `flow verify`, and its export with `in-toto-verify`
+/// (when `FLOW_INTOTO_VENV` is set; `what` names the run in the notice otherwise).
+pub(crate) fn verify_last_with_both_tools(session: &crate::session::Session, what: &str) {
+    session.flow(["verify", "last"]).run().expect_success();
+    session
+        .flow(["attest", "export", "last", "--out", "export"])
+        .run()
+        .expect_success();
+    if let Some(venv) = venv(what) {
+        let dir = session.path("export");
+        let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
+        assert!(checked.ok, "in-toto-verify: {}", checked.text);
+    }
+}
+
 /// engine/provenance/tests/python/check_statement.py: securesystemslib's DSSE
 /// verification and strict parsing with in-toto-attestation's Statement v1 and
 /// SLSA Provenance v1 models.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::provenance::{in_toto_verify, venv};
+use crate::provenance::verify_last_with_both_tools;
 use crate::session::Session;
 
 /// `seed` writes a file; `flaky` fails on its first attempt (it counts attempts in a
@@ -76,16 +76,7 @@ fn a_failed_run_resumes_in_place_keeping_what_succeeded() {
     assert!(!workspace.join("attempt-1.txt").exists());
 
     // One run, verified by flow and by in-toto-verify.
-    session.flow(["verify", "last"]).run().expect_success();
-    session
-        .flow(["attest", "export", "last", "--out", "export"])
-        .run()
-        .expect_success();
-    if let Some(venv) = venv("a resumed run") {
-        let dir = session.path("export");
-        let checked = in_toto_verify(&venv, &dir, &dir.join("owner.pub"));
-        assert!(checked.ok, "in-toto-verify: {}", checked.text);
-    }
+    verify_last_with_both_tools(&session, "a resumed run");
 
     // Nothing left to resume; and a changed pipeline or new inputs are refused.
     let again = session.flow(["run", "--resume", "last", "flow.yaml"]).run();

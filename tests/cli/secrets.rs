@@ -41,7 +41,7 @@ fn everything_recorded(session: &Session) -> String {
         }
     }
     // And the raw store files.
-    for entry in walk(&session.data_dir().join("store")) {
+    for entry in crate::session::files_below(&session.data_dir().join("store")) {
         all.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
     }
     all
@@ -49,19 +49,6 @@ fn everything_recorded(session: &Session) -> String {
 
 fn out_ok(out: &crate::session::Output) {
     out.expect_success();
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

@@ -602,6 +602,20 @@ fn is_timestamp(word: &str) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | 'T' | 'Z'))
 }
 
+/// Every file below `dir` (not following links), depth first.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(files_below(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// A run id from a `run RUN started: ...` line.
 pub fn run_id(stdout: &str) -> String {
     stdout

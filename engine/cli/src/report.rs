@@ -132,6 +132,9 @@ pub(crate) fn show(store: &Store, query: &str, style: Style) -> Result<u8, Failu
     outln!("status    {}", run.status);
     outln!("started   {}", format_rfc3339(run.started_at));
     outln!("duration  {}", took(Some(run.started_at), run.finished_at));
+    for at in &run.resumed_at {
+        outln!("resumed   {}", format_rfc3339(*at));
+    }
     if let Some(failure) = &run.failure {
         outln!("failure   {}", first_line(failure));
     }
