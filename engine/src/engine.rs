@@ -400,7 +400,8 @@ impl Engine {
         // Every capability resolves the run's host facts (keys loaded, commands'
         // variables...); a problem in any stops the run before it is recorded.
         let caps = crate::run_setup::capabilities(
-            pipeline,
+            &pipeline.plan,
+            &pipeline.exec,
             &secrets,
             options.signing_key.as_deref(),
             &workspace,
@@ -533,7 +534,8 @@ impl Engine {
             _ => (store.dir().join("workspaces").join("new"), Tree::default()),
         };
         let caps = crate::run_setup::capabilities(
-            pipeline,
+            &pipeline.plan,
+            &pipeline.exec,
             &secrets,
             options.signing_key.as_deref(),
             &workspace,

@@ -15,17 +15,18 @@ pub(crate) fn objects(store: &Store) -> Result<Objects, EngineError> {
     Objects::open(&dir).map_err(|source| EngineError::Workspace { path: dir, source })
 }
 
-/// Every capability's run-level facts for a run of `pipeline` in `workspace` (keys
+/// Every capability's run-level facts for a run of `plan` in `workspace` (keys
 /// loaded, commands' variables...); a problem in any is reported at its place.
 pub(crate) fn capabilities(
-    pipeline: &crate::LoadedPipeline,
+    plan: &flow_pipeline::Plan,
+    exec: &Arc<crate::capabilities::exec::ExecPlan>,
     secrets: &std::sync::Arc<crate::capabilities::secret_values::SecretValues>,
     owner: Option<&flow_provenance::SigningKey>,
     workspace: &Path,
 ) -> Result<crate::capabilities::RunCapabilities, EngineError> {
     crate::capabilities::RunCapabilities::resolve(&crate::capabilities::RunInputs {
-        plan: &pipeline.plan,
-        exec: &pipeline.exec,
+        plan,
+        exec,
         secrets,
         owner,
         workspace,

@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 use crate::capabilities::RunCapabilities;
 use crate::mac::hmac_sha256;
 
+/// The engine as keys name it (another version of flow makes other keys).
+pub(crate) const ENGINE: &str = concat!("flow ", env!("CARGO_PKG_VERSION"));
+
 /// Everything a step's result depends on, as far as the host can know it. Values no one
 /// may read back (secrets, and the variables a step is given, which may carry them)
 /// enter only as keyed hashes, under the store's cache secret.
@@ -60,7 +63,7 @@ impl Manifest {
             grants.remove("workspace");
         }
         Manifest {
-            engine: super::ENGINE.into(),
+            engine: ENGINE.into(),
             plugin: step.plugin.to_string(),
             plugin_sha256: plugin_sha256.to_owned(),
             params: params.clone(),

@@ -20,9 +20,6 @@ use serde::{Deserialize, Serialize};
 pub(crate) use explain::Producer;
 pub(crate) use manifest::Manifest;
 
-/// The engine as keys name it (another version of flow makes other keys).
-pub(crate) const ENGINE: &str = concat!("flow ", env!("CARGO_PKG_VERSION"));
-
 /// The cache as one run uses it.
 pub(crate) struct RunCache {
     pub cache: StepCache,
