@@ -423,12 +423,14 @@ impl Engine {
             Some(resume) => {
                 // The workspace as the run first saw it: what the earlier process wrote
                 // there (its steps' changes, published when it ended) is undone.
-                crate::views::publish(&objects, &workspace, &resume.undo).map_err(|source| {
-                    EngineError::Workspace {
+                crate::views::publish(&objects, &workspace, &resume.undo)
+                    .and_then(|()| {
+                        crate::views::remove_leftovers(&workspace, &resume.undo, resume.run.pid)
+                    })
+                    .map_err(|source| EngineError::Workspace {
                         path: workspace.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 (resume.base, resume.restored, Some(resume.run))
             }
             None => (Tree::default(), Vec::new(), None),

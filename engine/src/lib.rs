@@ -41,6 +41,7 @@ mod error;
 pub mod events;
 mod mac;
 mod options;
+pub mod stats;
 pub mod units;
 pub mod verification;
 

@@ -399,7 +399,7 @@ pub(crate) fn publish(objects: &Objects, workspace: &Path, changes: &Changes) ->
                         Err(_) => std::fs::create_dir(&target)?,
                     },
                     Entry::Symlink { target: to } => {
-                        let temp = temp_beside(&target);
+                        let temp = temp_beside(&target, std::process::id());
                         std::os::unix::fs::symlink(to, &temp)?;
                         replace(&temp, &target)?;
                     }
@@ -409,7 +409,7 @@ pub(crate) fn publish(objects: &Objects, workspace: &Path, changes: &Changes) ->
                         modified_ns,
                         ..
                     } => {
-                        let temp = temp_beside(&target);
+                        let temp = temp_beside(&target, std::process::id());
                         objects.copy_to(sha256, &temp, *executable, system_time(*modified_ns))?;
                         replace(&temp, &target)?;
                     }
@@ -460,12 +460,30 @@ fn replace(temp: &Path, target: &Path) -> io::Result<()> {
     })
 }
 
-fn temp_beside(target: &Path) -> PathBuf {
+/// The name a file is written under beside `target` by process `pid` before it is
+/// renamed over it.
+fn temp_beside(target: &Path, pid: u32) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.flow-{}", std::process::id()))
+    target.with_file_name(format!(".{name}.flow-{pid}"))
+}
+
+/// Removes what process `pid`, killed while it wrote `changes` into `workspace`, may
+/// have left beside their paths (a file written but not yet renamed).
+pub(crate) fn remove_leftovers(workspace: &Path, changes: &Changes, pid: u32) -> io::Result<()> {
+    for path in changes.keys() {
+        if !flow_store::tree::valid_path(path) {
+            continue;
+        }
+        let temp = temp_beside(&workspace.join(path), pid);
+        match std::fs::symlink_metadata(&temp) {
+            Ok(meta) if !meta.is_dir() => std::fs::remove_file(&temp)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Makes every parent of `path` below `root` a directory.
@@ -500,6 +518,24 @@ mod tests {
 
     fn much_later() -> SystemTime {
         SystemTime::now() + Duration::from_secs(10)
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_publish_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        std::fs::write(ws.join("a.txt"), "published").unwrap();
+        std::fs::write(ws.join(".a.txt.flow-4242"), "half").unwrap();
+        std::fs::write(ws.join(".a.txt.flow-7"), "another process's").unwrap();
+        std::fs::write(ws.join(".b.txt.flow-4242"), "not a changed path").unwrap();
+        let changes: Changes = [("a.txt".to_owned(), Change::Removed)].into();
+        remove_leftovers(ws, &changes, 4242).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(ws)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".a.txt.flow-7", ".b.txt.flow-4242", "a.txt"]);
     }
 
     #[test]

@@ -21,5 +21,6 @@ mod scan;
 mod secrets;
 mod security;
 mod sign;
+mod stats;
 mod store;
 mod templates;

@@ -8,6 +8,7 @@ mod cache;
 mod places;
 mod progress;
 mod report;
+mod stats;
 mod templates;
 
 use std::io::IsTerminal;
@@ -79,6 +80,13 @@ enum Command {
         /// Show at most this many
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
+        /// Figures instead of a list: per pipeline and step, runs, failures, retries,
+        /// cache hits, success rate and durations; the slowest and flakiest steps
+        #[arg(long)]
+        stats: bool,
+        /// With --stats, only runs started within this long (`7d`, `12h`)
+        #[arg(long, value_name = "AGE", value_parser = cache::parse_age, requires = "stats")]
+        since: Option<std::time::Duration>,
     },
     /// Show a run and its steps; with --resolved, a pipeline resolved through its templates
     Show {
@@ -317,7 +325,12 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
     let result = match cli.command {
         Command::Run(args) => run(&cli.global, args, style).await,
         Command::Check { file } => check(&cli.global, &file).await,
-        Command::Runs { limit } => match read_store_if_any(&cli.global) {
+        Command::Runs {
+            limit,
+            stats,
+            since,
+        } => match read_store_if_any(&cli.global) {
+            Ok(Some(store)) if stats => stats::print(&store, since, style),
             Ok(Some(store)) => report::runs(&store, limit, style),
             Ok(None) => data_dir(&cli.global, None).map(|dir| {
                 report::no_runs(&dir, style);
