@@ -386,7 +386,11 @@ pub(crate) fn publish(objects: &Objects, workspace: &Path, changes: &Changes) ->
         }
         let target = workspace.join(path);
         match change {
-            Change::Removed => remove(&target)?,
+            // Nothing lies below a link or a file: a path whose parent is not a real
+            // directory of the workspace is not there to remove (and a link in the way
+            // is never followed).
+            Change::Removed if parents_are_dirs(workspace, path) => remove(&target)?,
+            Change::Removed => {}
             Change::Put { entry } => {
                 make_parents(workspace, path)?;
                 match entry {
@@ -474,7 +478,7 @@ fn temp_beside(target: &Path, pid: u32) -> PathBuf {
 /// have left beside their paths (a file written but not yet renamed).
 pub(crate) fn remove_leftovers(workspace: &Path, changes: &Changes, pid: u32) -> io::Result<()> {
     for path in changes.keys() {
-        if !flow_store::tree::valid_path(path) {
+        if !flow_store::tree::valid_path(path) || !parents_are_dirs(workspace, path) {
             continue;
         }
         let temp = temp_beside(&workspace.join(path), pid);
@@ -487,6 +491,17 @@ pub(crate) fn remove_leftovers(workspace: &Path, changes: &Changes, pid: u32) ->
 }
 
 /// Makes every parent of `path` below `root` a directory.
+/// Whether every parent of `path` below `root` is a directory (not a link, not missing).
+fn parents_are_dirs(root: &Path, path: &str) -> bool {
+    let mut dir = root.to_path_buf();
+    let mut components: Vec<&str> = path.split('/').collect();
+    components.pop();
+    components.into_iter().all(|component| {
+        dir.push(component);
+        std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+    })
+}
+
 fn make_parents(root: &Path, path: &str) -> io::Result<()> {
     let mut dir = root.to_path_buf();
     let mut components: Vec<&str> = path.split('/').collect();
@@ -518,6 +533,26 @@ mod tests {
 
     fn much_later() -> SystemTime {
         SystemTime::now() + Duration::from_secs(10)
+    }
+
+    #[test]
+    fn removing_a_path_below_a_link_never_reaches_outside_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, outside) = (dir.path().join("ws"), dir.path().join("outside"));
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("x"), "not the run's").unwrap();
+        std::fs::write(outside.join(".x.flow-4242"), "not the run's").unwrap();
+        std::os::unix::fs::symlink(&outside, ws.join("d")).unwrap();
+        let objects = Objects::open(dir.path().join("objects")).unwrap();
+        let changes: Changes = [("d/x".to_owned(), Change::Removed)].into();
+        publish(&objects, &ws, &changes).unwrap();
+        remove_leftovers(&ws, &changes, 4242).unwrap();
+        assert!(outside.join("x").exists(), "removed through the link");
+        assert!(
+            outside.join(".x.flow-4242").exists(),
+            "removed through the link"
+        );
     }
 
     #[test]
