@@ -37,8 +37,13 @@ fn main() {
         .expect("engine/ lives in the workspace root")
         .to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for watched in ["wit", "sdk", "plugins", "Cargo.lock", "Cargo.toml"] {
+    // cargo looks at a watched directory's own entries, not below them: every
+    // source file of the plugins is named, so that an edit deep in one rebuilds it.
+    for watched in ["Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    for dir in ["wit", "sdk", "plugins"] {
+        watch_sources(&root.join(dir));
     }
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -145,5 +150,31 @@ fn check_target_installed() {
             "the {WASM_TARGET} target is not installed; flow's plugins need it.\n\
              Install it with: rustup target add {WASM_TARGET}"
         );
+    }
+}
+
+/// Asks cargo to rerun this script when a source file (`.rs`, `.toml`, `.wit`) or
+/// directory below `dir` changes; build outputs and test data are not sources.
+fn watch_sources(dir: &std::path::Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if !matches!(name.as_ref(), "target" | "data" | "node_modules")
+                && !name.starts_with('.')
+            {
+                watch_sources(&path);
+            }
+        } else if [".rs", ".toml", ".wit"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+        {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! 2. A 1,000-step pipeline through `Engine::run`: one chain, one fan-out, each
 //!    first in a fresh store (every step runs and is looked up in the step cache),
 //!    then again in one store (every step taken from the cache).
+//! 3. The report page of each 1,000-step run (`flow report` without verifying).
 //! 4. Recording a no-op step's provenance: build the statement and the link,
 //!    sign both, store them with the step (one sled transaction).
 //! 5. Resolving the bundled rust-service example through its two templates
@@ -116,9 +117,25 @@ fn main() {
             for round in 0..5 {
                 let store = Store::open(tmp.path().join(format!("store-{name}-{round}"))).expect("store");
                 let start = Instant::now();
-                let summary = engine.run(&pipeline, RunOptions::new(store).signing_key(key.clone())).await.expect("run");
+                let summary = engine.run(&pipeline, RunOptions::new(store.clone()).signing_key(key.clone())).await.expect("run");
                 runs.push(start.elapsed());
                 assert!(summary.steps.iter().all(|s| s.status == StepStatus::Succeeded));
+                if round == 4 {
+                    // 3. The run's report page (`flow report`), verification aside.
+                    let mut renders = Vec::new();
+                    let mut size = 0;
+                    for _ in 0..5 {
+                        let start = Instant::now();
+                        let page = flow_engine::report::render(&store, &summary.run.id, Default::default()).expect("report");
+                        renders.push(start.elapsed());
+                        size = page.len();
+                    }
+                    println!(
+                        "report of the 1,000-step {name} run: {} (median of 5), {:.0} KiB",
+                        ms(median(renders)),
+                        size as f64 / 1024.0
+                    );
+                }
             }
             let run = median(runs);
             println!(

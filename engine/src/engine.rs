@@ -408,6 +408,7 @@ impl Engine {
         )?;
         // Steps see the workspace through views of their own, made from the object
         // store: what it holds now is where every view starts.
+        crate::views::remove_dead_views(&store, &store.dir().join("views"));
         let views = store.dir().join("views").join(id.as_str());
         if resume.is_some() {
             // What the killed process left of its steps' views.
@@ -472,6 +473,12 @@ impl Engine {
                 pipeline_sha256: Some(pipeline.sha256.clone()),
                 inputs: inputs.clone(),
                 workspace: Some(workspace.display().to_string()),
+                needs: pipeline
+                    .plan
+                    .steps
+                    .iter()
+                    .map(|s| s.needs.iter().map(|&n| n as u32).collect())
+                    .collect(),
                 ..RunRecord::start(
                     id,
                     pipeline.plan.name.clone(),
@@ -496,6 +503,7 @@ impl Engine {
             jobs,
             cancel: options.cancel,
             events: options.events,
+            delivery: options.delivery,
             defaults: self.defaults,
             workspace_quota: options.workspace_quota,
             signing_key: options.signing_key,

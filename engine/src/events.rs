@@ -1,5 +1,6 @@
 //! What a run reports as it goes. The CLI renders these; an embedding service
-//! can forward them (a later issue maps them to CDEvents).
+//! can forward them, or send them as CDEvents ([`crate::cdevents`],
+//! [`crate::event_delivery`]).
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,24 @@ pub enum Event {
         /// why), or not asked (and why); none for a step that never got that far.
         #[serde(skip_serializing_if = "Option::is_none")]
         cache: Option<CacheUse>,
+        /// Unix milliseconds.
+        at: u64,
+    },
+    /// A running step said how far its work has got (at most one per 250 ms per step,
+    /// and one more when it reaches its total).
+    StepProgress {
+        /// The run's id.
+        run: String,
+        /// The step's id.
+        step: String,
+        /// How much is done.
+        done: u64,
+        /// Out of how much, when the step knows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// What is counted ("files", "bytes", ...), as the plugin says it: printable
+        /// characters only, at most 32.
+        unit: String,
         /// Unix milliseconds.
         at: u64,
     },

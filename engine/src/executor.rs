@@ -25,6 +25,7 @@ use crate::EngineError;
 use crate::cancel::CancelFlag;
 use crate::capabilities::claims::{Claims, RunAttestations};
 use crate::capabilities::log::LogSink;
+use crate::capabilities::progress::Progress;
 use crate::capabilities::secrets::Redactor;
 use crate::capabilities::{RunCapabilities, StepInputs};
 use crate::events::Event;
@@ -80,6 +81,7 @@ pub(crate) struct RunContext {
     pub jobs: usize,
     pub cancel: CancelFlag,
     pub events: Option<UnboundedSender<Event>>,
+    pub delivery: Option<crate::event_delivery::EventDelivery>,
     pub defaults: StepDefaults,
     pub workspace_quota: u64,
     pub signing_key: Option<Arc<SigningKey>>,
@@ -273,6 +275,9 @@ pub(crate) async fn execute(
 
 impl Execution<'_> {
     fn emit(&self, event: Event) {
+        if let Some(delivery) = &self.cx.delivery {
+            delivery.send(&event);
+        }
         if let Some(tx) = &self.cx.events {
             let _ = tx.send(event);
         }
@@ -361,7 +366,17 @@ impl Execution<'_> {
             memory: step.memory.unwrap_or(self.cx.defaults.memory),
             timeout: step.timeout.unwrap_or(self.cx.defaults.timeout),
         };
-        let log = LogSink::new(self.cx.defaults.log_limit).with_redactor(self.cx.redactor.clone());
+        let progress = self.cx.events.clone().map(|events| {
+            Progress::new(
+                events,
+                self.run_id(),
+                step.id.clone(),
+                self.cx.redactor.clone(),
+            )
+        });
+        let log = LogSink::new(self.cx.defaults.log_limit)
+            .with_redactor(self.cx.redactor.clone())
+            .with_progress(progress);
         let claims = Claims::new();
         let deadline = Instant::now() + limits.timeout;
         let attestations = self.recorder.as_ref().map(|_| {
@@ -824,10 +839,28 @@ impl Execution<'_> {
         // The workspace gets every step's changes, in plan order.
         if let Err(e) = self.publish() {
             let why = format!(
-                "cannot write the steps' results into the workspace {}: {e}",
-                self.cx.workspace.display()
+                "cannot write the steps' results into the workspace: {}",
+                crate::units::io_words(&e, &self.cx.workspace)
             );
             tracing::error!(run = %self.run.id, "{why}");
+            // Half a workspace on a full disk only keeps the next run from starting;
+            // what the steps made is kept in the objects (`--resume` writes it again).
+            // Only flow's own (the data dir's, for this run) is removed, never one the
+            // user named.
+            let own = self
+                .cx
+                .store
+                .dir()
+                .join("workspaces")
+                .join(self.run.id.as_str());
+            let why = if flow_store::is_no_space(&e)
+                && self.cx.workspace == own
+                && views::remove(&self.cx.workspace).is_ok()
+            {
+                format!("{why}; the workspace was removed to free the space")
+            } else {
+                why
+            };
             self.first_failure.get_or_insert(why);
         }
         let _ = views::remove(&self.cx.views);

@@ -36,11 +36,14 @@
 
 // The public API.
 pub mod catalog;
+pub mod cdevents;
 mod engine;
 mod error;
+pub mod event_delivery;
 pub mod events;
 mod mac;
 mod options;
+pub mod report;
 pub mod stats;
 pub mod units;
 pub mod verification;
@@ -66,6 +69,7 @@ pub use engine::{
     ENGINE_VERSION, Engine, EngineBuilder, LoadedPipeline, LockReport, parse_input_arg,
 };
 pub use error::EngineError;
+pub use event_delivery::{DeliveryOptions, EventDelivery, EventTarget, SinkReport};
 pub use events::Event;
 pub use executor::{RunSummary, StepDefaults};
 pub use flow_provenance::{PublicKey, SigningKey};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::cancel::CancelFlag;
+use crate::event_delivery::EventDelivery;
 use crate::events::Event;
 use flow_provenance::SigningKey;
 use flow_store::Store;
@@ -20,6 +21,7 @@ pub struct RunOptions {
     pub(crate) jobs: Option<usize>,
     pub(crate) cancel: CancelFlag,
     pub(crate) events: Option<UnboundedSender<Event>>,
+    pub(crate) delivery: Option<EventDelivery>,
     pub(crate) signing_key: Option<Arc<SigningKey>>,
     pub(crate) secrets: std::collections::BTreeMap<String, String>,
     pub(crate) workspace_quota: u64,
@@ -42,6 +44,7 @@ impl RunOptions {
             jobs: None,
             cancel: CancelFlag::new(),
             events: None,
+            delivery: None,
             signing_key: None,
             secrets: std::collections::BTreeMap::new(),
             workspace_quota: DEFAULT_WORKSPACE_QUOTA,
@@ -113,6 +116,14 @@ impl RunOptions {
     /// Send the run's events here.
     pub fn events(mut self, events: UnboundedSender<Event>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Also send the run's events, as CDEvents, to `delivery`'s targets (`flow run
+    /// --events-to`). Delivery never waits: call [`EventDelivery::finish`] after the run
+    /// to wait (a bounded time) for what is queued, and to learn what was dropped.
+    pub fn deliver_events(mut self, delivery: EventDelivery) -> Self {
+        self.delivery = Some(delivery);
         self
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use flow_store::{CacheUse, RunRecord, RunStatus, StepStatus, Store, StoreError};
+use flow_store::{CacheUse, RunRecord, RunStatus, StepRecord, StepStatus, Store, StoreError};
 use serde::Serialize;
 
 /// Durations, in milliseconds.
@@ -123,19 +123,34 @@ const FAILURES_LISTED: usize = 10;
 impl Stats {
     /// The figures of every run in `store` started at or after `since` (unix ms).
     pub fn compute(store: &Store, since: Option<u64>) -> Result<Stats, StoreError> {
-        let runs: Vec<RunRecord> = store
-            .runs(None)?
-            .into_iter()
-            .filter(|r| since.is_none_or(|s| r.started_at >= s))
-            .collect();
+        let mut runs = Vec::new();
+        for run in store.runs(None)? {
+            if since.is_none_or(|s| run.started_at >= s) {
+                let steps = store.steps(&run.id)?;
+                runs.push((run, steps));
+            }
+        }
+        Ok(Stats::of_runs(
+            runs.iter().map(|(run, steps)| (run, steps.as_slice())),
+            since,
+        ))
+    }
+
+    /// The figures of `runs`, each with its steps, given newest first (as
+    /// [`Store::runs`] lists them): for a reader that holds runs already, or counts
+    /// some of them. `since` is only recorded, as the limit the runs were chosen by.
+    pub fn of_runs<'a>(
+        runs: impl IntoIterator<Item = (&'a RunRecord, &'a [StepRecord])>,
+        since: Option<u64>,
+    ) -> Stats {
         let mut by_pipeline: BTreeMap<String, (PipelineStats, Vec<u64>, StepsSeen)> =
             BTreeMap::new();
         let mut stats = Stats {
             since,
-            runs: runs.len(),
             ..Stats::default()
         };
-        for run in &runs {
+        for (run, run_steps) in runs {
+            stats.runs += 1;
             let (pipeline, durations, steps) =
                 by_pipeline.entry(run.pipeline_name.clone()).or_default();
             pipeline.pipeline = run.pipeline_name.clone();
@@ -157,7 +172,7 @@ impl Stats {
                     failure: run.failure.clone().unwrap_or_default(),
                 });
             }
-            for step in store.steps(&run.id)? {
+            for step in run_steps {
                 if !step.status.is_terminal() {
                     continue;
                 }
@@ -196,7 +211,7 @@ impl Stats {
                 .collect();
             stats.pipelines.push(pipeline);
         }
-        Ok(stats)
+        stats
     }
 
     /// The `n` slowest steps by median duration: (pipeline, step).

@@ -288,7 +288,10 @@ impl StepTask {
         let written = match written {
             Ok(written) => written,
             Err(e) => {
-                let why = format!("cannot write the step's view of the workspace: {e}");
+                let why = format!(
+                    "cannot write the step's view of the workspace: {}",
+                    crate::units::io_words(&e, &self.view.dir)
+                );
                 return (self.finish_early(StepFailure::Host(why)), false);
             }
         };
@@ -344,7 +347,15 @@ impl StepTask {
             ..limits
         };
         let spare = self.view.spare.take();
-        let captured = tokio::task::spawn_blocking(move || {
+        // A step that failed on a full disk: what it left is not kept (keeping it would
+        // take the space the next run needs); its view goes with the run's.
+        let full = result.is_err() && crate::units::is_full(&dir);
+        let captured = if full {
+            Err(views::CaptureError::Io(
+                std::io::ErrorKind::StorageFull.into(),
+            ))
+        } else {
+            tokio::task::spawn_blocking(move || {
             let captured = views::capture(
                 &objects,
                 &dir,
@@ -372,9 +383,10 @@ impl StepTask {
                 (Err(_), _) => {}
             }
             captured
-        })
-        .await
-        .unwrap_or_else(|e| Err(views::CaptureError::Io(std::io::Error::other(e))));
+            })
+            .await
+            .unwrap_or_else(|e| Err(views::CaptureError::Io(std::io::Error::other(e))))
+        };
         // The view as the step left it, as artifacts (for its products).
         let mut view_after = None;
         let changes = match captured {
@@ -398,6 +410,10 @@ impl StepTask {
                 None
             }
             Err(e) => {
+                let e = match &e {
+                    views::CaptureError::Io(io) => crate::units::io_words(io, &self.view.dir),
+                    other => other.to_string(),
+                };
                 let why = format!("cannot keep what the step wrote in its workspace: {e}");
                 if result.is_ok() {
                     result = Err(StepFailure::Host(why));
@@ -464,7 +480,16 @@ impl StepTask {
                     StepFailure::Cancelled => StepStatus::Cancelled,
                     _ => StepStatus::Failed,
                 };
-                (status, Some(failure.to_string()), BTreeMap::new())
+                let mut reason = failure.to_string();
+                // A command that failed writing says so in its log only; a full disk
+                // under the step's view is the likely cause, and is said.
+                if status == StepStatus::Failed
+                    && !reason.contains("no space left on")
+                    && crate::units::is_full(&self.view.dir)
+                {
+                    reason.push_str(&format!(" (no space left on {})", self.view.dir.display()));
+                }
+                (status, Some(reason), BTreeMap::new())
             }
         };
         let outside = self.claims.outside();

@@ -47,6 +47,60 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// `text` with every byte but a URI's unreserved characters (`A-Z a-z 0-9 - . _ ~`)
+/// percent-encoded: a URL's path segment or query value, a purl's name.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A step's progress in words: `12/40 files`, `1.5 MiB of 3.0 MiB`, `7 packages`.
+pub fn format_progress(done: u64, total: Option<u64>, unit: &str) -> String {
+    match (total, unit == "bytes") {
+        (Some(total), true) => format!("{} of {}", format_bytes(done), format_bytes(total)),
+        (None, true) => format_bytes(done),
+        (Some(total), false) => format!("{done}/{total} {unit}"),
+        (None, false) => format!("{done} {unit}"),
+    }
+}
+
+/// What an I/O error on `dir` says: "no space left on DIR" for a full disk (or
+/// quota), "DIR: " and its own words otherwise.
+pub fn io_words(e: &std::io::Error, dir: &std::path::Path) -> String {
+    if flow_store::is_no_space(e) {
+        format!("no space left on {}", dir.display())
+    } else {
+        format!("{}: {e}", dir.display())
+    }
+}
+
+/// Whether the file system holding `path` (or, once it is gone, its nearest
+/// ancestor) has no block left for an unprivileged writer (false when it cannot
+/// be asked).
+pub fn is_full(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    for at in path.ancestors() {
+        let Ok(c_path) = std::ffi::CString::new(at.as_os_str().as_bytes()) else {
+            return false;
+        };
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c_path` is a valid C string and `stat` is written by the call.
+        if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } == 0 {
+            // SAFETY: statvfs succeeded, so it filled `stat`.
+            let stat = unsafe { stat.assume_init() };
+            return stat.f_bavail == 0;
+        }
+    }
+    false
+}
+
 /// The first line of `text` (all of it when it has one line; empty when empty).
 pub fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")

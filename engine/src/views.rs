@@ -110,6 +110,26 @@ pub(crate) fn create_or_reuse(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes what runs that have ended (or were interrupted when their process died,
+/// perhaps on a full disk) left in `views` (`DATA/views/RUN`): their steps' views
+/// are of no further use, and take space. Runs still running, and runs not yet
+/// recorded (another run of this process may be starting), keep theirs.
+pub(crate) fn remove_dead_views(store: &flow_store::Store, views: &Path) {
+    let Ok(entries) = std::fs::read_dir(views) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let ended = flow_store::RunId::parse(&name.to_string_lossy())
+            .ok()
+            .and_then(|id| store.run(&id).ok().flatten())
+            .is_some_and(|run| run.status != flow_store::RunStatus::Running);
+        if ended {
+            let _ = remove(&entry.path());
+        }
+    }
+}
+
 /// Removes a view (or anything at its path) without following links in it.
 pub(crate) fn remove(dir: &Path) -> io::Result<()> {
     // Directories a step made unreadable or unwritable would stop the removal.

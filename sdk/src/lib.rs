@@ -168,6 +168,13 @@ impl Context {
     pub fn error(&self, message: &str) {
         log::write(log::Level::Error, message);
     }
+
+    /// Say how far long work has got: `done` of `total` (`None`: not known)
+    /// `unit`s ("files", "bytes", ...). Shown on the terminal, the dashboard and
+    /// in the run's events; the host keeps the rate down, so call it freely.
+    pub fn progress(&self, done: u64, total: Option<u64>, unit: &str) {
+        log::progress(done, total, unit);
+    }
 }
 
 #[doc(hidden)]

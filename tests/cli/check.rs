@@ -220,7 +220,7 @@ fn an_unknown_param_lists_the_real_ones() {
     |
   6 |     with: { mode: ok, colour: red }
     |                       ^^^^^^
-    = help: the params of plugin `misbehave` are `mode`, `path`, `count`, `secret`
+    = help: the params of plugin `misbehave` are `mode`, `path`, `unit`, `count`, `secret`
 ",
     );
 }

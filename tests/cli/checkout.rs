@@ -517,3 +517,33 @@ fn the_release_example_publishes_a_signed_artifact_offline() {
         checked.text
     );
 }
+
+/// Checking out reports the files written as progress, up to the total.
+#[test]
+fn checkout_reports_its_progress_in_files() {
+    let Some(root) = repo_root() else { return };
+    let session = Session::new();
+    checkout_pipeline(&session, root, "{ ref: HEAD, path: flow }");
+    let out = session.flow(["--json", "run", "flow.yaml"]).run();
+    out.expect_code(0);
+    let events = out.json_lines();
+    let progress: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step-progress")
+        .collect();
+    assert!(!progress.is_empty(), "no progress events");
+    assert!(progress.iter().all(|e| e["unit"] == "files"));
+    let last = progress.last().unwrap();
+    assert_eq!(last["done"], last["total"]);
+    let files: u64 = events
+        .iter()
+        .find(|e| e["event"] == "step-finished")
+        .and_then(|e| e["outputs"]["files"].as_str())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        last["done"].as_u64().unwrap() >= files,
+        "{last} of {files} files"
+    );
+}

@@ -138,6 +138,21 @@ fn builds_a_crate_with_cargo_and_reports_its_artifact_with_provenance() {
         log.contains("Compiling hello v0.1.0"),
         "cargo's stderr is in the log: {log}"
     );
+    // cargo's progress: the crates it says it compiled.
+    let again = session
+        .flow(["--json", "run", "flow.yaml", "--no-cache"])
+        .run();
+    again.expect_code(0);
+    let progress: Vec<(Value, Value)> = again
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "step-progress" && e["step"] == "build")
+        .map(|e| (e["done"].clone(), e["unit"].clone()))
+        .collect();
+    assert_eq!(
+        progress,
+        [(serde_json::json!(1), serde_json::json!("crates compiled"))]
+    );
 
     // Provenance names the command by its real path and sha256, and what it ran.
     let statement = session.statement("build");

@@ -3,16 +3,21 @@
 //!
 //! Run with `cargo test -p flow-engine --test cli`.
 
+mod browser;
 mod session;
 
 mod cache;
 mod check;
 mod checkout;
+mod disk;
+mod events;
 mod exec;
 mod net;
 mod plugins;
+mod progress;
 mod provenance;
 mod publish;
+mod report;
 mod resume;
 mod retry;
 mod run;
@@ -20,7 +25,9 @@ mod sandbox;
 mod scan;
 mod secrets;
 mod security;
+mod serve;
 mod sign;
 mod stats;
 mod store;
 mod templates;
+mod upgrade;

@@ -713,3 +713,26 @@ fn the_bundled_templates_release_to_dev_and_promote_to_prod() {
     ]);
     assert!(!missing.status.success(), "0.1.1 must not exist in prod");
 }
+
+/// Publishing reports the bytes written of the artifact's blobs as progress.
+#[test]
+fn publishing_reports_its_progress_in_bytes() {
+    let session = Session::new();
+    pipeline(&session, "{}", ", to: 'oci:layout:1.0.0'", "v1");
+    let out = session.flow(["--json", "run", "flow.yaml"]).run();
+    out.expect_code(0);
+    let progress: Vec<Value> = out
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "step-progress" && e["step"] == "publish")
+        .collect();
+    assert!(!progress.is_empty(), "no progress from publish");
+    assert!(
+        progress.iter().all(|e| e["unit"] == "bytes"),
+        "{progress:?}"
+    );
+    let last = progress.last().unwrap();
+    assert_eq!(last["done"], last["total"], "{progress:?}");
+    // dist/app ("v1") and dist/NOTES ("notes\n") at least.
+    assert!(last["total"].as_u64().unwrap() >= 8, "{last}");
+}

@@ -251,3 +251,22 @@ fn the_sarif_validator_catches_an_invalid_file() {
         "a SARIF file without a driver name must not validate"
     );
 }
+
+/// The scan reports the packages it has checked as progress, up to all of them.
+#[test]
+fn the_scan_reports_its_progress_in_packages() {
+    let session = Session::new();
+    scan_pipeline(&session, "flow.Cargo.lock", "");
+    let out = session.flow(["--json", "run", "flow.yaml"]).run();
+    out.expect_code(0);
+    let progress: Vec<serde_json::Value> = out
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "step-progress" && e["step"] == "scan")
+        .collect();
+    assert!(!progress.is_empty(), "no progress from the scan");
+    assert!(progress.iter().all(|e| e["unit"] == "packages"));
+    let last = progress.last().unwrap();
+    assert_eq!(last["done"], last["total"]);
+    assert!(last["total"].as_u64().unwrap() > 100, "{last}");
+}

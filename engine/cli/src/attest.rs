@@ -8,7 +8,7 @@ use flow_engine::verification::{self, Bundle, Policy, PolicyCheck, VerificationE
 use flow_provenance::keys::{KeyPairPaths, load_public_key, load_signing_key, write_key_pair};
 use flow_provenance::link::LinkPayload;
 use flow_provenance::{KeyError, PublicKey, SigningKey, TemplateOrigin};
-use flow_store::Store;
+use flow_store::{RunId, Store};
 
 use crate::{Failure, Style, exit};
 
@@ -251,6 +251,77 @@ pub(crate) fn verify_run(
             );
         }
         Ok(exit::RUN_FAILED)
+    }
+}
+
+/// `flow report RUN --out FILE`: the run's page, with what `flow verify` (and the
+/// policy, when given) says of it.
+pub(crate) fn report(
+    store: &Store,
+    query: &str,
+    out: &Path,
+    key: Option<&Path>,
+    policy: Option<&LoadedPolicy>,
+) -> Result<u8, Failure> {
+    let run = store.resolve(query)?;
+    let trusted = match key {
+        Some(path) => {
+            Some(load_public_key(path).map_err(|e| Failure::Invalid(format!("error: {e}")))?)
+        }
+        None => default_trusted_key(),
+    };
+    let verdict = verdict(store, &run, trusted.as_ref(), policy);
+    let html = flow_engine::report::render(store, &run, verdict)?;
+    std::fs::write(out, html.as_bytes())
+        .map_err(|e| Failure::Io(format!("cannot write {}: {e}", out.display())))?;
+    outln!(
+        "wrote {} ({}): the report of run {run}",
+        out.display(),
+        flow_engine::units::format_bytes(html.len() as u64)
+    );
+    Ok(exit::SUCCESS)
+}
+
+/// `flow verify`'s result on a run (and, when it holds, the policy's checks), for its
+/// report. `trusted`: the owner key [default: the key `flow run` signs with].
+pub(crate) fn verdict(
+    store: &Store,
+    run: &RunId,
+    trusted: Option<&PublicKey>,
+    policy: Option<&LoadedPolicy>,
+) -> flow_engine::report::Verdict {
+    let default;
+    let trusted = match trusted {
+        Some(key) => Some(key),
+        None => {
+            default = default_trusted_key();
+            default.as_ref()
+        }
+    };
+    match verification::bundle(store, run) {
+        Ok(bundle) => {
+            let result = verification::verify(&bundle, trusted);
+            let ok = result.is_ok();
+            let mut verdict = flow_engine::report::Verdict::verified(if ok {
+                Ok(result.to_string())
+            } else {
+                Err(result.to_string())
+            });
+            if let (true, Some(policy)) = (ok, policy) {
+                let name = policy.file.display().to_string();
+                let checks = match policy.check.evaluate(&bundle) {
+                    Ok(evaluation) => evaluation
+                        .checks
+                        .iter()
+                        .map(|c| (c.ok, c.to_string()))
+                        .collect(),
+                    Err(e) => vec![(false, e.to_string())],
+                };
+                verdict = verdict.with_policy(name, checks);
+            }
+            verdict
+        }
+        Err(e) => flow_engine::report::Verdict::verified(Err(e.to_string())),
     }
 }
 

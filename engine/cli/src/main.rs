@@ -5,9 +5,12 @@
 mod output;
 mod attest;
 mod cache;
+mod cdevents;
+mod live;
 mod places;
 mod progress;
 mod report;
+mod serve;
 mod stats;
 mod templates;
 
@@ -114,6 +117,20 @@ enum Command {
     /// Sign templates and print their digests
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Write one self-contained HTML page about a run: its DAG, timeline, steps, logs
+    /// and provenance (with `flow verify`'s result and, with --policy, each check)
+    Report {
+        /// A run id, a unique prefix of one, or `last`
+        run: String,
+        /// The HTML file to write
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The owner public key to trust [default: the key `flow run` signs with]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyOptions,
+    },
     /// Say what the step cache did for a step of a run, and why it missed
     Explain {
         /// A run id, a unique prefix of one, or `last`
@@ -124,6 +141,18 @@ enum Command {
     /// Manage the step cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serve a read-only web dashboard of the data dir's runs: figures, charts, failures,
+    /// each run's report, runs in progress. No authentication: it listens on loopback
+    /// only, unless --allow-remote
+    Serve {
+        /// Where to listen (`IP:PORT`; port 0 picks a free one)
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "IP:PORT")]
+        addr: std::net::SocketAddr,
+        /// Listen on an address other than loopback: anyone who can reach it reads every
+        /// run's logs, inputs and outputs (there is no authentication)
+        #[arg(long)]
+        allow_remote: bool,
+    },
     /// Print a run's logs
     Logs {
         /// A run id, a unique prefix of one, or `last`
@@ -151,15 +180,22 @@ enum Command {
         /// The owner public key to trust [default: the data dir's key, for a RUN; the export's owner.pub, for --dir]
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
-        /// Also check the run against this policy: the template it came from, its sealed
-        /// steps, approved plugins and order (see docs/templates.md)
-        #[arg(long, value_name = "FILE")]
-        policy: Option<PathBuf>,
-        /// A template's directory, used when its digest is one the run recorded
-        /// (repeatable) [default: the template cache, CACHE_DIR/templates/<sha256>]
-        #[arg(long = "template-dir", value_name = "DIR", requires = "policy")]
-        template_dirs: Vec<PathBuf>,
+        #[command(flatten)]
+        policy: PolicyOptions,
     },
+}
+
+/// `--policy` and where its templates are, for `flow verify` and `flow report`.
+#[derive(clap::Args, Debug)]
+struct PolicyOptions {
+    /// Also check the run against this policy: the template it came from, its sealed
+    /// steps, approved plugins and order (see docs/templates.md)
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A template's directory, used when its digest is one the run recorded
+    /// (repeatable) [default: the template cache, CACHE_DIR/templates/<sha256>]
+    #[arg(long = "template-dir", value_name = "DIR", requires = "policy")]
+    template_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +297,12 @@ struct RunArgs {
     /// the others would run)
     #[arg(long, conflicts_with = "resume")]
     dry_run: bool,
+    /// Also send the run's CDEvents to URL: `http://HOST[:PORT]/PATH` (CloudEvents,
+    /// binary mode), `file:PATH` (JSON lines) or `nats://HOST[:PORT]/SUBJECT`
+    /// (repeatable; added to the config's `events-to`). Waits at most 2s for them at
+    /// the end, and never changes the run's outcome
+    #[arg(long = "events-to", value_name = "URL")]
+    events_to: Vec<String>,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -360,6 +402,16 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         }
         Command::Template(TemplateCommand::Sign { dir, key }) => templates::sign(&dir, &key),
         Command::Template(TemplateCommand::Digest { dir }) => templates::digest(&dir),
+        Command::Report {
+            run,
+            out,
+            key,
+            policy,
+        } => match policy_of(&cli.global, &policy) {
+            Err(e) => Err(e),
+            Ok(policy) => read_store(&cli.global)
+                .and_then(|s| attest::report(&s, &run, &out, key.as_deref(), policy.as_ref())),
+        },
         Command::Explain { run, step } => {
             read_store(&cli.global).and_then(|s| cache::explain(&s, &run, &step, style))
         }
@@ -369,6 +421,9 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
         }) => read_store(&cli.global).and_then(|s| cache::gc(&s, older_than, max_size, style)),
         Command::Logs { run, step } => {
             read_store(&cli.global).and_then(|s| report::logs(&s, &run, step.as_deref(), style))
+        }
+        Command::Serve { addr, allow_remote } => {
+            serve_dashboard(&cli.global, addr, allow_remote).await
         }
         Command::Plugins => plugins(&cli.global, style).await,
         Command::Keys(KeysCommand::Generate { out }) => match out.or_else(places::key_dir) {
@@ -386,15 +441,9 @@ async fn dispatch(cli: Cli, style: Style) -> u8 {
             dir,
             key,
             policy,
-            template_dirs,
         } => {
-            let policy = policy.as_deref().map(|file| attest::PolicyArgs {
-                file,
-                template_dirs: &template_dirs,
-                cache_dir: cache_dir(&cli.global),
-            });
             // A bad policy is the user's input: say so before opening anything.
-            match policy.map(attest::load_policy).transpose() {
+            match policy_of(&cli.global, &policy) {
                 Err(e) => Err(e),
                 Ok(policy) => {
                     let store = match &run {
@@ -544,6 +593,24 @@ fn read_store_if_any(global: &Global) -> Result<Option<Store>, Failure> {
     read_store(global).map(Some)
 }
 
+/// The policy file given with `--policy`, read and ready to check (none without one).
+fn policy_of(
+    global: &Global,
+    options: &PolicyOptions,
+) -> Result<Option<attest::LoadedPolicy>, Failure> {
+    options
+        .policy
+        .as_deref()
+        .map(|file| {
+            attest::load_policy(attest::PolicyArgs {
+                file,
+                template_dirs: &options.template_dirs,
+                cache_dir: cache_dir(global),
+            })
+        })
+        .transpose()
+}
+
 /// Opens the data dir to read runs from; one that does not exist is not created.
 fn read_store(global: &Global) -> Result<Store, Failure> {
     let dir = data_dir(global, None)?;
@@ -656,6 +723,13 @@ async fn check(global: &Global, file: &Path) -> Result<u8, Failure> {
 }
 
 async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure> {
+    // A bad target is the user's input: say so before anything runs.
+    let delivery = if args.dry_run {
+        None
+    } else {
+        cdevents::start(&args.events_to, &templates::configs_with_paths()?)
+            .map_err(Failure::Invalid)?
+    };
     let engine = engine(global, args.jobs)?;
     let pipeline = engine.load_pipeline(&args.file).await?;
     let store = open_store(global, Some(&args.file))?;
@@ -690,6 +764,9 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
         }
     });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // Runs in progress show in `flow serve` through their live file.
+    live::clear_stale(store.dir());
+    let (rx, live_file) = live::tee(rx, store.dir().to_path_buf());
     let printer = tokio::spawn(progress::render(
         rx,
         style,
@@ -714,8 +791,15 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     if let Some(quota) = args.workspace_quota {
         options = options.workspace_quota(quota);
     }
+    if let Some(delivery) = &delivery {
+        options = options.deliver_events(delivery.clone());
+    }
     let result = engine.run(&pipeline, options).await;
+    let _ = live_file.await;
     let _ = printer.await;
+    if let Some(delivery) = delivery {
+        cdevents::finish(&delivery, style == Style::Json).await;
+    }
     let summary = result?;
     if style != Style::Json {
         report::summary(&store, &summary);
@@ -724,6 +808,22 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
         RunStatus::Succeeded => exit::SUCCESS,
         _ => exit::RUN_FAILED,
     })
+}
+
+async fn serve_dashboard(
+    global: &Global,
+    addr: std::net::SocketAddr,
+    allow_remote: bool,
+) -> Result<u8, Failure> {
+    let dir = data_dir(global, None)?;
+    let verify: serve::Verify = std::sync::Arc::new(|store: &Store, run: &flow_store::RunId| {
+        attest::verdict(store, run, None, None)
+    });
+    match serve::serve(dir, serve::Options { addr, allow_remote }, verify).await {
+        Ok(()) => Ok(exit::SUCCESS),
+        Err(serve::ServeError::Invalid(text)) => Err(Failure::Invalid(format!("error: {text}"))),
+        Err(serve::ServeError::Io(text)) => Err(Failure::Io(text)),
+    }
 }
 
 async fn plugins(global: &Global, style: Style) -> Result<u8, Failure> {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use flow_engine::Event;
-use flow_engine::units::format_duration;
+use flow_engine::units::{format_duration, format_progress};
 use flow_store::{CacheUse, StepStatus};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -35,9 +35,27 @@ pub(crate) async fn render(
         Style::Plain => {
             let width = steps.iter().map(String::len).max().unwrap_or(0);
             let mut started = std::collections::BTreeSet::new();
+            let mut told: BTreeMap<String, Instant> = BTreeMap::new();
             while let Some(event) = rx.recv().await {
                 if let Event::StepStarted { step, .. } = &event {
                     started.insert(step.clone());
+                }
+                if let Event::StepProgress {
+                    step,
+                    done,
+                    total,
+                    unit,
+                    ..
+                } = &event
+                {
+                    let due = told
+                        .get(step)
+                        .is_none_or(|at| at.elapsed() >= PLAIN_PROGRESS);
+                    if due {
+                        told.insert(step.clone(), Instant::now());
+                        outln!("{step:<width$}  {}", format_progress(*done, *total, unit));
+                    }
+                    continue;
                 }
                 let ran =
                     matches!(&event, Event::StepFinished { step, .. } if started.contains(step));
@@ -163,7 +181,12 @@ struct StepView {
     took: Option<Duration>,
     /// Taken from the step cache.
     cached: bool,
+    /// What it last said of its progress.
+    progress: Option<String>,
 }
+
+/// In plain output, a step's progress is printed at most this often.
+const PLAIN_PROGRESS: Duration = Duration::from_secs(5);
 
 /// A one-character mark for a step state, coloured for a terminal.
 pub(crate) fn symbol(status: StepStatus, color: bool) -> String {
@@ -197,6 +220,7 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) -> Vec<Event
                     started: None,
                     took: None,
                     cached: false,
+                    progress: None,
                 },
             )
         })
@@ -218,6 +242,12 @@ async fn live(mut rx: UnboundedReceiver<Event>, steps: Vec<String>) -> Vec<Event
                 Some(Event::StepRetrying { step, .. }) => {
                     if let Some(v) = views.get_mut(&step) {
                         v.status = Some(StepStatus::Running);
+                        v.progress = None;
+                    }
+                }
+                Some(Event::StepProgress { step, done, total, unit, .. }) => {
+                    if let Some(v) = views.get_mut(&step) {
+                        v.progress = Some(format_progress(done, total, &unit));
                     }
                 }
                 Some(event @ Event::StepFinished { .. }) => {
@@ -294,6 +324,10 @@ fn redraw(
         };
         if view.cached {
             lines.push(format!("  {mark} {id:<width$}  cached"));
+        } else if let (StepStatus::Running, Some(progress)) = (status, &view.progress) {
+            lines.push(format!(
+                "  {mark} {id:<width$}  {status:<9} {elapsed:<7} {progress}"
+            ));
         } else {
             lines.push(format!("  {mark} {id:<width$}  {status:<9} {elapsed}"));
         }

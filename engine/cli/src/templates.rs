@@ -30,6 +30,11 @@ fn org_config() -> PathBuf {
 
 /// The configs that exist, user first. A config named by a variable must exist.
 pub(crate) fn configs() -> Result<Vec<flow_pipeline::Config>, Failure> {
+    Ok(configs_with_paths()?.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The configs that exist, user first, each with its file.
+pub(crate) fn configs_with_paths() -> Result<Vec<(PathBuf, flow_pipeline::Config)>, Failure> {
     let mut out = Vec::new();
     let named = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
     for (path, required) in [
@@ -47,7 +52,7 @@ pub(crate) fn configs() -> Result<Vec<flow_pipeline::Config>, Failure> {
             continue;
         }
         let config = flow_pipeline::read_config(&path).map_err(|d| Failure::Invalid(d.render()))?;
-        out.push(config);
+        out.push((path, config));
     }
     Ok(out)
 }

@@ -238,12 +238,20 @@ impl wit_exec::Host for ExecStep {
                 () = cancel.cancelled() => StopReason::Cancelled,
             }
         };
+        // cargo says what it compiled, one `Compiling` line per crate, on stderr: that
+        // is its progress (it cannot say the total without a terminal).
+        let mut crates = (granted.name == "cargo").then(CratesCompiled::default);
         let on_output = move |stream: Stream, bytes: &[u8]| {
             let source = match stream {
                 Stream::Stdout => LogSource::Stdout,
                 Stream::Stderr => LogSource::Stderr,
             };
             log.write(source, bytes);
+            if let (Some(crates), Stream::Stderr) = (crates.as_mut(), stream)
+                && let Some(count) = crates.read(bytes)
+            {
+                log.progress(count, None, "crates compiled");
+            }
         };
         let outcome = flow_sandbox::run(&spec, on_output, stop)
             .await
@@ -310,5 +318,50 @@ impl wit_exec::Host for ExecStep {
             signal: outcome.signal,
             confined: outcome.confined,
         })
+    }
+}
+
+/// Counts the `Compiling NAME VERSION` lines of cargo's stderr as they stream by.
+#[derive(Default)]
+struct CratesCompiled {
+    count: u64,
+    line: Vec<u8>,
+}
+
+impl CratesCompiled {
+    /// Takes a chunk of output; the count when it finished a `Compiling` line.
+    fn read(&mut self, bytes: &[u8]) -> Option<u64> {
+        let before = self.count;
+        for &b in bytes {
+            if b == b'\n' {
+                if String::from_utf8_lossy(&self.line)
+                    .trim_start()
+                    .starts_with("Compiling ")
+                {
+                    self.count += 1;
+                }
+                self.line.clear();
+            } else if self.line.len() < 256 {
+                self.line.push(b);
+            }
+        }
+        (self.count > before).then_some(self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CratesCompiled;
+
+    #[test]
+    fn compiling_lines_are_counted_across_chunks() {
+        let mut crates = CratesCompiled::default();
+        assert_eq!(crates.read(b"   Compiling libc v0.2.1\n   Compil"), Some(1));
+        assert_eq!(crates.read(b"ing serde v1.0.0\n"), Some(2));
+        assert_eq!(
+            crates.read(b"    Finished `dev` profile\nwarning: Compiling x\n"),
+            None
+        );
+        assert_eq!(crates.count, 2);
     }
 }

@@ -53,4 +53,8 @@ impl wit_log::Host for LogSink {
             self.line(LogSource::Plugin(level), line);
         }
     }
+
+    fn progress(&mut self, done: u64, total: Option<u64>, unit: String) {
+        LogSink::progress(self, done, total, &unit);
+    }
 }

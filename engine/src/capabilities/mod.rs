@@ -25,6 +25,7 @@ pub(crate) mod keys;
 pub mod log;
 pub mod net;
 pub(crate) mod outputs;
+pub(crate) mod progress;
 pub(crate) mod recorded;
 pub(crate) mod redact;
 pub(crate) mod secret_values;

@@ -11,6 +11,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 pub use flow_store::{LogLevel, LogLine, LogStream as LogSource};
 
+use super::progress::Progress;
 use super::redact::Redactor;
 
 /// A step's log, capped in bytes: past the cap, lines are dropped and the log
@@ -24,6 +25,7 @@ pub struct StepLog {
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
     redactor: Option<Arc<Redactor>>,
+    progress: Option<Progress>,
 }
 
 /// A shared handle to a step's log.
@@ -51,6 +53,7 @@ impl LogSink {
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
             redactor: None,
+            progress: None,
         })))
     }
 
@@ -58,6 +61,20 @@ impl LogSink {
     pub fn with_redactor(self, redactor: Option<Arc<Redactor>>) -> Self {
         self.lock().redactor = redactor.filter(|r| !r.is_empty());
         self
+    }
+
+    /// The same log, with the step's progress reports sent to `progress`.
+    pub(crate) fn with_progress(self, progress: Option<Progress>) -> Self {
+        self.lock().progress = progress;
+        self
+    }
+
+    /// The step's progress report (dropped when nobody listens).
+    pub(crate) fn progress(&self, done: u64, total: Option<u64>, unit: &str) {
+        let progress = self.lock().progress.clone();
+        if let Some(progress) = progress {
+            progress.report(done, total, unit);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, StepLog> {

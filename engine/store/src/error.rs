@@ -173,18 +173,37 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
-    /// The database failed underneath.
-    #[error(
-        "storage error in the data dir {}: {source}; check free disk space and \
-         permissions",
-        .dir.display()
-    )]
+    /// The database failed underneath (a full disk among other causes, said so).
+    #[error("{}", storage_message(.dir, .source))]
     Storage {
         /// The data dir.
         dir: PathBuf,
         /// sled's error.
         source: sled::Error,
     },
+}
+
+/// A full disk said in words; anything else with what to check.
+fn storage_message(dir: &std::path::Path, source: &sled::Error) -> String {
+    match source {
+        sled::Error::Io(e) if is_no_space(e) => format!(
+            "no space left on {} (the data dir): free some space and run again; what \
+             was recorded before is kept",
+            dir.display()
+        ),
+        _ => format!(
+            "storage error in the data dir {}: {source}; check free disk space and \
+             permissions",
+            dir.display()
+        ),
+    }
+}
+
+/// Whether `e` says the file system is full (or the user's quota is).
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || e.raw_os_error() == Some(28)
 }
 
 fn list_matches(matches: &[RunId], count: usize) -> String {

@@ -66,14 +66,17 @@ pub mod cache;
 mod error;
 mod keys;
 pub mod objects;
+mod reader;
+pub use reader::process_alive;
 mod records;
+mod recover;
 mod run_id;
 mod store;
 mod timestamp;
 pub mod tree;
 
 pub use cache::{CacheEntry, LastKey, StepCache};
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, is_no_space};
 pub use objects::{Objects, Stored};
 pub use records::{
     AttemptRecord, CacheUse, LogLevel, LogLine, LogStream, RunAttestation, RunRecord, RunStatus,

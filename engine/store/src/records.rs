@@ -134,6 +134,9 @@ pub struct RunRecord {
     /// When the run was resumed (`flow run --resume`), oldest first (unix milliseconds).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed_at: Vec<u64>,
+    /// What each step (in plan order) needs, by plan index: the run's DAG.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<Vec<u32>>,
 }
 
 impl RunRecord {
@@ -161,6 +164,7 @@ impl RunRecord {
             inputs: BTreeMap::new(),
             workspace: None,
             resumed_at: Vec::new(),
+            needs: Vec::new(),
         }
     }
 }

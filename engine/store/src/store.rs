@@ -12,6 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
 use crate::keys;
+use crate::reader;
 use crate::records::{
     LogLine, RunAttestation, RunRecord, RunStatus, StepAttestation, StepCompletion, StepLogLine,
     StepRecord, StepStatus,
@@ -70,6 +71,10 @@ struct Inner {
     changes: sled::Tree,
     bases: sled::Tree,
     recovered: Vec<RunId>,
+    /// sled failed writing (a full disk): see [`Store::storage`].
+    broken: std::sync::atomic::AtomicBool,
+    /// The private copy a reader's database is in (last: removed after sled is done).
+    _copy: Option<reader::DbCopy>,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,9 +106,60 @@ impl Store {
         // stop the run.
         let _ = fs::write(db_dir.join(PID_FILE), std::process::id().to_string());
 
-        let storage = |source| StoreError::Storage {
-            dir: dir.clone(),
-            source,
+        let mut store = Store::with_db(dir, db, None)?;
+        store.check_schema()?;
+        let recovered = store.recover()?;
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.recovered = recovered;
+        }
+        Ok(store)
+    }
+
+    /// Opens the store of the data dir `dir` for reading, as it is now: for a reader
+    /// that must never keep a writer waiting (a dashboard).
+    ///
+    /// Writes nothing in the data dir: no pid file, no recovery of runs left running
+    /// (they read as [`RunStatus::Running`]). sled's lock is held only while its files
+    /// are copied into a private directory in the temp dir, which the returned store
+    /// reads (and removes when its last clone is dropped); later runs are not seen.
+    /// While a writer has the data dir open this fails at once with
+    /// [`StoreError::InUse`] (or [`StoreError::Locked`] if no pid names it); a data dir
+    /// with no store yet is [`StoreError::NoRuns`]. Writers' [`Store::open`] waits a
+    /// little for a reader's hold to end.
+    pub fn open_reader(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let db_dir = dir.join(DB_DIR);
+        if !db_dir.join("db").is_file() {
+            return Err(StoreError::NoRuns { dir });
+        }
+        let copy = match reader::copy_locked(&dir, &db_dir, PID_FILE) {
+            Ok(copy) => copy,
+            Err(reader::Held::By(Some(pid))) if pid == std::process::id() => {
+                return Err(StoreError::AlreadyOpen { dir });
+            }
+            Err(reader::Held::By(Some(pid))) => return Err(StoreError::InUse { dir, pid }),
+            Err(reader::Held::By(None)) => return Err(StoreError::Locked { dir }),
+            Err(reader::Held::Failed(e)) => return Err(e),
+        };
+        let db = sled::Config::new()
+            .path(copy.path())
+            .open()
+            .map_err(|source| StoreError::Storage {
+                dir: dir.clone(),
+                source,
+            })?;
+        let store = Store::with_db(dir, db, Some(copy))?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn with_db(dir: PathBuf, db: sled::Db, copy: Option<reader::DbCopy>) -> Result<Store> {
+        let storage = |source| {
+            abandon_on_io_error(&db, &source);
+            StoreError::Storage {
+                dir: dir.clone(),
+                source,
+            }
         };
         let runs = db.open_tree(RUNS).map_err(storage)?;
         let steps = db.open_tree(STEPS).map_err(storage)?;
@@ -113,7 +169,7 @@ impl Store {
         let run_attestations = db.open_tree(RUN_ATTESTATIONS).map_err(storage)?;
         let changes = db.open_tree(CHANGES).map_err(storage)?;
         let bases = db.open_tree(BASES).map_err(storage)?;
-        let mut store = Store {
+        Ok(Store {
             inner: Arc::new(Inner {
                 dir,
                 db,
@@ -126,14 +182,10 @@ impl Store {
                 changes,
                 bases,
                 recovered: Vec::new(),
+                broken: std::sync::atomic::AtomicBool::new(false),
+                _copy: copy,
             }),
-        };
-        store.check_schema()?;
-        let recovered = store.recover()?;
-        if let Some(inner) = Arc::get_mut(&mut store.inner) {
-            inner.recovered = recovered;
-        }
-        Ok(store)
+        })
     }
 
     /// The data dir this store was opened in.
@@ -798,7 +850,18 @@ impl Store {
         }
     }
 
+    /// A sled error as ours. One that failed writing leaves sled unable to flush:
+    /// its handle is then never dropped (sled 0.34 flushes on drop and would wait
+    /// forever), so that the process can still report the error and end.
     pub(crate) fn storage(&self, source: sled::Error) -> StoreError {
+        if matches!(source, sled::Error::Io(_))
+            && !self
+                .inner
+                .broken
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            abandon_on_io_error(&self.inner.db, &source);
+        }
         StoreError::Storage {
             dir: self.inner.dir.clone(),
             source,
@@ -810,6 +873,14 @@ impl Store {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => self.storage(e),
         }
+    }
+}
+
+/// Keeps the database from ever being dropped once `error` says a write failed
+/// (see [`Store::storage`]); what was flushed before stays on disk.
+fn abandon_on_io_error(db: &sled::Db, error: &sled::Error) {
+    if matches!(error, sled::Error::Io(_)) {
+        std::mem::forget(db.clone());
     }
 }
 
@@ -834,23 +905,41 @@ fn open_error(dir: &Path, db_dir: &Path, source: sled::Error) -> StoreError {
     }
 }
 
-/// How long [`open_db`] waits for a handle this process just dropped.
-const OWN_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long [`open_db`] waits for a hold that should end soon.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Opens the sled database. sled's background flusher can hold a dropped handle
-/// (and its file lock) a little longer, so a reopen by the same process waits
-/// briefly before reporting the data dir as already open.
+/// Opens the sled database. Two holds end soon, so it waits for them (up to
+/// [`LOCK_GRACE`]) before reporting the data dir as in use: a handle this process just
+/// dropped (sled's background flusher can keep it, and its file lock, a little
+/// longer), and a reader's ([`Store::open_reader`] holds the lock while it copies the
+/// files; it writes no pid file, so the pid file then names no live process, or none).
+/// A live process named by the pid file is a writer: that fails at once.
 fn open_db(dir: &Path, db_dir: &Path) -> Result<sled::Db> {
-    let deadline = std::time::Instant::now() + OWN_LOCK_GRACE;
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    let mut cleared = false;
     loop {
         match sled::Config::new().path(db_dir).open() {
             Ok(db) => return Ok(db),
-            Err(source) => match open_error(dir, db_dir, source) {
-                StoreError::AlreadyOpen { .. } if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+            // A snapshot cut short (the disk filled while sled wrote it) is read as
+            // the newest and fails the open; it is only ever a partial copy of what
+            // the log holds, so it goes, once.
+            Err(sled::Error::Corruption { .. })
+                if !cleared && crate::recover::clear_partial_snapshots(db_dir) =>
+            {
+                cleared = true;
+            }
+            Err(source) => {
+                let error = open_error(dir, db_dir, source);
+                let brief = match &error {
+                    StoreError::AlreadyOpen { .. } | StoreError::Locked { .. } => true,
+                    StoreError::InUse { pid, .. } => !reader::process_alive(*pid),
+                    _ => false,
+                };
+                if !brief || std::time::Instant::now() >= deadline {
+                    return Err(error);
                 }
-                error => return Err(error),
-            },
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     }
 }

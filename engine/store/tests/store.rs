@@ -55,7 +55,15 @@ fn lines(n: u64, prefix: &str) -> Vec<LogLine> {
 /// Opens the sled database under a closed store's data dir, to write what the store
 /// never would.
 fn raw_db(dir: &Path) -> sled::Db {
-    sled::open(dir.join("store")).expect("raw sled open")
+    // sled's flusher can hold the store's dropped handle (and its lock) a moment longer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::open(dir.join("store")) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() >= deadline => panic!("raw sled open: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
 }
 
 #[test]
@@ -771,5 +779,172 @@ fn a_step_s_changes_are_written_with_it_and_survive_a_reopen() -> TestResult {
             .is_err()
     );
     assert_eq!(store.step_changes(&ghost, 0)?, None);
+    Ok(())
+}
+
+/// The disk filled while sled wrote a snapshot: the half-written one is left
+/// aside, the store opens with everything recorded before.
+#[test]
+fn a_snapshot_cut_short_by_a_full_disk_does_not_stop_the_store_opening() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    {
+        let store = Store::open(tmp.path())?;
+        store.begin_run(&run_at("r1", 1))?;
+        store.flush()?;
+    }
+    // Dropped handles let go of the lock on their own time.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::fs::write(
+        tmp.path().join("store/snap.7FFFFFFFFFFFFFFF.generating"),
+        b"",
+    )?;
+    let store = Store::open(tmp.path())?;
+    assert_eq!(store.runs(None)?.len(), 1);
+    assert!(
+        !tmp.path()
+            .join("store/snap.7FFFFFFFFFFFFFFF.generating")
+            .exists()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_full_disk_is_said_in_words() {
+    let err = StoreError::Storage {
+        dir: "/data".into(),
+        source: sled::Error::Io(std::io::Error::from_raw_os_error(28)),
+    };
+    assert_eq!(
+        err.to_string(),
+        "no space left on /data (the data dir): free some space and run again; what was \
+         recorded before is kept"
+    );
+}
+
+/// Every file below `dir` with its size and modification time.
+fn listing(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A reader of `dir`, once this process's dropped writer has let go of it (sled's
+/// flusher can hold a dropped handle a little longer).
+fn reader(dir: &Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match Store::open_reader(dir) {
+            Err(StoreError::AlreadyOpen { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn a_reader_sees_the_runs_and_writes_nothing_in_the_data_dir() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("data");
+    let err = Store::open_reader(&dir).expect_err("no store yet");
+    assert!(matches!(err, StoreError::NoRuns { .. }), "{err:?}");
+    assert!(!dir.exists(), "the reader created the data dir");
+    let running = run_at("20240101T000000Z-aaaa", 1);
+    {
+        let store = Store::open(&dir)?;
+        store.begin_run(&running)?;
+        store.put_step(&running.id, &step("a", 0, StepStatus::Running))?;
+        store.flush()?;
+    }
+    // Once the writer has let go (a reader gets the lock), nothing changes the dir.
+    drop(reader(&dir)?);
+    let before = listing(&dir);
+    for _ in 0..3 {
+        let reader = reader(&dir)?;
+        let runs = reader.runs(None)?;
+        assert_eq!(runs.len(), 1);
+        // No recovery: a run left running reads as running.
+        assert_eq!(runs[0].status, RunStatus::Running);
+        assert!(reader.recovered().is_empty());
+        assert_eq!(reader.steps(&running.id)?[0].status, StepStatus::Running);
+    }
+    assert_eq!(listing(&dir), before, "a reader wrote in the data dir");
+
+    // The data dir is free while a reader is open: a writer opens it (and recovers the
+    // run); the reader's copy stays as it was read, a new reader sees the change.
+    let reader = reader(&dir)?;
+    let writer = Store::open(&dir)?;
+    assert_eq!(writer.recovered(), std::slice::from_ref(&running.id));
+    drop(writer);
+    assert_eq!(reader.runs(None)?[0].status, RunStatus::Running);
+    let again = self::reader(&dir)?;
+    assert_eq!(again.runs(None)?[0].status, RunStatus::Interrupted);
+    Ok(())
+}
+
+/// Holds sled's lock on `dir`'s database the way a reader does, for `hold`.
+fn hold_lock(dir: &Path, hold: std::time::Duration) -> std::thread::JoinHandle<()> {
+    let file = std::fs::File::open(dir.join("store/db")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while file.try_lock().is_err() {
+        assert!(std::time::Instant::now() < deadline, "the lock is held");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        drop(file);
+    })
+}
+
+#[test]
+fn a_writer_waits_for_a_readers_brief_hold_but_not_for_a_live_writer() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    drop(Store::open(tmp.path())?);
+    // The pid file names a process that has ended: whoever holds the lock is a reader.
+    let mut ended = std::process::Command::new("true").spawn()?;
+    ended.wait()?;
+    std::fs::write(tmp.path().join("store/flow.pid"), ended.id().to_string())?;
+    let held = hold_lock(tmp.path(), std::time::Duration::from_millis(300));
+    let err = Store::open_reader(tmp.path()).expect_err("a reader does not wait");
+    assert!(
+        matches!(err, StoreError::InUse { pid, .. } if pid == ended.id()),
+        "{err:?}"
+    );
+    let store = Store::open(tmp.path())?;
+    held.join().unwrap();
+    drop(store);
+
+    // No pid file at all: the same.
+    std::fs::remove_file(tmp.path().join("store/flow.pid"))?;
+    let held = hold_lock(tmp.path(), std::time::Duration::from_millis(300));
+    drop(Store::open(tmp.path())?);
+    held.join().unwrap();
+
+    // A live process named by the pid file is a writer: refused at once.
+    let mut live = std::process::Command::new("sleep").arg("30").spawn()?;
+    std::fs::write(tmp.path().join("store/flow.pid"), live.id().to_string())?;
+    let held = hold_lock(tmp.path(), std::time::Duration::from_millis(2500));
+    let start = std::time::Instant::now();
+    let err = Store::open(tmp.path()).expect_err("held by a live process");
+    assert!(
+        matches!(err, StoreError::InUse { pid, .. } if pid == live.id()),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    live.kill()?;
+    live.wait()?;
+    held.join().unwrap();
     Ok(())
 }

@@ -201,6 +201,8 @@ impl Plugin for Checkout {
         let mut next_report = 0;
         let report = repo
             .checkout_with_progress(resolved.tree, &mut sink, &mut |p| {
+                // The host thins these out; the terminal and the dashboard show them.
+                ctx.progress(p.done as u64, Some(p.total as u64), "files");
                 if p.total >= 2_000 && p.done >= next_report {
                     ctx.info(&format!("{} of {} files written", p.done, p.total));
                     next_report += p.total / 4;

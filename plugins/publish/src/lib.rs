@@ -170,7 +170,13 @@ impl Plugin for Publish {
             builder = builder.file(file)?;
         }
         let artifact = builder.build()?;
-        let published = flow_oci::publish(&client, &target, &artifact, params.overwrite)?;
+        let published = flow_oci::publish_observed(
+            &client,
+            &target,
+            &artifact,
+            params.overwrite,
+            &|done, total| ctx.progress(done, Some(total), "bytes"),
+        )?;
         let outcome = match published.outcome {
             flow_oci::Outcome::Created => "created",
             flow_oci::Outcome::Unchanged => "unchanged",

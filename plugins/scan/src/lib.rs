@@ -174,7 +174,9 @@ impl Plugin for Scan {
             .map(|p| Lockfile::read(p))
             .collect::<Result<Vec<_>, _>>()?;
         let packages: usize = lockfiles.iter().map(|l| l.packages.len()).sum();
-        let findings = flow_scan::scan(&db, &lockfiles)?;
+        let findings = flow_scan::scan_observed(&db, &lockfiles, &mut |done, total| {
+            ctx.progress(done, Some(total), "packages")
+        })?;
         let evaluation = evaluate(&policy, findings, today)?;
 
         let sarif_path = in_workspace(&workspace, &params.sarif, "sarif")?;

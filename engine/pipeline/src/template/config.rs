@@ -70,16 +70,20 @@ pub struct BindingDecl {
     pub base_dir: PathBuf,
 }
 
-/// A user or organisation config: where catalogs are, and interface bindings.
+/// A user or organisation config: where catalogs are, interface bindings, and where
+/// `flow run` sends the runs' CDEvents.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Its catalogs, in order.
     pub catalogs: Vec<CatalogDecl>,
     /// Its bindings.
     pub bindings: Vec<BindingDecl>,
+    /// `events-to:`: where every run sends its CDEvents (`http://…`, `file:PATH`,
+    /// `nats://HOST:PORT/SUBJECT`), as written; the CLI checks them.
+    pub events_to: Vec<String>,
 }
 
-/// Reads a config file (`catalogs:`, `bindings:`); relative paths are resolved against
+/// Reads a config file (`catalogs:`, `bindings:`, `events-to:`); relative paths are resolved against
 /// its directory.
 pub fn read_config(path: &Path) -> Result<Config, Diagnostics> {
     let display = path.display().to_string();
@@ -95,11 +99,22 @@ pub fn read_config(path: &Path) -> Result<Config, Diagnostics> {
     if let Some(root) = root {
         let mut reader = Reader::new(&file, base, StepMode::Pipeline);
         if let Some(entries) = reader.mapping(&root, "a config file") {
-            reader.unknown_keys(entries, &["catalogs", "bindings"], "in the config");
+            reader.unknown_keys(
+                entries,
+                &["catalogs", "bindings", "events-to"],
+                "in the config",
+            );
             for entry in entries {
                 match entry.key_text() {
                     "catalogs" => config.catalogs = read_catalogs(&mut reader, &entry.value),
                     "bindings" => config.bindings = read_bindings(&mut reader, &entry.value),
+                    "events-to" => {
+                        config.events_to = reader
+                            .strings(&entry.value, "`events-to`", true)
+                            .into_iter()
+                            .map(|(url, _)| url)
+                            .collect()
+                    }
                     _ => {}
                 }
             }

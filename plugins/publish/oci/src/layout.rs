@@ -205,6 +205,17 @@ impl Layout {
     /// rule: a tag naming different content is refused with
     /// [`Error::TagExists`] unless `overwrite`; the same content is a no-op.
     pub fn push(&self, tag: &str, artifact: &Artifact, overwrite: bool) -> Result<Published> {
+        self.push_observed(tag, artifact, overwrite, &|_, _| {})
+    }
+
+    /// [`Layout::push`], telling `progress` the bytes written of the blobs' total.
+    pub fn push_observed(
+        &self,
+        tag: &str,
+        artifact: &Artifact,
+        overwrite: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Published> {
         validate_tag(tag).map_err(|reason| Error::InvalidReference {
             input: tag.to_string(),
             reason,
@@ -230,8 +241,13 @@ impl Layout {
             }
             Decision::Write(o) => o,
         };
+        let total: u64 = artifact.blobs.iter().map(|b| b.descriptor.size).sum();
+        let mut done = 0;
+        progress(done, total);
         for blob in &artifact.blobs {
             self.store(blob)?;
+            done += blob.descriptor.size;
+            progress(done, total);
         }
         self.write_blob(&artifact.manifest_bytes)?;
         let descriptor = artifact.descriptor();

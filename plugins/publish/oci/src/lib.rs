@@ -66,6 +66,18 @@ pub fn publish<T: Transport>(
     artifact: &Artifact,
     overwrite: bool,
 ) -> Result<Published> {
+    publish_observed(client, to, artifact, overwrite, &|_, _| {})
+}
+
+/// [`publish`], telling `progress` the bytes uploaded (or written) of the blobs'
+/// total as it goes.
+pub fn publish_observed<T: Transport>(
+    client: &Client<T>,
+    to: &Target,
+    artifact: &Artifact,
+    overwrite: bool,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Published> {
     match to {
         Target::Registry(r) => {
             if r.tag.is_none() {
@@ -74,14 +86,14 @@ pub fn publish<T: Transport>(
                     reason: "publish needs a tag: HOST[:PORT]/REPO:TAG".into(),
                 });
             }
-            client.push(r, artifact, overwrite)
+            client.push_observed(r, artifact, overwrite, progress)
         }
         Target::Layout(l) => {
             let tag = l.tag.as_deref().ok_or_else(|| Error::InvalidReference {
                 input: l.to_string(),
                 reason: "publish needs a tag: oci:DIR:TAG".into(),
             })?;
-            Layout::create(&l.dir)?.push(tag, artifact, overwrite)
+            Layout::create(&l.dir)?.push_observed(tag, artifact, overwrite, progress)
         }
     }
 }

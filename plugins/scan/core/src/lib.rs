@@ -40,7 +40,7 @@ pub use cvss::{Cvss, Severity};
 pub use error::{Error, Result};
 pub use lockfile::{Ecosystem, Lockfile, Package, Source};
 pub use policy::{Date, Evaluation, FailOn, Ignore, Policy, evaluate};
-pub use scan::{Finding, FindingKind, scan};
+pub use scan::{Finding, FindingKind, scan, scan_observed};
 
 use std::path::Path;
 

@@ -100,10 +100,24 @@ impl Finding {
 /// advisory's id listed among the other's aliases) is reported once, RustSec first.
 /// Findings are ordered by lockfile, then line, then advisory id.
 pub fn scan(db: &Database, lockfiles: &[Lockfile]) -> Result<Vec<Finding>> {
+    scan_observed(db, lockfiles, &mut |_, _| {})
+}
+
+/// [`scan`], telling `progress` how many packages of all the lockfiles' have been
+/// checked, after each one.
+pub fn scan_observed(
+    db: &Database,
+    lockfiles: &[Lockfile],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Vec<Finding>> {
     let mut cache: HashMap<(Ecosystem, &str), Vec<Arc<Advisory>>> = HashMap::new();
     let mut findings = Vec::new();
+    let total: u64 = lockfiles.iter().map(|l| l.packages.len() as u64).sum();
+    let mut done = 0;
     for lockfile in lockfiles {
         for (index, pkg) in lockfile.packages.iter().enumerate() {
+            done += 1;
+            progress(done, total);
             if !pkg.is_registry_package() {
                 continue;
             }

@@ -13,6 +13,8 @@ struct Params {
     count: Option<u64>,
     #[serde(default)]
     secret: Option<String>,
+    #[serde(default)]
+    unit: Option<String>,
 }
 
 /// Standard base64 with padding (enough for a test plugin).
@@ -60,11 +62,12 @@ impl Plugin for Misbehave {
         .param(
             Param::string(
                 "mode",
-                "panic | loop | alloc | stack | read | write | fail | flaky | flood | leak | ok",
+                "panic | loop | alloc | stack | read | write | fail | flaky | flood | leak | progress | ok",
             )
             .required(),
         )
         .param(Param::string("path", "the path for read and write"))
+        .param(Param::string("unit", "for progress, what it counts"))
         .param(Param::integer(
             "count",
             "lines for flood; for leak, 1 fails with the value; for flaky, the attempt that succeeds",
@@ -112,6 +115,18 @@ impl Plugin for Misbehave {
                 Ok(())
             }
             "fail" => Err(StepError::new("misbehave was told to fail")),
+            "progress" => {
+                // `count` items, a millisecond each, each one reported.
+                let total = params.count.unwrap_or(1000);
+                let unit = params.unit.as_deref().unwrap_or("items");
+                for done in 0..=total {
+                    ctx.progress(done, Some(total), unit);
+                    if done < total {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                Ok(())
+            }
             "flaky" => {
                 // Counts its attempts in the file at `path` (in a granted directory,
                 // which outlives the step's view); fails until attempt `count`.

@@ -25,6 +25,17 @@ impl<T: Transport> Client<T> {
         artifact: &Artifact,
         overwrite: bool,
     ) -> Result<Published> {
+        self.push_observed(to, artifact, overwrite, &|_, _| {})
+    }
+
+    /// [`Client::push`], telling `progress` the bytes uploaded of the blobs' total.
+    pub fn push_observed(
+        &self,
+        to: &RegistryRef,
+        artifact: &Artifact,
+        overwrite: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Published> {
         let repo = Repo::from(to);
         let digest = artifact.digest();
         let Some(tag) = &to.tag else {
@@ -35,7 +46,7 @@ impl<T: Transport> Client<T> {
                     actual: digest.to_string(),
                 }),
                 _ => {
-                    self.push_blobs(&repo, artifact)?;
+                    self.push_blobs(&repo, artifact, progress)?;
                     self.put_manifest(
                         &repo,
                         &digest.to_string(),
@@ -68,7 +79,7 @@ impl<T: Transport> Client<T> {
             }
             Decision::Write(outcome) => outcome,
         };
-        self.push_blobs(&repo, artifact)?;
+        self.push_blobs(&repo, artifact, progress)?;
         self.put_manifest(&repo, tag, MEDIA_TYPE_MANIFEST, &artifact.manifest_bytes)?;
         Ok(Published {
             reference,

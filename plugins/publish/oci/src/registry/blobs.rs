@@ -177,15 +177,26 @@ impl<T: Transport> Client<T> {
         )
     }
 
-    pub(super) fn push_blobs(&self, repo: &Repo<'_>, artifact: &Artifact) -> Result<()> {
+    /// Uploads the blobs the repository lacks; `progress` hears the bytes done (a
+    /// blob the registry has counts as done) of the blobs' total after each one.
+    pub(super) fn push_blobs(
+        &self,
+        repo: &Repo<'_>,
+        artifact: &Artifact,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<()> {
+        let total: u64 = artifact.blobs.iter().map(|b| b.descriptor.size).sum();
+        let mut done = 0;
+        progress(done, total);
         for blob in &artifact.blobs {
             let digest = blob.descriptor.digest;
-            if self.blob_exists_in(repo, &digest, true)? {
-                continue;
+            if !self.blob_exists_in(repo, &digest, true)? {
+                let bytes = blob.read()?;
+                let location = self.start_upload(repo)?;
+                self.finish_upload(repo, &location, &digest, bytes)?;
             }
-            let bytes = blob.read()?;
-            let location = self.start_upload(repo)?;
-            self.finish_upload(repo, &location, &digest, bytes)?;
+            done += blob.descriptor.size;
+            progress(done, total);
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ impl<T: Transport> Client<T> {
         })?;
         let r = Repo::from(repo);
         let digest = artifact.digest();
-        self.push_blobs(&r, artifact)?;
+        self.push_blobs(&r, artifact, &|_, _| {})?;
         let handled = self.put_manifest(
             &r,
             &digest.to_string(),
