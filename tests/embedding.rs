@@ -590,3 +590,61 @@ async fn concurrent_first_loads_compile_a_plugin_once() {
         );
     }
 }
+
+/// Many runs at once in one engine share its `jobs`: their steps wait for a slot
+/// (never more running than the engine holds, whatever each run asks for), and
+/// every run ends with its own results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_share_the_engine_s_step_slots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(Engine::builder().jobs(2).build().unwrap());
+    let pipeline = engine
+        .load_pipeline_text(
+            "version: 1\nname: fan\ninputs:\n  token: { type: string }\nsteps:\n  a: { uses: echo, with: { message: \"a ${{ inputs.token }}\" } }\n  b: { uses: echo, with: { message: \"b ${{ inputs.token }}\" } }\n  c:\n    uses: echo\n    needs: [a, b]\n    with: { message: \"${{ steps.a.outputs.message }} ${{ steps.b.outputs.message }}\" }\n",
+            "fan.yaml",
+            tmp.path(),
+        )
+        .await
+        .unwrap();
+    let store = Store::open(tmp.path().join("data")).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let runs: Vec<_> = (0..24)
+        .map(|i| {
+            let (engine, pipeline, store, tx) =
+                (engine.clone(), pipeline.clone(), store.clone(), tx.clone());
+            tokio::spawn(async move {
+                let options = RunOptions::new(store)
+                    .inputs(vec![("token".into(), format!("t{i}"))])
+                    .events(tx);
+                (i, engine.run(&pipeline, options).await)
+            })
+        })
+        .collect();
+    drop(tx);
+    for run in runs {
+        let (i, summary) = run.await.unwrap();
+        let summary = summary.unwrap();
+        assert_eq!(summary.run.status, RunStatus::Succeeded, "run {i}");
+        assert_eq!(
+            summary.steps[2].outputs["message"],
+            format!("a t{i} b t{i}")
+        );
+    }
+    // Started and finished events, in the order the engine sent them: at no point
+    // were more than two steps between the two.
+    let (mut now, mut most, mut started) = (0usize, 0usize, 0usize);
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::StepStarted { .. } => {
+                now += 1;
+                started += 1;
+                most = most.max(now);
+            }
+            Event::StepFinished { .. } => now -= 1,
+            _ => {}
+        }
+    }
+    assert_eq!(started, 24 * 3);
+    assert!(most <= 2, "{most} steps ran at once in an engine of 2 jobs");
+    assert_eq!(store.runs(None).unwrap().len(), 24);
+}

@@ -53,6 +53,10 @@ pub struct Engine {
     pub(crate) registry: PluginRegistry,
     pub(crate) defaults: StepDefaults,
     pub(crate) jobs: usize,
+    /// One permit per step that may run at once, shared by every run of this engine:
+    /// a service running many pipelines at once queues their steps here rather than
+    /// past the runtime's instance pool.
+    pub(crate) step_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) template_configs: Vec<flow_pipeline::Config>,
 }
@@ -501,6 +505,7 @@ impl Engine {
             base: Arc::new(base),
             spare_views: Default::default(),
             jobs,
+            step_slots: self.step_slots.clone(),
             cancel: options.cancel,
             events: options.events,
             delivery: options.delivery,
@@ -641,7 +646,11 @@ impl EngineBuilder {
         self
     }
 
-    /// Run at most `jobs` steps at once (default: the number of CPUs).
+    /// Run at most `jobs` steps at once (default: the number of CPUs), over all the
+    /// runs of the engine together: the steps of concurrent runs wait their turn, in
+    /// the order they became ready. A run may ask for fewer ([`RunOptions::jobs`]).
+    ///
+    /// [`RunOptions::jobs`]: crate::RunOptions::jobs
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
         self
@@ -679,6 +688,7 @@ impl EngineBuilder {
             registry: self.registry,
             defaults: self.defaults,
             jobs: self.jobs,
+            step_slots: Arc::new(tokio::sync::Semaphore::new(self.jobs)),
             cache_dir: self.cache_dir,
             template_configs: self.template_configs,
         })

@@ -7,7 +7,9 @@
 //! provenance, stored in the same write that completes it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,7 @@ use flow_store::{
 };
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::EngineError;
@@ -58,6 +61,9 @@ impl Default for StepDefaults {
     }
 }
 
+/// Waiting for one of the engine's step slots.
+type SlotWait = dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send;
+
 /// Everything one run needs besides the plan.
 pub(crate) struct RunContext {
     pub runtime: Arc<Runtime>,
@@ -79,6 +85,9 @@ pub(crate) struct RunContext {
     /// removing a directory per step costs more than the rest of a small step's view).
     pub spare_views: views::SpareViews,
     pub jobs: usize,
+    /// The engine's step slots, shared with its other runs: a step starts once it
+    /// holds one, and gives it back when its task ends.
+    pub step_slots: Arc<Semaphore>,
     pub cancel: CancelFlag,
     pub events: Option<UnboundedSender<Event>>,
     pub delivery: Option<crate::event_delivery::EventDelivery>,
@@ -102,8 +111,8 @@ pub struct RunSummary {
 
 /// What a task of the run reports when it ends.
 enum Done {
-    /// A step's attempt ended.
-    Step(Box<Finished>),
+    /// A step's attempt ended; its slot is given back once its end is recorded.
+    Step(Box<Finished>, OwnedSemaphorePermit),
     /// The wait before a step's next attempt is over (or the run was cancelled).
     Retry(usize),
 }
@@ -228,23 +237,64 @@ pub(crate) async fn execute(
     });
 
     let mut running: JoinSet<Done> = JoinSet::new();
+    // A slot taken for the next ready step, and the wait for one while every slot of
+    // the engine is held (by this run's steps or by other runs'). The wait is kept
+    // across turns of the loop so that the run keeps its place in the queue.
+    let mut slot: Option<OwnedSemaphorePermit> = None;
+    let mut slot_wait: Option<Pin<Box<SlotWait>>> = None;
     loop {
-        while ex.halted.is_none() && !cx.cancel.is_cancelled() && running.len() < cx.jobs.max(1) {
+        let may_start = |ex: &Execution, running: &JoinSet<Done>| {
+            ex.halted.is_none()
+                && !cx.cancel.is_cancelled()
+                && running.len() < cx.jobs.max(1)
+                && !ex.ready.is_empty()
+        };
+        while may_start(&ex, &running) {
+            let permit = match slot.take() {
+                Some(permit) => permit,
+                None => match cx.step_slots.clone().try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
             let Some(index) = ex.ready.pop_first() else {
                 break;
             };
-            ex.start(index, &mut running)?;
+            ex.start(index, &mut running, permit)?;
         }
-        if running.is_empty() {
-            break;
+        let wants_slot = may_start(&ex, &running);
+        if !wants_slot {
+            // Not needed now: another run may use it.
+            (slot, slot_wait) = (None, None);
+            if running.is_empty() {
+                break;
+            }
+        } else if slot_wait.is_none() {
+            slot_wait = Some(Box::pin(cx.step_slots.clone().acquire_owned()));
         }
         tokio::select! {
-            joined = running.join_next() => match joined {
-                Some(Ok(Done::Step(finished))) => {
-                    let Finished { index, end } = *finished;
-                    ex.settle(index, end)?
+            permit = async {
+                match slot_wait.as_mut() {
+                    Some(wait) => wait.await,
+                    None => std::future::pending().await,
                 }
-                Some(Ok(Done::Retry(index))) => ex.next_attempt(index, &mut running)?,
+            } => {
+                slot_wait = None;
+                match permit {
+                    Ok(permit) => slot = Some(permit),
+                    // The engine's slots are never closed while it runs.
+                    Err(_) => {
+                        ex.halted.get_or_insert_with(|| "internal error: the engine's step slots were closed".into());
+                    }
+                }
+            }
+            joined = running.join_next(), if !running.is_empty() => match joined {
+                Some(Ok(Done::Step(finished, slot))) => {
+                    let Finished { index, end } = *finished;
+                    ex.settle(index, end)?;
+                    drop(slot);
+                }
+                Some(Ok(Done::Retry(index))) => ex.next_attempt(index)?,
                 Some(Err(e)) => {
                     // A step task panicked or was aborted: a host bug, not the plugin's.
                     tracing::error!(error = %e, "a step task ended abnormally");
@@ -288,7 +338,15 @@ impl Execution<'_> {
     }
 
     /// Decide whether a ready step runs; if so, start it.
-    fn start(&mut self, index: usize, running: &mut JoinSet<Done>) -> Result<(), EngineError> {
+    /// `slot` is the engine's permit for the step: held by its task while it runs,
+    /// given back at once when the step does not run.
+    fn start(
+        &mut self,
+        index: usize,
+        running: &mut JoinSet<Done>,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<(), EngineError> {
+        self.deferred[index] = None;
         if let Some(kept) = self.restored[index].take() {
             return self.restore(index, kept);
         }
@@ -430,7 +488,7 @@ impl Execution<'_> {
             started_ms,
         };
         tracing::debug!(run = %self.run.id, step = %step.id, memory = limits.memory, timeout = ?limits.timeout, "step starting");
-        running.spawn(async move { Done::Step(Box::new(task.run().await)) });
+        running.spawn(async move { Done::Step(Box::new(task.run().await), slot) });
         Ok(())
     }
 
@@ -708,11 +766,7 @@ impl Execution<'_> {
 
     /// A step's wait is over: its next attempt starts, unless the run is stopping
     /// (then its last attempt is what is recorded).
-    fn next_attempt(
-        &mut self,
-        index: usize,
-        running: &mut JoinSet<Done>,
-    ) -> Result<(), EngineError> {
+    fn next_attempt(&mut self, index: usize) -> Result<(), EngineError> {
         let Some(end) = self.deferred[index].take() else {
             return Ok(());
         };
@@ -721,7 +775,11 @@ impl Execution<'_> {
             end.class = None;
             return self.settle(index, end);
         }
-        self.start(index, running)
+        // The next attempt waits for a slot like any ready step; until it starts,
+        // its last attempt is what the run records if it stops.
+        self.deferred[index] = Some(end);
+        self.ready.insert(index);
+        Ok(())
     }
 
     /// How to look a step up in the cache, or why it runs without asking.
@@ -822,7 +880,11 @@ impl Execution<'_> {
             if self.records[index].status.is_terminal() {
                 continue;
             }
-            let end = if cancelled {
+            let end = if let Some(mut last) = self.deferred[index].take() {
+                // Waiting for its next attempt when the run stopped.
+                last.class = None;
+                last
+            } else if cancelled {
                 StepEnd::not_run(
                     StepStatus::Cancelled,
                     "the run was cancelled before the step started".into(),

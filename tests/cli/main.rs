@@ -27,6 +27,7 @@ mod secrets;
 mod security;
 mod serve;
 mod sign;
+mod soak;
 mod stats;
 mod store;
 mod templates;

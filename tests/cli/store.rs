@@ -364,11 +364,21 @@ steps:
 
 #[test]
 fn ctrl_c_cancels_the_run() {
+    cancel_with("INT");
+}
+
+/// SIGTERM, as CI services and process managers stop a job, cancels as Ctrl-C does.
+#[test]
+fn sigterm_cancels_the_run() {
+    cancel_with("TERM");
+}
+
+fn cancel_with(signal: &str) {
     let session = Session::new();
     session.plugin("misbehave").file("flow.yaml", SPIN);
     let mut running = session.flow(["run", "flow.yaml"]).spawn();
     running.wait_for_stdout("spin   started\n", Duration::from_secs(30));
-    running.signal("INT");
+    running.signal(signal);
     let out = running.wait(Duration::from_secs(10));
     out.expect_code(1);
     assert!(

@@ -755,10 +755,10 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
     let cancel = CancelFlag::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_signal().await {
             eprintln!("\ncancelling: stopping running steps (press Ctrl-C again to quit at once)");
             on_signal.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if stop_signal().await {
                 std::process::exit(130);
             }
         }
@@ -808,6 +808,26 @@ async fn run(global: &Global, args: RunArgs, style: Style) -> Result<u8, Failure
         RunStatus::Succeeded => exit::SUCCESS,
         _ => exit::RUN_FAILED,
     })
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM, which CI services and process managers send
+/// to stop a job; false if neither can be listened for.
+async fn stop_signal() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+                terminated = term.recv() => terminated.is_some(),
+            },
+            Err(_) => tokio::signal::ctrl_c().await.is_ok(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
 }
 
 async fn serve_dashboard(

@@ -66,6 +66,12 @@
 //!
 //! The command runs in new user, pid, ipc, uts, cgroup and (unless `network: true`)
 //! network namespaces, with no capabilities, in a new session, and dies with its `bwrap`.
+//! bubblewrap only asks to die with flow once it has set up (tens of milliseconds after it
+//! starts): so, where flow may make a PID namespace by itself (root, or `CAP_SYS_ADMIN`),
+//! `bwrap` runs as pid 2 of one whose init dies with flow (asked for and checked before
+//! anything runs), and flow killed at any moment takes the whole sandbox with it;
+//! elsewhere, `bwrap` itself dies with flow, and a sandbox made in the first moments of
+//! a `bwrap` whose flow was killed can outlive it.
 //! Its file system is a fresh tmpfs root holding only:
 //!
 //! - the system directories, read-only: `/usr`, `/bin`, `/sbin`, `/lib`, `/lib64`,

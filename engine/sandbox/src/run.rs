@@ -213,7 +213,28 @@ pub(crate) async fn run_with(
             })?;
         tracing::debug!(command = %name, ?args, "starting under bwrap");
         let mut cmd = Command::new(bwrap);
-        cmd.args(args).current_dir("/");
+        cmd.args(&args).current_dir("/");
+        // bubblewrap asks to die with its parent only once it has set up (tens of ms):
+        // flow killed before then would leave the sandbox running. So, where flow may
+        // make a PID namespace by itself, bubblewrap runs in one whose init dies with
+        // flow (asked for before anything runs, and checked), taking every process of
+        // the namespace with it. Elsewhere, bubblewrap itself is made to die with flow
+        // before it is executed, which leaves a sandbox that has just been made.
+        let mode = match reaping().mode() {
+            Mode::PidNamespace => Mode::PidNamespace,
+            Mode::ProcessGroup | Mode::UserAndPidNamespace => Mode::ProcessGroup,
+        };
+        let file = std::fs::File::open(bwrap).map_err(spawn_error)?;
+        let argv: Vec<&std::ffi::OsStr> = std::iter::once(bwrap.as_os_str())
+            .chain(args.iter().map(|a| a.as_os_str()))
+            .collect();
+        let exec = Exec::new(file, bwrap, &argv, &spec.env).map_err(spawn_error)?;
+        let plan = ChildPlan::new(mode, Some(exec));
+        // SAFETY: `enter` only calls async-signal-safe functions, on memory prepared
+        // before the fork (see the `reap` module).
+        unsafe {
+            cmd.pre_exec(move || plan.enter());
+        }
         (cmd, Reaping::PidNamespace)
     } else {
         let mode = mode.unwrap_or_else(|| reaping().mode());

@@ -330,3 +330,74 @@ async fn confining_without_bubblewrap_is_an_error() {
     );
     assert_eq!(err.to_string(), format!("cannot confine `true`: {reason}"));
 }
+
+const VANISH_ENV: &str = "FLOW_SANDBOX_TEST_VANISH";
+
+/// flow killed the moment it starts a sandbox (before bubblewrap has run far enough to
+/// ask to die with it) must not leave the sandbox running: the child asks for that
+/// itself before it executes bubblewrap. Each round runs this test binary again, which
+/// starts `sleep MARKER` confined and exits as soon as its child process exists.
+#[test]
+fn a_sandbox_started_as_flow_dies_dies_with_it() {
+    if !bwrap_available() {
+        return;
+    }
+    let marker = unique_sleep();
+    for round in 0..12 {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "vanish_after_starting_a_sandbox", "--ignored"])
+            .env(VANISH_ENV, format!("{marker} {}", round * 5000))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "round {round}: {out:?}");
+        // Time for a sandbox left running to start its `sleep` (a few ms).
+        std::thread::sleep(Duration::from_millis(500));
+        let gone = eventually(Duration::from_secs(2), || sleeping(&marker).is_empty());
+        if !gone {
+            kill_sleeping(&marker);
+        }
+        assert!(gone, "round {round}: the sandbox outlived its flow");
+    }
+}
+
+/// Run by `a_sandbox_started_as_flow_dies_dies_with_it`.
+#[test]
+#[ignore = "run in a process of its own by a_sandbox_started_as_flow_dies_dies_with_it"]
+fn vanish_after_starting_a_sandbox() {
+    let Some(marker) = std::env::var_os(VANISH_ENV) else {
+        return;
+    };
+    let marker = marker.to_string_lossy().into_owned();
+    // The sleep's marker, and how long after the child exists to go (in µs).
+    let (marker, after) = marker.split_once(' ').unwrap_or((&marker, "0"));
+    let after = Duration::from_micros(after.parse().unwrap_or(0));
+    let dir = tempdir();
+    let script = format!("sleep {marker}");
+    let spec = confined("sh", &["-c", &script], &dir);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.spawn(async move {
+        let _ = run_collect(&spec, std::future::pending()).await;
+    });
+    // As soon as any thread of this process has a child: gone, at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let started = fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .any(|task| {
+                fs::read_to_string(task.path().join("children"))
+                    .is_ok_and(|children| !children.trim().is_empty())
+            });
+        if started {
+            let spin = Instant::now();
+            while spin.elapsed() < after {}
+            // SAFETY: ends the process without running anything of Rust's.
+            unsafe { libc::_exit(0) };
+        }
+    }
+    panic!("no child process within 10 s");
+}

@@ -66,6 +66,7 @@ pub mod cache;
 mod error;
 mod keys;
 pub mod objects;
+mod oneshot;
 mod reader;
 pub use reader::process_alive;
 mod records;
@@ -84,7 +85,8 @@ pub use records::{
 };
 pub use run_id::{InvalidRunId, MAX_RUN_ID_LEN, RunId};
 pub use store::{
-    LOG_CHUNK_BYTES, RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED, STEP_NEVER_STARTED, Store,
+    DEFAULT_CACHE_BYTES, LOG_CHUNK_BYTES, RUN_INTERRUPTED, SCHEMA_VERSION, STEP_INTERRUPTED,
+    STEP_NEVER_STARTED, Store,
 };
 pub use timestamp::{format_rfc3339, now_millis};
 pub use tree::{Change, Changes, Entry, Tree};

@@ -95,13 +95,19 @@ impl Store {
     /// [`RunStatus::Interrupted`] (their unfinished steps [`StepStatus::Cancelled`]);
     /// [`Store::recovered`] lists them.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`], keeping at most `cache_bytes` of the database's pages in memory
+    /// (default 64 MiB): what an embedding service bounds the store's memory with.
+    pub fn open_with_cache(dir: impl AsRef<Path>, cache_bytes: u64) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
             dir: dir.clone(),
             source,
         })?;
         let db_dir = dir.join(DB_DIR);
-        let db = open_db(&dir, &db_dir)?;
+        let db = open_db(&dir, &db_dir, cache_bytes)?;
         // The pid file only improves the "in use" message; failing to write it must not
         // stop the run.
         let _ = fs::write(db_dir.join(PID_FILE), std::process::id().to_string());
@@ -142,6 +148,7 @@ impl Store {
             Err(reader::Held::Failed(e)) => return Err(e),
         };
         let db = sled::Config::new()
+            .cache_capacity(DEFAULT_CACHE_BYTES)
             .path(copy.path())
             .open()
             .map_err(|source| StoreError::Storage {
@@ -231,6 +238,7 @@ impl Store {
         let active = keys::active(&run.id);
         let running = run.status == RunStatus::Running;
         let i = &self.inner;
+        let _gate = write_gate();
         (&i.runs, &i.meta)
             .transaction(|(runs, meta)| {
                 if runs.get(key)?.is_some() {
@@ -270,6 +278,7 @@ impl Store {
         let active = keys::active(&run.id);
         let running = run.status == RunStatus::Running;
         let i = &self.inner;
+        let _gate = write_gate();
         (&i.runs, &i.meta, &i.run_attestations)
             .transaction(|(runs, meta, run_attestations)| {
                 if runs.get(key)?.is_none() {
@@ -378,6 +387,7 @@ impl Store {
         }
         let run_key = keys::run(run);
         let i = &self.inner;
+        let _gate = write_gate();
         (&i.runs, &i.steps, &i.logs, &i.attestations, &i.changes)
             .transaction(|(runs, steps, logs, attestations, changes)| {
                 if runs.get(run_key)?.is_none() {
@@ -452,17 +462,25 @@ impl Store {
 
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
+        let _gate = write_gate();
         self.inner.db.flush().map(drop).map_err(|e| self.storage(e))
     }
 
-    /// [`Store::flush`] without blocking the calling thread.
+    /// [`Store::flush`] without blocking the calling thread: on a thread of its own,
+    /// not on sled's (see [`write_gate`]); any executor can wait for it.
     pub async fn flush_async(&self) -> Result<()> {
-        self.inner
-            .db
-            .flush_async()
-            .await
-            .map(drop)
-            .map_err(|e| self.storage(e))
+        let db = self.inner.db.clone();
+        let flushed = crate::oneshot::run_on_thread("flow-store-flush", move || {
+            let _gate = write_gate();
+            db.flush()
+        })
+        .await;
+        match flushed {
+            Some(result) => result.map(drop).map_err(|e| self.storage(e)),
+            None => Err(self.storage(sled::Error::ReportableBug(
+                "the flush's thread ended without an answer".into(),
+            ))),
+        }
     }
 
     /// Runs, newest first; at most `limit` of them if given.
@@ -688,6 +706,7 @@ impl Store {
                     self.encode("step record", &step)?,
                 ));
             }
+            let _gate = write_gate();
             (&i.runs, &i.steps, &i.meta)
                 .transaction(|(runs, steps, meta)| {
                     runs.insert(keys::run(&id), run_value.as_slice())?;
@@ -905,6 +924,28 @@ fn open_error(dir: &Path, db_dir: &Path, source: sled::Error) -> StoreError {
     }
 }
 
+/// One flush or transaction at a time, in the whole process. In sled 0.34 both go
+/// through one process-wide lock: a flush holds it shared while it waits for the log
+/// to reach the disk, a transaction waits for it exclusively (and from then on new
+/// readers wait behind it), and `flush_async` waits on sled's few IO threads, which the
+/// writes it waits for need too. Fifty runs starting at once in one engine (each
+/// flushing) while others completed steps (each a transaction) hung every run of the
+/// process (`tests/load.rs`). flow's flushes run one at a time, outside sled's
+/// threads, never beside one of its transactions.
+static WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn write_gate() -> std::sync::MutexGuard<'static, ()> {
+    // Nothing is left half-done under the gate: a panic elsewhere does not poison it.
+    WRITE_GATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The most the database keeps of its pages in memory by default (sled's own is 1 GiB): a
+/// service that embeds the engine keeps a store open for months of runs, and its
+/// memory must not grow with them.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// How long [`open_db`] waits for a hold that should end soon.
 const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -914,11 +955,15 @@ const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// longer), and a reader's ([`Store::open_reader`] holds the lock while it copies the
 /// files; it writes no pid file, so the pid file then names no live process, or none).
 /// A live process named by the pid file is a writer: that fails at once.
-fn open_db(dir: &Path, db_dir: &Path) -> Result<sled::Db> {
+fn open_db(dir: &Path, db_dir: &Path, cache_bytes: u64) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_GRACE;
     let mut cleared = false;
     loop {
-        match sled::Config::new().path(db_dir).open() {
+        match sled::Config::new()
+            .cache_capacity(cache_bytes)
+            .path(db_dir)
+            .open()
+        {
             Ok(db) => return Ok(db),
             // A snapshot cut short (the disk filled while sled wrote it) is read as
             // the newest and fails the open; it is only ever a partial copy of what
