@@ -64,6 +64,7 @@
 
 pub mod cache;
 mod error;
+mod gate;
 mod keys;
 pub mod objects;
 mod oneshot;

@@ -11,6 +11,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::error::{AMBIGUOUS_LISTED, Result, StoreError};
+use crate::gate::write_gate;
 use crate::keys;
 use crate::reader;
 use crate::records::{
@@ -467,7 +468,7 @@ impl Store {
     }
 
     /// [`Store::flush`] without blocking the calling thread: on a thread of its own,
-    /// not on sled's (see [`write_gate`]); any executor can wait for it.
+    /// not on sled's (see [`write_gate`](crate::gate::write_gate)); any executor can wait for it.
     pub async fn flush_async(&self) -> Result<()> {
         let db = self.inner.db.clone();
         let flushed = crate::oneshot::run_on_thread("flow-store-flush", move || {
@@ -922,23 +923,6 @@ fn open_error(dir: &Path, db_dir: &Path, source: sled::Error) -> StoreError {
         Some(pid) => StoreError::InUse { dir, pid },
         None => StoreError::Locked { dir },
     }
-}
-
-/// One flush or transaction at a time, in the whole process. In sled 0.34 both go
-/// through one process-wide lock: a flush holds it shared while it waits for the log
-/// to reach the disk, a transaction waits for it exclusively (and from then on new
-/// readers wait behind it), and `flush_async` waits on sled's few IO threads, which the
-/// writes it waits for need too. Fifty runs starting at once in one engine (each
-/// flushing) while others completed steps (each a transaction) hung every run of the
-/// process (`tests/load.rs`). flow's flushes run one at a time, outside sled's
-/// threads, never beside one of its transactions.
-static WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn write_gate() -> std::sync::MutexGuard<'static, ()> {
-    // Nothing is left half-done under the gate: a panic elsewhere does not poison it.
-    WRITE_GATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The most the database keeps of its pages in memory by default (sled's own is 1 GiB): a
